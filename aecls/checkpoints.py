@@ -1,0 +1,54 @@
+"""Load aecls checkpoints safely (weights_only=True) and rebuild their module and DataModule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import inspect
+
+import torch
+
+from aecls.data import FashionMNISTDataModule
+from aecls.errors import AeclsError
+from aecls.modules import MODULES, BaseModule
+
+
+def init_args(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The saved hyper-parameters that `cls.__init__` takes (LightningCLI adds bookkeeping keys)."""
+    params = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in hparams.items() if k in params}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, loaded without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise AeclsError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+        raise AeclsError(f"{path} is not a readable aecls checkpoint ({type(e).__name__}: {e})") from e
+
+
+def load_module(path: str | Path) -> tuple[BaseModule, dict[str, Any]]:
+    """(module with the checkpoint's weights, in eval mode; the raw checkpoint dict)."""
+    ckpt = read_checkpoint(path)
+    name = ckpt.get("aecls_model")
+    if name not in MODULES:
+        raise AeclsError(f"{path} was not written by an aecls module (model {name!r}); "
+                         f"expected one of {sorted(MODULES)}")
+    try:
+        cls = MODULES[name]
+        module = cls(**init_args(cls, ckpt.get("hyper_parameters", {})))
+        module.load_state_dict(ckpt["state_dict"])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise AeclsError(f"{path}: checkpoint does not match {name} ({e})") from e
+    return module.eval(), ckpt
+
+
+def load_datamodule(ckpt: dict[str, Any], **overrides: Any) -> FashionMNISTDataModule:
+    """The DataModule the checkpoint was trained with (same split and seed), with `overrides`."""
+    hparams = init_args(FashionMNISTDataModule, ckpt.get("datamodule_hyper_parameters", {}))
+    hparams.update({k: v for k, v in overrides.items() if v is not None})
+    return FashionMNISTDataModule(**hparams)

@@ -1,0 +1,125 @@
+"""`aecls` command line.
+
+    aecls fit --config configs/cae.yaml [--model.init_args.net.latent_dim 14 ...]   (LightningCLI)
+    aecls validate --config ... --ckpt_path PATH                                   (LightningCLI)
+    aecls test --ckpt PATH [--data-dir DIR]     test metrics of any aecls checkpoint
+    aecls data [--data-dir DIR] [--dataset mnist]   find, validate and summarise the IDX files
+
+Errors a user can cause (`AeclsError`) print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aecls.errors import AeclsError
+
+LIGHTNING_COMMANDS = ("fit", "validate")
+
+
+def _lightning_cli(argv: list[str]) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+    from aecls.data import FashionMNISTDataModule
+    from aecls.modules import BaseModule
+
+    class AeclsCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.save_last": True,
+                                 "checkpoint.filename": "best-{epoch}"})
+            parser.add_argument("--test_after_fit", type=bool, default=False,
+                                help="after fit, test the best checkpoint and print its metrics")
+
+        def after_fit(self) -> None:
+            best = self.trainer.checkpoint_callback.best_model_path
+            print(f"best checkpoint: {best}")
+            if self.config.fit.test_after_fit and best:
+                self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best,
+                                  weights_only=False)
+
+    AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True,
+             args=None if argv == sys.argv[1:] else argv,
+             save_config_kwargs={"overwrite": True}, seed_everything_default=0)
+
+
+def _test(args: argparse.Namespace) -> None:
+    import lightning as L
+
+    from aecls.checkpoints import load_datamodule, load_module
+
+    module, ckpt = load_module(args.ckpt)
+    dm = load_datamodule(ckpt, data_dir=args.data_dir)
+    trainer = L.Trainer(accelerator=args.accelerator, logger=False, enable_model_summary=False)
+    results = trainer.test(module, datamodule=dm, verbose=False)[0]
+    print(f"{type(module).__name__} {args.ckpt}")
+    for name, value in sorted(results.items()):
+        print(f"  {name:16s} {value:.6g}")
+
+
+def _data(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from aecls.data import FashionMNISTDataModule
+
+    dm = FashionMNISTDataModule(data_dir=args.data_dir, dataset=args.dataset, download=args.download)
+    dm.prepare_data()
+    arrays = dm.load_arrays()
+    for split, paths in dm.files.items():
+        print(f"{split:5s} {paths[0]}  {paths[1]}")
+    for split, (x, y) in arrays.items():
+        counts = np.bincount(y, minlength=10)
+        print(f"{split:5s} {len(x):6d} images, pixel mean {x.mean() / 255:.4f}, "
+              f"per class {counts.min()}..{counts.max()}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aecls", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name}: see `aecls {name} --help`", add_help=False)
+    t = sub.add_parser("test", help="test metrics of an aecls checkpoint")
+    t.add_argument("--ckpt", required=True, help="checkpoint written by `aecls fit` (or a study)")
+    t.add_argument("--data-dir", help="IDX directory (default: where the checkpoint's data was found)")
+    t.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
+    t.set_defaults(func=_test)
+    d = sub.add_parser("data", help="find, validate and summarise the IDX files")
+    d.add_argument("--data-dir", help="directory with the four IDX files (default: search order)")
+    d.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"])
+    d.add_argument("--download", action="store_true", help="allow torchvision's download")
+    d.set_defaults(func=_data)
+    return p
+
+
+def user_error(exc: BaseException) -> AeclsError | None:
+    """The AeclsError behind `exc`, if any: jsonargparse wraps errors raised while it instantiates."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, AeclsError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            _lightning_cli(argv)
+            return 0
+        args = _parser().parse_args(argv)
+        args.func(args)
+    except Exception as e:
+        if (err := user_error(e)) is None:
+            raise
+        print(f"aecls: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

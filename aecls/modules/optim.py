@@ -1,0 +1,68 @@
+"""One typed optimiser + scheduler config, used by every LightningModule (AEs, VAE, classifier)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from aecls.errors import check
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+SCHEDULERS = ("none", "onecycle", "cosine", "plateau")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule.
+
+    Args:
+        name: adam, adamw, sgd (with `momentum`, Nesterov) or rmsprop.
+        lr: learning rate (the peak lr for onecycle).
+        weight_decay: L2 penalty (decoupled for adamw).
+        momentum: for sgd and rmsprop.
+        scheduler: none, onecycle (per step), cosine (per epoch, to 0 at max_epochs) or
+            plateau (halves lr when val/loss stalls for 2 epochs).
+    """
+
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str = "none"
+
+    def validate(self) -> OptimConfig:
+        """Raise AeclsError on a bad value (called by the modules, so the CLI shows one clear line)."""
+        check(self.name in OPTIMIZERS, f"optim.name must be one of {sorted(OPTIMIZERS)}, got {self.name!r}")
+        check(self.scheduler in SCHEDULERS,
+              f"optim.scheduler must be one of {list(SCHEDULERS)}, got {self.scheduler!r}")
+        check(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        check(0 <= self.momentum < 1, f"optim.momentum must be in [0, 1), got {self.momentum}")
+        return self
+
+    def build(self, params: Any, trainer: Any) -> dict[str, Any]:
+        """What `configure_optimizers` returns: the optimiser and, if any, its scheduler config."""
+        kwargs: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
+        if self.name == "sgd":
+            kwargs.update(momentum=self.momentum, nesterov=self.momentum > 0)
+        elif self.name == "rmsprop":
+            kwargs["momentum"] = self.momentum
+        opt = OPTIMIZERS[self.name](params, **kwargs)
+        if self.scheduler == "none":
+            return {"optimizer": opt}
+        if self.scheduler == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=self.lr, total_steps=max(1, int(trainer.estimated_stepping_batches)))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        if self.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, trainer.max_epochs or 1))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/loss"}}

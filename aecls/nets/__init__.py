@@ -1,0 +1,59 @@
+"""Plain nn.Module encoders and decoders, built from one typed `NetConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from aecls.errors import check
+from aecls.nets.conv import ConvDecoder, ConvEncoder
+from aecls.nets.mlp import MLPDecoder, MLPEncoder
+
+
+@dataclass
+class NetConfig:
+    """Architecture of an encoder/decoder pair.
+
+    Args:
+        arch: "conv" (the seed reports' CAE) or "mlp".
+        latent_dim: size of the code z.
+        n_channels: conv width c (layers c, 2c, 4c); conv only.
+        hidden: FC layer between the conv features and z (0 = none); conv only.
+        batch_norm: BatchNorm after each conv; conv only.
+        mlp_widths: hidden widths of the MLP encoder (the decoder mirrors them); mlp only.
+    """
+
+    arch: str = "conv"
+    latent_dim: int = 16
+    n_channels: int = 16
+    hidden: int = 64
+    batch_norm: bool = False
+    mlp_widths: list[int] = field(default_factory=lambda: [256, 32])
+
+    def validate(self) -> NetConfig:
+        """Raise AeclsError on a bad value (called by the modules, so the CLI shows one clear line)."""
+        check(self.arch in ("conv", "mlp"), f"net.arch must be 'conv' or 'mlp', got {self.arch!r}")
+        check(self.latent_dim >= 1, f"net.latent_dim must be >= 1, got {self.latent_dim}")
+        check(self.n_channels >= 1, f"net.n_channels must be >= 1, got {self.n_channels}")
+        check(self.hidden >= 0, f"net.hidden must be >= 0, got {self.hidden}")
+        check(all(w >= 1 for w in self.mlp_widths), f"net.mlp_widths must be positive: {self.mlp_widths}")
+        return self
+
+
+def build_encoder(cfg: NetConfig, out_mult: int = 1) -> nn.Module:
+    """Encoder with `out_mult * latent_dim` outputs (2 for a VAE's mean and log-variance)."""
+    out = cfg.latent_dim * out_mult
+    if cfg.arch == "conv":
+        return ConvEncoder(out, cfg.n_channels, cfg.hidden, cfg.batch_norm)
+    return MLPEncoder(out, cfg.mlp_widths)
+
+
+def build_decoder(cfg: NetConfig) -> nn.Module:
+    if cfg.arch == "conv":
+        return ConvDecoder(cfg.latent_dim, cfg.n_channels, cfg.hidden, cfg.batch_norm)
+    return MLPDecoder(cfg.latent_dim, cfg.mlp_widths)
+
+
+__all__ = ["ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "NetConfig", "build_decoder",
+           "build_encoder"]
