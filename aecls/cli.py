@@ -33,6 +33,11 @@ def _lightning_cli(argv: list[str]) -> None:
             parser.add_argument("--test_after_fit", type=bool, default=False,
                                 help="after fit, test the best checkpoint and print its metrics")
 
+        def before_instantiate_classes(self) -> None:
+            cfg = self.config[self.subcommand]
+            if cfg.get("ckpt_path") == "last":
+                _resolve_last(cfg)
+
         def after_fit(self) -> None:
             best = self.trainer.checkpoint_callback.best_model_path
             print(f"best checkpoint: {best}")
@@ -43,6 +48,26 @@ def _lightning_cli(argv: list[str]) -> None:
     AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True,
              args=None if argv == sys.argv[1:] else argv,
              save_config_kwargs={"overwrite": True}, seed_everything_default=0)
+
+
+def _resolve_last(cfg) -> None:
+    """`--ckpt_path last`: resume the newest run of this config's logger, in the same log version.
+
+    (Lightning alone would look in the new run's empty version directory and start from scratch.)
+    """
+    from pathlib import Path
+
+    logger = cfg.trainer.get("logger")
+    init = getattr(logger, "init_args", None)
+    if init is None:
+        raise AeclsError("--ckpt_path last needs a TensorBoardLogger in the config (trainer.logger)")
+    root = Path(init.save_dir) / (init.get("name") or "lightning_logs")
+    runs = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise AeclsError(f"--ckpt_path last: no last.ckpt under {root}/version_*/checkpoints to resume")
+    cfg.ckpt_path = str(runs[-1])
+    init.version = runs[-1].parts[-3]  # keep logging into the interrupted run
+    print(f"resuming {cfg.ckpt_path}")
 
 
 def _test(args: argparse.Namespace) -> None:
@@ -62,17 +87,14 @@ def _test(args: argparse.Namespace) -> None:
 def _data(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from aecls.data import FashionMNISTDataModule
+    from aecls.data.idx import read_pair
+    from aecls.data.locate import locate
 
-    dm = FashionMNISTDataModule(data_dir=args.data_dir, dataset=args.dataset, download=args.download)
-    dm.prepare_data()
-    arrays = dm.load_arrays()
-    for split, paths in dm.files.items():
-        print(f"{split:5s} {paths[0]}  {paths[1]}")
-    for split, (x, y) in arrays.items():
+    for split, paths in locate(args.dataset, args.data_dir, args.download).items():
+        x, y = read_pair(*paths)
         counts = np.bincount(y, minlength=10)
         print(f"{split:5s} {len(x):6d} images, pixel mean {x.mean() / 255:.4f}, "
-              f"per class {counts.min()}..{counts.max()}")
+              f"{counts.min()}..{counts.max()} per class  ({paths[0]}, {paths[1]})")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -61,7 +61,7 @@ class AutoEncoder(BaseModule):
     def on_test_epoch_start(self) -> None:
         self._eval_gen = None
 
-    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+    def compute(self, batch, stage: str) -> dict[str, torch.Tensor]:
         x, _ = batch  # (B, 1, 28, 28) in [0, 1]
         x_in = self.corrupt(x, stage)
         logits = self.decoder(self.encoder(x_in))
@@ -76,8 +76,7 @@ class AutoEncoder(BaseModule):
             metrics["psnr"] = psnr(recon, x)
             if self.hparams.noise_sigma > 0:
                 metrics["psnr_noisy"] = psnr(x_in, x)  # what the DAE starts from
-        self.log_stage(stage, metrics, len(x))
-        return loss
+        return metrics
 
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.hparams.noise_sigma > 0:

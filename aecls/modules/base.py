@@ -1,6 +1,7 @@
 """What every aecls LightningModule shares: optimiser config, step plumbing, image grids, checkpoints.
 
-Subclasses implement `_shared_step(batch, stage) -> loss` (logging `f"{stage}/..."` metrics) and
+Subclasses implement `compute(batch, stage) -> {"loss": ..., other metrics}`, which `_shared_step`
+logs as `f"{stage}/{name}"`, and
 `image_rows(x) -> list of (n, 1, 28, 28) tensors` for the grid shown in TensorBoard.
 """
 
@@ -40,8 +41,14 @@ class BaseModule(L.LightningModule):
         """save_hyperparameters with configs as plain dicts, so checkpoints load with weights_only."""
         self.save_hyperparameters({"net": asdict(self.net_cfg), "optim": asdict(self.optim), **extra})
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def compute(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        """Loss (key "loss", what is optimised) and metrics of one batch for `stage`."""
         raise NotImplementedError
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        metrics = self.compute(batch, stage)
+        self.log_stage(stage, metrics, len(batch[0]))
+        return metrics["loss"]
 
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x]

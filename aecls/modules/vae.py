@@ -71,7 +71,7 @@ class VAE(BaseModule):
             return self.hparams.beta
         return self.hparams.beta * min(1.0, (self.current_epoch + 1) / warm)
 
-    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+    def compute(self, batch, stage: str) -> dict[str, torch.Tensor]:
         x, _ = batch
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterised sample, (B, latent)
@@ -81,8 +81,7 @@ class VAE(BaseModule):
         metrics = {"loss": loss, "elbo": -(rec + kl).mean(), "recon": rec.mean(), "kl": kl.mean()}
         if stage == "test":
             metrics["nll"] = self.iw_nll(x, mu, logvar).mean()
-        self.log_stage(stage, metrics, len(x))
-        return loss
+        return metrics
 
     @torch.no_grad()
     def iw_nll(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
