@@ -57,3 +57,56 @@ def bench_data(data_dir: str | None = None, batch_size: int = 128, workers: int 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"aecls_device_batches": ours, "torchvision_dataloader": theirs, "ratio": ours / theirs}
+
+
+def _plain_epoch(model, loader, opt) -> None:
+    """One epoch of the textbook loop: the reference that Lightning's fit is measured against."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    for x, _ in loader:
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(torch.sigmoid(model.decoder(model.encoder(x))), x)
+        loss.backward()
+        opt.step()
+
+
+def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None, batch_size: int = 128,
+              rounds: int = 2, limit_batches: int | None = None) -> dict[str, float]:
+    """One CAE training epoch: plain PyTorch loop vs aecls's Lightning fit, alternating `rounds` times
+    (best round of each kept, to reject interference). Returns images/s of both and their ratio."""
+    import torch
+
+    from aecls.modules import AutoEncoder, OptimConfig
+    from aecls.nets import NetConfig
+    from aecls.training import make_trainer
+
+    dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size)
+    dm.setup()
+    n_batches = limit_batches or len(dm.train_dataloader())
+    images = n_batches * batch_size
+    net, optim = NetConfig(latent_dim=latent_dim, n_channels=n_channels), OptimConfig(lr=1e-3)
+
+    def plain() -> float:
+        torch.manual_seed(0)
+        model = AutoEncoder(net, optim)
+        opt = torch.optim.Adam(model.parameters(), lr=optim.lr)
+        batches = list(zip(range(n_batches), dm.train_dataloader(), strict=False))
+        start = time.perf_counter()
+        _plain_epoch(model, (b for _, b in batches), opt)
+        return images / (time.perf_counter() - start)
+
+    def lightning() -> float:
+        torch.manual_seed(0)
+        model = AutoEncoder(net, optim)
+        trainer = make_trainer(1, limit_train_batches=n_batches, limit_val_batches=0)
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=dm)
+        return images / (time.perf_counter() - start)
+
+    best = {"plain_loop": 0.0, "lightning_fit": 0.0}
+    for _ in range(rounds):
+        best["plain_loop"] = max(best["plain_loop"], plain())
+        best["lightning_fit"] = max(best["lightning_fit"], lightning())
+    return {**best, "ratio": best["lightning_fit"] / best["plain_loop"]}

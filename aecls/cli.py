@@ -79,9 +79,14 @@ def _test(args: argparse.Namespace) -> None:
     dm = load_datamodule(ckpt, data_dir=args.data_dir)
     trainer = L.Trainer(accelerator=args.accelerator, logger=False, enable_model_summary=False)
     results = trainer.test(module, datamodule=dm, verbose=False)[0]
+    if args.baselines:
+        from aecls.baselines import baselines_for
+
+        results.update(baselines_for(module, dm.splits["train"][0].cpu().numpy(),
+                                     dm.splits["test"][0].cpu().numpy()))
     print(f"{type(module).__name__} {args.ckpt}")
     for name, value in sorted(results.items()):
-        print(f"  {name:16s} {value:.6g}")
+        print(f"  {name:32s} {value:.6g}")
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -107,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt", required=True, help="checkpoint written by `aecls fit` (or a study)")
     t.add_argument("--data-dir", help="IDX directory (default: where the checkpoint's data was found)")
     t.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
+    t.add_argument("--no-baselines", dest="baselines", action="store_false",
+                   help="skip the reference numbers (PCA at the same latent dim for an AE, "
+                        "the independent-pixel likelihood for a VAE)")
     t.set_defaults(func=_test)
     d = sub.add_parser("data", help="find, validate and summarise the IDX files")
     d.add_argument("--data-dir", help="directory with the four IDX files (default: search order)")

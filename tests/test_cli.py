@@ -35,7 +35,7 @@ def test_fit_then_test_checkpoint(tiny_data, capsys):
     assert f"best checkpoint: {best}" in out
     assert main(["test", "--ckpt", str(best), "--accelerator", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "AutoEncoder" in out and "test/mse" in out and "test/psnr" in out
+    assert "AutoEncoder" in out and "test/mse" in out and "test/psnr" in out and "baseline/pca14_mse" in out
     assert list(Path("lightning_logs/cae/version_0").glob("events.out.tfevents.*"))
 
 
@@ -88,3 +88,12 @@ def test_help_lists_options(capsys):
         main(["fit", "--help"])
     assert info.value.code == 0
     assert "--trainer.max_epochs" in capsys.readouterr().out
+
+
+def test_test_prints_baselines(tiny_data, capsys):
+    assert fit(tiny_data, "vae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false",
+               "--model.init_args.nll_samples", "3") == 0
+    (best,) = _ckpts()
+    assert main(["test", "--ckpt", str(best)]) == 0
+    out = capsys.readouterr().out
+    assert "test/nll" in out and "test/elbo" in out and "baseline/independent_pixel_nll" in out

@@ -1,0 +1,23 @@
+"""Trainers for programmatic fits (studies, re-runs, benchmarks): quiet by default, so a short trial
+pays no per-step progress-bar or model-summary cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+
+
+def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
+                 checkpointing: bool = False, callbacks: list | None = None, **kwargs: Any) -> L.Trainer:
+    """A Lightning Trainer; `kwargs` pass through (accelerator, limit_*_batches, precision, ...)."""
+    return L.Trainer(
+        max_epochs=max_epochs,
+        logger=logger,
+        enable_checkpointing=checkpointing,
+        enable_progress_bar=not quiet,
+        enable_model_summary=not quiet,
+        callbacks=callbacks or [],
+        num_sanity_val_steps=0 if quiet else 2,
+        **kwargs,
+    )

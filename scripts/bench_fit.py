@@ -1,0 +1,30 @@
+#!/usr/bin/env python
+"""One CAE epoch: a plain PyTorch loop vs aecls's Lightning fit, side by side in one run."""
+
+import argparse
+import platform
+
+import torch
+
+from aecls.bench import bench_fit
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32], help="CAE widths c to measure")
+    p.add_argument("--latent-dim", type=int, default=14)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each side is kept")
+    p.add_argument("--limit-batches", type=int, help="batches per epoch (default: the whole 55k split)")
+    p.add_argument("--data-dir")
+    a = p.parse_args()
+    print(f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"batch {a.batch_size}, latent {a.latent_dim}, best of {a.rounds} rounds")
+    print(f"{'c':>4} {'plain loop img/s':>18} {'Lightning fit img/s':>20} {'ratio':>7}")
+    for c in a.channels:
+        r = bench_fit(c, a.latent_dim, a.data_dir, a.batch_size, a.rounds, a.limit_batches)
+        print(f"{c:>4} {r['plain_loop']:>18,.0f} {r['lightning_fit']:>20,.0f} {r['ratio']:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
