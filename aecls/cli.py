@@ -42,8 +42,7 @@ def _lightning_cli(argv: list[str]) -> None:
             best = self.trainer.checkpoint_callback.best_model_path
             print(f"best checkpoint: {best}")
             if self.config.fit.test_after_fit and best:
-                self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best,
-                                  weights_only=False)
+                print_test(best, self.datamodule.hparams.data_dir)
 
     AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True,
              args=None if argv == sys.argv[1:] else argv,
@@ -71,22 +70,27 @@ def _resolve_last(cfg) -> None:
 
 
 def _test(args: argparse.Namespace) -> None:
-    import lightning as L
+    print_test(args.ckpt, args.data_dir, args.accelerator, args.baselines)
 
+
+def print_test(ckpt_path: str, data_dir: str | None = None, accelerator: str = "auto",
+               baselines: bool = True) -> dict[str, float]:
+    """Test metrics of a checkpoint (and its baselines), printed one per line and returned."""
     from aecls.checkpoints import load_datamodule, load_module
+    from aecls.training import make_trainer
 
-    module, ckpt = load_module(args.ckpt)
-    dm = load_datamodule(ckpt, data_dir=args.data_dir)
-    trainer = L.Trainer(accelerator=args.accelerator, logger=False, enable_model_summary=False)
-    results = trainer.test(module, datamodule=dm, verbose=False)[0]
-    if args.baselines:
+    module, ckpt = load_module(ckpt_path)
+    dm = load_datamodule(ckpt, data_dir=data_dir)
+    results = make_trainer(1, accelerator=accelerator).test(module, datamodule=dm, verbose=False)[0]
+    if baselines:
         from aecls.baselines import baselines_for
 
         results.update(baselines_for(module, dm.splits["train"][0].cpu().numpy(),
                                      dm.splits["test"][0].cpu().numpy()))
-    print(f"{type(module).__name__} {args.ckpt}")
+    print(f"{type(module).__name__} {ckpt_path}")
     for name, value in sorted(results.items()):
         print(f"  {name:32s} {value:.6g}")
+    return results
 
 
 def _data(args: argparse.Namespace) -> None:

@@ -36,7 +36,11 @@ def test_fit_then_test_checkpoint(tiny_data, capsys):
     assert main(["test", "--ckpt", str(best), "--accelerator", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "AutoEncoder" in out and "test/mse" in out and "test/psnr" in out and "baseline/pca14_mse" in out
-    assert list(Path("lightning_logs/cae/version_0").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator("lightning_logs/cae/version_0").Reload()
+    assert "val/images" in events.Tags()["images"]  # reconstruction grid each validation epoch
+    assert {"train/loss", "val/loss", "hp_metric"} <= set(events.Tags()["scalars"])
 
 
 def test_same_seed_same_weights(tiny_data):
