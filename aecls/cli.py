@@ -4,6 +4,8 @@
     aecls validate --config ... --ckpt_path PATH                                   (LightningCLI)
     aecls test --ckpt PATH [--data-dir DIR]     test metrics of any aecls checkpoint
     aecls data [--data-dir DIR] [--dataset mnist]   find, validate and summarise the IDX files
+    aecls study run STUDY [--n-trials N] [--workers K] [--storage URL]   Optuna study
+    aecls study best STUDY [--seeds 3]          re-run the best trial, export its encoder
 
 Errors a user can cause (`AeclsError`) print one line on stderr and exit with code 2.
 """
@@ -125,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"])
     d.add_argument("--download", action="store_true", help="allow torchvision's download")
     d.set_defaults(func=_data)
+    from aecls.hpo.cli import add_study_parser
+
+    add_study_parser(sub)
     return p
 
 

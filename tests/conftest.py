@@ -48,3 +48,18 @@ def _isolate(monkeypatch, tmp_path):
     """Run every test in its own directory, with no AECLS_DATA leaking in from the environment."""
     monkeypatch.delenv("AECLS_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the study tests; skipped (with the reason) where none starts."""
+    import tempfile
+
+    from tests.services import start_postgres
+
+    try:
+        url, stop = start_postgres(Path(tempfile.mkdtemp(prefix="aecls_pg_")))
+    except RuntimeError as e:
+        pytest.skip(f"no PostgreSQL server: {e}")
+    yield url
+    stop()

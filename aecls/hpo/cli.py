@@ -1,0 +1,98 @@
+"""`aecls study run|best|plots` (also scripts/run_study.py and scripts/rerun_best.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from aecls.hpo.run import DEFAULT_STORAGE
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", help="study file (studies/NAME.yaml) or its NAME")
+    p.add_argument("--storage", default=DEFAULT_STORAGE,
+                   help=f"sqlite:///FILE (default {DEFAULT_STORAGE}), journal:FILE (parallel workers "
+                        "on one host; the default with --workers > 1) or postgresql://USER@HOST/DB")
+    p.add_argument("--data-dir", help="IDX directory (default: the usual search order)")
+    p.add_argument("--log-dir", default="lightning_logs", help="TensorBoard runs: LOG_DIR/STUDY/trial_N")
+    p.add_argument("--out", default="artifacts", help="plots, best.json, best_encoder.pt: OUT/STUDY/")
+
+
+def add_study_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="Optuna studies: run, re-run the best trial, plots")
+    ssub = p.add_subparsers(dest="study_command", required=True)
+    r = ssub.add_parser("run", help="run (or continue) a study",
+                        description="Run a study until it holds N trials in total; a second run "
+                                    "continues it. Pruned trials stop early.")
+    _common(r)
+    r.add_argument("--n-trials", type=int, help="total trials of the study (default: the study file's)")
+    r.add_argument("--workers", type=int, default=1,
+                   help="worker processes sharing the study (CPU threads are split between them)")
+    r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    r.set_defaults(func=_run)
+    b = ssub.add_parser("best", help="re-train the best trial per seed, test it, export its encoder")
+    _common(b)
+    b.add_argument("--seeds", type=int, default=3, help="seeds to re-train the best config with")
+    b.set_defaults(func=_best)
+    pl = ssub.add_parser("plots", help="save the study's PNG plots under OUT/STUDY/")
+    _common(pl)
+    pl.set_defaults(func=_plots)
+
+
+def _storage(args: argparse.Namespace) -> str:
+    if getattr(args, "workers", 1) > 1 and args.storage == DEFAULT_STORAGE:
+        return "journal:optuna.journal"  # SQLite is not for parallel writers
+    return args.storage
+
+
+def _run(args: argparse.Namespace) -> None:
+    from aecls.errors import check
+    from aecls.hpo.report import format_summary, save_plots, summary
+    from aecls.hpo.run import run_study
+    from aecls.hpo.space import load_study
+
+    check(args.workers >= 1, "--workers must be >= 1")
+    check(args.n_trials is None or args.n_trials >= 1, "--n-trials must be >= 1")
+    spec, storage = load_study(args.study), _storage(args)
+    study = run_study(spec, args.n_trials, storage, args.workers, args.data_dir, args.log_dir,
+                      progress=args.progress)
+    print(format_summary(summary(spec, study)))
+    plots = save_plots(study, f"{args.out}/{spec.name}")
+    print(f"plots: {', '.join(str(p) for p in plots)}")
+    print(f"dashboard: .venv/bin/optuna-dashboard {_dashboard_arg(storage)}")
+    print(f"TensorBoard: .venv/bin/tensorboard --logdir {args.log_dir}/{spec.name}")
+
+
+def _dashboard_arg(storage: str) -> str:
+    from aecls.hpo.storage import artifact_dir, is_journal, journal_path
+
+    target = str(journal_path(storage)) if is_journal(storage) else storage
+    return f"{target} --artifact-dir {artifact_dir(storage)}"
+
+
+def _best(args: argparse.Namespace) -> None:
+    from aecls.hpo.best import rerun_best
+    from aecls.hpo.run import open_study
+    from aecls.hpo.space import load_study
+
+    spec = load_study(args.study)
+    info = rerun_best(spec, open_study(spec, args.storage), args.seeds, args.data_dir, args.log_dir,
+                      args.out)
+    print(f"best trial {info['trial']} of {spec.name}, re-trained with {args.seeds} seeds:")
+    print(json.dumps(info["params"]))
+    for name, s in info["test"].items():
+        print(f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}")
+    print(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
+          f"record: {args.out}/{spec.name}/best.json")
+
+
+def _plots(args: argparse.Namespace) -> None:
+    from aecls.hpo.report import format_summary, save_plots, summary
+    from aecls.hpo.run import open_study
+    from aecls.hpo.space import load_study
+
+    spec = load_study(args.study)
+    study = open_study(spec, args.storage)
+    print(format_summary(summary(spec, study)))
+    for p in save_plots(study, f"{args.out}/{spec.name}"):
+        print(p)

@@ -1,0 +1,103 @@
+"""A study file (studies/*.yaml) read once into a typed `StudySpec`, and its search space.
+
+A space entry is either a fixed value (`scheduler: onecycle`) or a distribution:
+`{type: int|float, low, high, log}` or `{type: categorical, choices: [...]}`. Names are the
+fields of NetConfig (latent_dim, n_channels, hidden, batch_norm) and OptimConfig (optimizer ->
+name, lr, weight_decay, momentum, scheduler), plus noise_sigma / beta for the DAE / VAE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from aecls.errors import AeclsError, check
+from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig
+from aecls.nets import NetConfig
+
+MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE}
+NET_KEYS = {f.name for f in fields(NetConfig)}
+OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
+MODULE_KEYS = {"cae": {"loss", "noise_sigma"}, "dae": {"loss", "noise_sigma"},
+               "vae": {"beta", "kl_warmup_epochs"}}
+
+
+@dataclass
+class StudySpec:
+    name: str
+    model: str = "cae"
+    epochs: int = 10
+    objective: str = "recon"
+    pruner: str = "median"  # median | hyperband | none
+    sampler_seed: int = 0
+    n_trials: int = 20
+    data: dict[str, Any] = field(default_factory=dict)  # FashionMNISTDataModule arguments
+    space: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> StudySpec:
+        check(self.model in MODELS, f"study {self.name}: model must be one of {sorted(MODELS)}")
+        check(self.epochs >= 1, f"study {self.name}: epochs must be >= 1")
+        check(self.pruner in ("median", "hyperband", "none"),
+              f"study {self.name}: pruner must be median, hyperband or none")
+        check(self.objective == "recon", f"study {self.name}: objective {self.objective!r} "
+              "is not implemented yet (only 'recon')")
+        known = NET_KEYS | OPTIM_KEYS | MODULE_KEYS[self.model]
+        unknown = sorted(set(self.space) - known)
+        check(not unknown, f"study {self.name}: unknown search-space names {unknown}; known: {sorted(known)}")
+        for name, dist in self.space.items():
+            if isinstance(dist, dict):
+                kind = dist.get("type")
+                need = {"int": {"low", "high"}, "float": {"low", "high"}, "categorical": {"choices"}}
+                check(kind in need, f"study {self.name}: search-space entry {name}: type must be int, "
+                      f"float or categorical, got {kind!r}")
+                check(need[kind] <= set(dist), f"study {self.name}: search-space entry {name} "
+                      f"({kind}) needs {sorted(need[kind])}")
+        return self
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Draw (or fix) every parameter of the space for `trial`."""
+        return {name: _suggest(trial, name, dist) for name, dist in self.space.items()}
+
+    def build_module(self, params: dict[str, Any]) -> BaseModule:
+        """The LightningModule a trial (or the best-trial re-run) trains, from drawn parameters."""
+        net = NetConfig(**{k: v for k, v in params.items() if k in NET_KEYS})
+        optim = {k: v for k, v in params.items() if k in OPTIM_KEYS}
+        if "optimizer" in optim:
+            optim["name"] = optim.pop("optimizer")
+        extra = {k: v for k, v in params.items() if k in MODULE_KEYS[self.model]}
+        return MODELS[self.model](net=net, optim=OptimConfig(**optim), **extra)
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
+    if not isinstance(dist, dict):
+        return dist  # a fixed value
+    kind = dist.get("type")
+    if kind == "int":
+        return trial.suggest_int(name, dist["low"], dist["high"], log=dist.get("log", False))
+    if kind == "float":
+        return trial.suggest_float(name, float(dist["low"]), float(dist["high"]), log=dist.get("log", False))
+    if kind == "categorical":
+        return trial.suggest_categorical(name, dist["choices"])
+    raise AeclsError(f"search-space entry {name}: type must be int, float or categorical, got {kind!r}")
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file; a name without a path is looked up in ./studies/."""
+    path = Path(path)
+    if not path.exists() and (Path("studies") / f"{path}.yaml").exists():
+        path = Path("studies") / f"{path}.yaml"
+    if not path.is_file():
+        raise AeclsError(f"study file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise AeclsError(f"{path}: not valid YAML ({e})") from e
+    raw.setdefault("name", path.stem)
+    try:
+        return StudySpec(**raw).validate()
+    except TypeError as e:
+        raise AeclsError(f"{path}: {e}") from e

@@ -1,0 +1,101 @@
+"""Study storages and the artifact store beside them.
+
+    sqlite:///optuna.db        default: one file in the project, one writer at a time
+    journal:PATH (or *.journal) a Journal file: several worker processes on one host
+    postgresql://user@host/db  several hosts; heartbeats re-queue the trial of a killed worker
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+from aecls.errors import AeclsError
+
+HEARTBEAT_S, GRACE_S = 30, 90  # a trial with no heartbeat for 90 s is failed and re-queued
+MAX_RETRY = 3
+
+
+def is_journal(url: str) -> bool:
+    return url.startswith("journal:") or url.endswith(".journal")
+
+
+def journal_path(url: str) -> Path:
+    return Path(url.removeprefix("journal:"))
+
+
+def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
+                 grace_s: int = GRACE_S) -> optuna.storages.BaseStorage:
+    if is_journal(url):
+        path = journal_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if not url.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql")):
+        raise AeclsError(f"storage {url!r}: use sqlite:///FILE, journal:FILE or postgresql://...")
+    try:
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+        )
+    except Exception as e:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
+        raise AeclsError(f"cannot open storage {url}: {type(e).__name__}: {e}") from e
+
+
+def artifact_dir(url: str) -> Path:
+    """Where trial artifacts (reconstruction grids) go: beside a file storage, else ./optuna_artifacts."""
+    if is_journal(url):
+        path = journal_path(url)
+    elif url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+    else:
+        return Path("optuna_artifacts")
+    return path.with_name(path.stem + "_artifacts")
+
+
+def artifact_store(url: str) -> FileSystemArtifactStore:
+    directory = artifact_dir(url)
+    directory.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(directory))
+
+
+class FileLock:
+    """An inter-process lock (flock on a file beside the storage)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._file = path, None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        self._file = open(self.path, "w")
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        import fcntl
+
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+class NoLock:
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+def trial_lock(url: str) -> FileLock | NoLock:
+    """Makes "count the study's trials, then start one" atomic for workers on one host. Server
+    storages get none: there, workers on several hosts may overshoot the total by a trial or two."""
+    if is_journal(url):
+        return FileLock(journal_path(url).with_suffix(".lock"))
+    if url.startswith("sqlite:///"):
+        return FileLock(Path(url.removeprefix("sqlite:///") + ".lock"))
+    return NoLock()

@@ -1,0 +1,136 @@
+"""Optuna studies on tiny synthetic data: storages, workers, pruning, resume, best-trial export."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from aecls.cli import main
+from aecls.errors import AeclsError
+from aecls.hpo import load_study, run_study
+from aecls.hpo.best import load_encoder, rerun_best
+from aecls.hpo.report import summary
+from aecls.hpo.run import open_study
+
+SPACE = {
+    "latent_dim": {"type": "int", "low": 2, "high": 8, "log": True},
+    "n_channels": {"type": "categorical", "choices": [2, 4]},
+    "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop"]},
+    "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "hidden": 16,
+}
+
+
+def write_study(name="tiny", epochs=2, **over) -> Path:
+    spec = {"name": name, "model": "cae", "epochs": epochs, "n_trials": 2, "sampler_seed": 0,
+            "data": {"val_size": 50, "batch_size": 64}, "space": dict(SPACE), **over}
+    path = Path(f"{name}.yaml")
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def finished(study):
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def test_two_trial_sqlite_study_and_resume(tiny_data):
+    spec = load_study(write_study())
+    study = run_study(spec, 2, "sqlite:///s.db", data_dir=str(tiny_data), progress=False)
+    assert len(finished(study)) == 2
+    t = study.best_trial
+    assert Path(t.user_attrs["checkpoint"]).is_file() and t.user_attrs["epochs_run"] == 2
+    assert set(t.params) == {"latent_dim", "n_channels", "optimizer", "lr"}
+    assert Path(f"lightning_logs/tiny/trial_{t.number}").is_dir()
+    # the reconstruction grid is an Optuna artifact of the trial
+    (meta,) = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)
+    assert meta.filename == "reconstructions.png" and list(Path("s_artifacts").iterdir())
+    again = run_study(spec, 3, "sqlite:///s.db", data_dir=str(tiny_data), progress=False)
+    assert len(finished(again)) == 3  # continued: one more trial, not three
+
+
+def test_nan_trial_is_pruned_and_the_study_goes_on(tiny_data):
+    # lr 1e6 blows the loss up to NaN/inf on the first epoch
+    spec = load_study(write_study("nan", space={**SPACE, "lr": {"type": "categorical",
+                                                                  "choices": [1.0e6, 1.0e-3]}}))
+    study = run_study(spec, 4, "sqlite:///n.db", data_dir=str(tiny_data), progress=False)
+    states = {t.params["lr"]: t.state for t in finished(study)}
+    assert states.get(1.0e6) == TrialState.PRUNED and states.get(1.0e-3) == TrialState.COMPLETE
+    assert len(finished(study)) == 4
+
+
+def test_median_pruner_prunes_bad_trials(tiny_data):
+    space = {**SPACE, "lr": {"type": "categorical", "choices": [3e-3, 1e-6]}}
+    spec = load_study(write_study("prune", epochs=4, space=space, sampler_seed=1))
+    study = run_study(spec, 8, "sqlite:///p.db", data_dir=str(tiny_data), progress=False)
+    pruned = [t for t in finished(study) if t.state == TrialState.PRUNED]
+    assert pruned and all(t.user_attrs["epochs_run"] < 4 for t in pruned)
+    s = summary(spec, study)
+    assert s["epochs_run"] < s["epochs_unpruned"] and s["pruning_saved"] > 0
+
+
+def test_journal_two_workers_run_exactly_n_trials(tiny_data):
+    spec = load_study(write_study("par", epochs=1))
+    study = run_study(spec, 5, "journal:par.journal", workers=2, data_dir=str(tiny_data), progress=False)
+    trials = study.get_trials(deepcopy=False)
+    assert len(finished(study)) == 5 and len(trials) == 5
+    assert sorted(t.number for t in trials) == list(range(5))
+
+
+def test_rerun_best_exports_a_loadable_encoder(tiny_data):
+    spec = load_study(write_study("best"))
+    study = run_study(spec, 2, "sqlite:///b.db", data_dir=str(tiny_data), progress=False)
+    info = rerun_best(spec, study, seeds=2, data_dir=str(tiny_data))
+    saved = json.loads(Path("artifacts/best/best.json").read_text())
+    assert saved["trial"] == study.best_trial.number and len(saved["runs"]) == 2
+    assert saved["params"]["hidden"] == 16 and saved["test"]["test/mse"]["std"] >= 0
+    encoder, _blob = load_encoder("artifacts/best")
+    from aecls.checkpoints import load_module
+
+    module, _ = load_module(info["encoder"]["checkpoint"])
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(encoder(x), module.encoder(x))  # the exported encoder is the tested one
+    chosen = next(r for r in saved["runs"] if r["seed"] == info["encoder"]["seed"])
+    from aecls.cli import print_test
+
+    again = print_test(info["encoder"]["checkpoint"], str(tiny_data), "cpu", baselines=False)
+    assert math.isclose(again["test/mse"], chosen["test"]["test/mse"], rel_tol=1e-5)
+
+
+def test_cli_run_best_plots(tiny_data, capsys):
+    path = str(write_study("cli"))
+    common = [path, "--storage", "sqlite:///c.db", "--data-dir", str(tiny_data)]
+    assert main(["study", "run", *common, "--n-trials", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 2 complete" in out and "optuna-dashboard" in out
+    for png in ("history", "parallel_coordinates", "importances", "val_curves"):
+        assert Path(f"artifacts/cli/{png}.png").stat().st_size > 1000
+    assert main(["study", "best", *common, "--seeds", "1"]) == 0
+    assert Path("artifacts/cli/best_encoder.pt").is_file()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"model": "gan"}, "model must be one of"),
+    ({"space": {"depth": 3}}, "unknown search-space names"),
+    ({"space": {"lr": {"type": "gauss"}}}, "type must be int, float or categorical"),
+    ({"objective": "probe"}, "not implemented yet"),
+])
+def test_bad_study_files(tiny_data, capsys, change, message):
+    path = write_study("bad", **change)
+    assert main(["study", "run", str(path), "--storage", "sqlite:///x.db", "--data-dir", str(tiny_data),
+                 "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_study_and_no_best(capsys):
+    assert main(["study", "run", "nope.yaml"]) == 2
+    assert "study file not found" in capsys.readouterr().err
+    spec = load_study(write_study("empty"))
+    with pytest.raises(AeclsError, match="no completed trial"):
+        rerun_best(spec, open_study(spec, "sqlite:///e.db"))

@@ -1,0 +1,85 @@
+"""Studies against real services: PostgreSQL (heartbeats, a killed worker) and optuna-dashboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from aecls.hpo import load_study, run_study
+from tests.services import free_port
+from tests.test_hpo import finished, write_study
+
+FAST_HEARTBEAT = {"heartbeat_s": 1, "grace_s": 3}
+
+
+def test_postgresql_study(tiny_data, postgres_url):
+    spec = load_study(write_study("pg"))
+    study = run_study(spec, 2, postgres_url, data_dir=str(tiny_data), progress=False)
+    assert len(finished(study)) == 2 and study.best_value > 0
+    again = run_study(spec, 3, postgres_url, data_dir=str(tiny_data), progress=False)
+    assert len(finished(again)) == 3
+
+
+WORKER = """
+import sys
+from aecls.hpo import load_study, run_study
+spec = load_study(sys.argv[1])
+run_study(spec, 1, sys.argv[2], data_dir=sys.argv[3], progress=False, heartbeat_s=1, grace_s=3)
+"""
+
+
+def test_killed_worker_trial_fails_and_is_retried(tiny_data, postgres_url):
+    long = load_study(write_study("killed", epochs=500))  # far longer than the test waits
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, "killed.yaml", postgres_url, str(tiny_data)],
+                              env=env, start_new_session=True)
+    from aecls.hpo.run import open_study
+
+    study = open_study(long, postgres_url, **FAST_HEARTBEAT)
+    deadline = time.time() + 120
+    while not study.get_trials(states=(TrialState.RUNNING,)) and time.time() < deadline:
+        time.sleep(0.5)
+    assert study.get_trials(states=(TrialState.RUNNING,)), "worker never started its trial"
+    time.sleep(2)  # a few epochs in, heartbeats recorded
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    time.sleep(4)  # > grace period: the trial is now stale
+    short = load_study(write_study("killed", epochs=1))  # same study name, a quick re-run
+    study = run_study(short, 1, postgres_url, data_dir=str(tiny_data), progress=False, **FAST_HEARTBEAT)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.FAIL) == 1 and states.count(TrialState.COMPLETE) == 1
+    retried = next(t for t in study.trials if t.state == TrialState.COMPLETE)
+    failed = next(t for t in study.trials if t.state == TrialState.FAIL)
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retried) == failed.number
+    assert retried.params == failed.params  # the same config was re-run, nothing lost
+
+
+def test_dashboard_serves_the_study(tiny_data):
+    spec = load_study(write_study("dash", epochs=1))
+    run_study(spec, 1, "sqlite:///d.db", data_dir=str(tiny_data), progress=False)
+    port = free_port()
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    proc = subprocess.Popen([str(exe), "sqlite:///d.db", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body, deadline = None, time.time() + 60
+        while body is None and time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "optuna-dashboard did not answer"
+        assert "dash" in [s["study_name"] for s in body["study_summaries"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
