@@ -39,7 +39,7 @@ def load_module(path: str | Path) -> tuple[BaseModule, dict[str, Any]]:
                          f"expected one of {sorted(MODULES)}")
     try:
         cls = MODULES[name]
-        module = cls(**init_args(cls, ckpt.get("hyper_parameters", {})))
+        module = cls(**{**init_args(cls, ckpt.get("hyper_parameters", {})), **cls.reload_overrides})
         module.load_state_dict(ckpt["state_dict"])
     except (TypeError, KeyError, RuntimeError) as e:
         raise AeclsError(f"{path}: checkpoint does not match {name} ({e})") from e

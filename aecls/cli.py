@@ -6,6 +6,7 @@
     aecls data [--data-dir DIR] [--dataset mnist]   find, validate and summarise the IDX files
     aecls study run STUDY [--n-trials N] [--workers K] [--storage URL]   Optuna study
     aecls study best STUDY [--seeds 3]          re-run the best trial, export its encoder
+    aecls transfer sweep --encoder PATH [--labels 100,1000,all] [--seeds 3]   label efficiency
 
 Errors a user can cause (`AeclsError`) print one line on stderr and exit with code 2.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from aecls.errors import AeclsError
 
@@ -56,8 +58,6 @@ def _resolve_last(cfg) -> None:
 
     (Lightning alone would look in the new run's empty version directory and start from scratch.)
     """
-    from pathlib import Path
-
     logger = cfg.trainer.get("logger")
     init = getattr(logger, "init_args", None)
     if init is None:
@@ -92,6 +92,16 @@ def print_test(ckpt_path: str, data_dir: str | None = None, accelerator: str = "
     print(f"{type(module).__name__} {ckpt_path}")
     for name, value in sorted(results.items()):
         print(f"  {name:32s} {value:.6g}")
+    if getattr(module, "test_outputs", None):
+        import torch
+
+        from aecls.report.classification import write_classification_report
+
+        out = Path(ckpt_path).resolve().parent.parent / "test"
+        outputs = {k: torch.cat(v).numpy() for k, v in module.test_outputs.items()}
+        paths = write_classification_report(outputs["probs"], outputs["targets"], dm.classes, out,
+                                            title=f"{module.hparams.mode} classifier: {Path(ckpt_path).name}")
+        print(f"  per-class report, confusion matrix, predictions: {', '.join(map(str, paths.values()))}")
     return results
 
 
@@ -128,8 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--download", action="store_true", help="allow torchvision's download")
     d.set_defaults(func=_data)
     from aecls.hpo.cli import add_study_parser
+    from aecls.transfer_cli import add_transfer_parser
 
     add_study_parser(sub)
+    add_transfer_parser(sub)
     return p
 
 

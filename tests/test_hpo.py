@@ -13,9 +13,10 @@ import yaml
 from optuna.trial import TrialState
 
 from aecls.cli import main
+from aecls.encoders import load_encoder
 from aecls.errors import AeclsError
 from aecls.hpo import load_study, run_study
-from aecls.hpo.best import load_encoder, rerun_best
+from aecls.hpo.best import rerun_best
 from aecls.hpo.report import summary
 from aecls.hpo.run import open_study
 
@@ -90,7 +91,8 @@ def test_rerun_best_exports_a_loadable_encoder(tiny_data):
     saved = json.loads(Path("artifacts/best/best.json").read_text())
     assert saved["trial"] == study.best_trial.number and len(saved["runs"]) == 2
     assert saved["params"]["hidden"] == 16 and saved["test"]["test/mse"]["std"] >= 0
-    encoder, _blob = load_encoder("artifacts/best")
+    encoder, net, kind = load_encoder("artifacts/best")
+    assert kind == "cae" and net.hidden == 16
     from aecls.checkpoints import load_module
 
     module, _ = load_module(info["encoder"]["checkpoint"])

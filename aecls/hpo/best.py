@@ -11,17 +11,16 @@ from typing import Any
 import lightning as L
 import numpy as np
 import optuna
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from aecls.data import FashionMNISTDataModule
+from aecls.encoders import ENCODER_FILE, export_encoder
 from aecls.errors import AeclsError
 from aecls.hpo.space import StudySpec
-from aecls.nets import NetConfig, build_encoder
 from aecls.training import make_trainer
 
-ENCODER_FILE, INFO_FILE = "best_encoder.pt", "best.json"
+INFO_FILE = "best.json"
 
 
 def best_params(spec: StudySpec, study: optuna.Study) -> tuple[int, dict[str, Any]]:
@@ -55,8 +54,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     out = Path(out_root) / spec.name
     out.mkdir(parents=True, exist_ok=True)
     net = chosen["module"].net_cfg
-    torch.save({"state_dict": chosen["module"].encoder.state_dict(), "net": asdict(net),
-                "model": spec.model}, out / ENCODER_FILE)
+    export_encoder(out / ENCODER_FILE, chosen["module"].encoder, net, spec.model)
     metrics = sorted(runs[0]["test"])
     info = {
         "study": spec.name, "model": spec.model, "trial": number, "params": params,
@@ -69,20 +67,3 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2))
     return info
-
-
-def load_encoder(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A fresh encoder with the exported weights (loaded with weights_only=True), and its record."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / ENCODER_FILE
-    if not path.is_file():
-        raise AeclsError(f"encoder file not found: {path} (run `aecls study best STUDY` first)")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        out_mult = 2 if blob["model"] == "vae" else 1  # a VAE encoder outputs mean and log-variance
-        encoder = build_encoder(NetConfig(**blob["net"]).validate(), out_mult=out_mult)
-        encoder.load_state_dict(blob["state_dict"])
-    except (KeyError, TypeError, RuntimeError, EOFError, ValueError) as e:
-        raise AeclsError(f"{path} is not an aecls encoder export ({type(e).__name__}: {e})") from e
-    return encoder.eval(), blob

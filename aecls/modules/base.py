@@ -8,7 +8,7 @@ logs as `f"{stage}/{name}"`, and
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -31,6 +31,9 @@ def as_config(value: Any, cls: type) -> Any:
 
 
 class BaseModule(L.LightningModule):
+    # init arguments replaced when a checkpoint is re-loaded (see aecls.checkpoints.load_module)
+    reload_overrides: ClassVar[dict[str, Any]] = {}
+
     def __init__(self, net: NetConfig | dict | None, optim: OptimConfig | dict | None) -> None:
         super().__init__()
         self.net_cfg: NetConfig = as_config(net, NetConfig).validate()

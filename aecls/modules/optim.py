@@ -58,8 +58,9 @@ class OptimConfig:
         if self.scheduler == "none":
             return {"optimizer": opt}
         if self.scheduler == "onecycle":
+            peaks = [g["lr"] for g in opt.param_groups]  # per group: a fine-tuned encoder's is lower
             sched = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=self.lr, total_steps=max(1, int(trainer.estimated_stepping_batches)))
+                opt, max_lr=peaks, total_steps=max(1, int(trainer.estimated_stepping_batches)))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if self.scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, trainer.max_epochs or 1))

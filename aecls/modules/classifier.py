@@ -1,0 +1,144 @@
+"""Classifier LightningModule: an encoder (conv / MLP of the autoencoders, or the supervised CNN)
+plus a head, trained from scratch, on a frozen pretrained encoder, or fine-tuning it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch import nn
+from torchmetrics.functional.classification import multiclass_accuracy
+
+from aecls.errors import AeclsError, check
+from aecls.modules.base import BaseModule
+from aecls.modules.optim import OptimConfig
+from aecls.nets import NetConfig, build_encoder
+
+MODES = ("scratch", "frozen", "finetune")
+N_CLASSES = 10
+
+
+class EncoderFreezer(BaseFinetuning):
+    """Freezes the encoder (BatchNorm included, kept in eval mode) before training; with
+    `unfreeze_at`, adds it to the optimiser at that epoch with lr * `lr_scale`."""
+
+    def __init__(self, unfreeze_at: int | None, lr_scale: float) -> None:
+        super().__init__()
+        self.unfreeze_at, self.lr_scale = unfreeze_at, lr_scale
+
+    def frozen(self, epoch: int) -> bool:
+        return self.unfreeze_at is None or epoch < self.unfreeze_at
+
+    def freeze_before_training(self, pl_module) -> None:
+        self.freeze(pl_module.encoder, train_bn=False)
+
+    def finetune_function(self, pl_module, current_epoch: int, optimizer) -> None:
+        if current_epoch == self.unfreeze_at:
+            lr = optimizer.param_groups[0]["lr"] * self.lr_scale
+            self.unfreeze_and_add_param_group(pl_module.encoder, optimizer, lr=lr, train_bn=True)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        if self.frozen(trainer.current_epoch):
+            pl_module.encoder.eval()  # frozen BatchNorm must not use batch statistics either
+
+
+class Classifier(BaseModule):
+    """Args:
+        net: encoder architecture (taken from the pretrained encoder when `encoder_path` is set;
+            a `latent_dim` that disagrees with it is an error).
+        optim: optimiser and schedule (lr is the head's; the encoder gets lr * encoder_lr_scale).
+        mode: scratch (random encoder), frozen (pretrained encoder, only the head trains) or
+            finetune (pretrained encoder trained too, at a lower lr).
+        encoder_path: best_encoder.pt (or its folder) from `aecls study best`, or an AE checkpoint.
+        head_hidden: width of the head's hidden layer (0 = a linear head); the seed report's is 64.
+        freeze_epochs: finetune only: train the head alone for this many epochs first.
+        encoder_lr_scale: finetune only: encoder lr = lr * this.
+        encoder_source: set from `encoder_path` (the model the encoder comes from); kept so a
+            checkpoint rebuilds the same encoder shape.
+    """
+
+    # `aecls test --ckpt` rebuilds from the checkpoint's weights, not from the original export.
+    reload_overrides: ClassVar[dict] = {"encoder_path": None}
+
+    def __init__(self, net: NetConfig | None = None, optim: OptimConfig | None = None,
+                 mode: str = "scratch", encoder_path: str | None = None, head_hidden: int = 64,
+                 freeze_epochs: int = 0, encoder_lr_scale: float = 0.1,
+                 encoder_source: str = "scratch") -> None:
+        check(mode in MODES, f"mode must be one of {list(MODES)}, got {mode!r}")
+        check(head_hidden >= 0, f"head_hidden must be >= 0, got {head_hidden}")
+        check(freeze_epochs >= 0, f"freeze_epochs must be >= 0, got {freeze_epochs}")
+        check(encoder_lr_scale > 0, f"encoder_lr_scale must be > 0, got {encoder_lr_scale}")
+        source = encoder_source
+        if encoder_path is not None:
+            from aecls.encoders import load_encoder
+
+            encoder, pretrained_net, source = load_encoder(encoder_path)
+            if net is not None:
+                given = net["latent_dim"] if isinstance(net, dict) else net.latent_dim
+                check(given == pretrained_net.latent_dim,
+                      f"latent_dim {given} does not match the pretrained encoder's "
+                      f"{pretrained_net.latent_dim} ({encoder_path})")
+            net = pretrained_net
+        super().__init__(net, optim)
+        if encoder_path is None:
+            encoder = build_encoder(self.net_cfg, out_mult=2 if source == "vae" else 1)
+        check(not (mode == "finetune" and freeze_epochs > 0 and self.optim.scheduler == "onecycle"),
+              "finetune with freeze_epochs > 0 adds the encoder's parameters mid-run, which onecycle "
+              "cannot schedule: use scheduler cosine, plateau or none")
+        self.save_config(mode=mode, encoder_path=encoder_path, head_hidden=head_hidden,
+                         freeze_epochs=freeze_epochs, encoder_lr_scale=encoder_lr_scale,
+                         encoder_source=source)
+        self.encoder = encoder
+        latent, p = self.net_cfg.latent_dim, self.net_cfg.dropout
+        layers = [nn.Linear(latent, head_hidden), nn.ReLU(), nn.Linear(head_hidden, N_CLASSES)]
+        self.head = nn.Sequential(nn.Dropout(p), *(layers if head_hidden else [nn.Linear(latent, N_CLASSES)]))
+        self.test_outputs: dict[str, list[torch.Tensor]] = {}
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.mode != "scratch" and self.hparams.encoder_path is None:
+            raise AeclsError(f"mode {self.hparams.mode!r} needs a pretrained encoder: set encoder_path")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28) -> (B, latent)
+        # A VAE encoder gives (mean, log-variance); its mean is the code.
+        return self.encoder(x)[:, : self.net_cfg.latent_dim]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # -> logits (B, 10)
+        return self.head(self.features(x))
+
+    def configure_callbacks(self) -> list:
+        mode, k = self.hparams.mode, self.hparams.freeze_epochs
+        if mode == "frozen":
+            return [EncoderFreezer(None, 1.0)]
+        if mode == "finetune" and k > 0:
+            return [EncoderFreezer(k, self.hparams.encoder_lr_scale)]
+        return []
+
+    def configure_optimizers(self):
+        head = list(self.head.parameters())
+        if self.hparams.mode == "scratch":
+            return self.optim.build(self.parameters(), self.trainer)
+        if self.hparams.mode == "finetune" and self.hparams.freeze_epochs == 0:
+            groups = [{"params": head, "lr": self.optim.lr},
+                      {"params": list(self.encoder.parameters()),
+                       "lr": self.optim.lr * self.hparams.encoder_lr_scale}]
+            return self.optim.build(groups, self.trainer)
+        return self.optim.build(head, self.trainer)  # encoder frozen (for now)
+
+    def compute(self, batch, stage: str) -> dict[str, torch.Tensor]:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        acc = multiclass_accuracy(logits, y, num_classes=N_CLASSES, average="micro")
+        if stage == "test":
+            for name, value in (("probs", logits.softmax(1)), ("targets", y)):
+                self.test_outputs.setdefault(name, []).append(value.detach().cpu())
+        return {"loss": loss, "acc": acc}
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = {}
+
+    def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [x]

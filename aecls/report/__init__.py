@@ -1,0 +1,1 @@
+"""Reports: figures and tables written from what earlier stages left on disk."""

@@ -1,0 +1,146 @@
+"""Label-efficiency sweep: for each label budget and seed, a classifier trained from scratch, on the
+frozen pretrained encoder, and fine-tuning it, beside two non-deep baselines on the same labels
+(logistic regression on raw pixels, and on PCA with the encoder's latent dim).
+
+No validation labels are used for selection (a 100-label run cannot assume 5,000 more): every
+run trains a fixed number of steps and is scored once, on the untouched 10k test set.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from tqdm import tqdm
+
+from aecls.baselines import flat
+from aecls.data import FashionMNISTDataModule
+from aecls.encoders import load_encoder
+from aecls.errors import check
+from aecls.modules import Classifier, OptimConfig
+from aecls.training import make_trainer
+
+DEEP = ("scratch", "frozen", "finetune")
+METHODS = (*DEEP, "logreg_pixels", "logreg_pca")
+
+
+@dataclass
+class SweepConfig:
+    encoder: str  # best_encoder.pt, its folder, or an AE checkpoint
+    labels: list[int | None] = field(default_factory=lambda: [100, 1000, 10000, None])  # None: all
+    seeds: int = 3
+    epochs: int = 10  # passes over the labelled subset ...
+    min_steps: int = 300  # ... but at least this many optimiser steps (small budgets)
+    batch_size: int = 128
+    lr: float = 3e-3
+    data_dir: str | None = None
+    val_size: int = 5000  # held out as in every other stage, though no run uses it for selection
+    out: str = "artifacts/transfer"
+    methods: tuple[str, ...] = METHODS
+
+    def validate(self) -> SweepConfig:
+        check(self.seeds >= 1, "seeds must be >= 1")
+        check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
+        unknown = set(self.methods) - set(METHODS)
+        check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+        return self
+
+
+def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> float:
+    n = len(dm.splits["train"][0])
+    steps = max(cfg.min_steps, cfg.epochs * max(1, n // cfg.batch_size))
+    model = Classifier(net=net if method == "scratch" else None, mode=method,
+                       encoder_path=None if method == "scratch" else cfg.encoder,
+                       optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))
+    trainer = make_trainer(-1, max_steps=steps, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"])
+
+
+def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
+    x_train, y_train = (t.cpu().numpy() for t in dm.splits["train"])
+    x_test, y_test = (t.cpu().numpy() for t in dm.splits["test"])
+    steps = [PCA(pca_dim, random_state=seed)] if pca_dim else []
+    clf = make_pipeline(*steps, LogisticRegression(max_iter=500))
+    clf.fit(flat(x_train), y_train)
+    return float(clf.score(flat(x_test), y_test))
+
+
+def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
+    """Every (budget, seed, method) once; returns and writes the rows (see `write_outputs`)."""
+    cfg.validate()
+    _, net, source = load_encoder(cfg.encoder)  # fails early on a bad path
+    plan = [(b, s, m) for b in cfg.labels for s in range(cfg.seeds) for m in cfg.methods]
+    rows = []
+    for budget, seed, method in tqdm(plan, desc="transfer sweep", unit="run", disable=not progress):
+        L.seed_everything(seed, verbose=False)
+        dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
+                                    batch_size=cfg.batch_size, val_size=cfg.val_size)
+        dm.setup()  # a budget larger than the data fails here, with the class counts
+        start = time.perf_counter()
+        if method in DEEP:
+            acc = _deep(cfg, method, dm, net)
+        else:
+            acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
+        rows.append({"labels": len(dm.splits["train"][0]), "budget": budget or "all", "seed": seed,
+                     "method": method, "test_acc": acc, "seconds": round(time.perf_counter() - start, 2)})
+    write_outputs(rows, Path(cfg.out), title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})")
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict[tuple[int, str], tuple[float, float]]:
+    """{(labels, method): (mean, std) of test accuracy over seeds}."""
+    groups: dict[tuple[int, str], list[float]] = {}
+    for r in rows:
+        groups.setdefault((int(r["labels"]), r["method"]), []).append(float(r["test_acc"]))
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in groups.items()}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    stats = summarise(rows)
+    budgets = sorted({k[0] for k in stats})
+    methods = [m for m in METHODS if any(k[1] == m for k in stats)]
+    seeds = len({r["seed"] for r in rows})
+    lines = [f"| labels | {' | '.join(methods)} |", "|---:|" + "---:|" * len(methods)]
+    for b in budgets:
+        cells = [f"{100 * stats[(b, m)][0]:.2f} ± {100 * stats[(b, m)][1]:.2f}" if (b, m) in stats else "-"
+                 for m in methods]
+        lines.append(f"| {b} | {' | '.join(cells)} |")
+    return "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {seeds} seed(s).\n"
+
+
+def write_outputs(rows: list[dict], out: Path, title: str = "") -> dict[str, Path]:
+    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "sweep.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out / "sweep.md").write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
+    stats = summarise(rows)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for m in METHODS:
+        pts = sorted((b, *v) for (b, mm), v in stats.items() if mm == m)
+        if pts:
+            b, mean, std = map(np.array, zip(*pts, strict=True))
+            ax.errorbar(b, 100 * mean, yerr=100 * std, marker="o", capsize=3, label=m)
+    ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
+           title=f"Label efficiency: {title}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "sweep.png", dpi=100)
+    plt.close(fig)
+    return {name: out / name for name in ("sweep.csv", "sweep.md", "sweep.png")}
