@@ -127,3 +127,41 @@ class _EpochTimer(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, workers: int = 1,
+                data_dir: str | None = None) -> dict[str, float]:
+    """Trials per minute of a study file's space, `n_trials` trials of `epochs` epochs, in a fresh
+    storage (journal with workers > 1, else SQLite) in a temporary directory."""
+    import os
+    from dataclasses import replace
+
+    from aecls.hpo import load_study, run_study
+
+    spec = replace(load_study(study_file), epochs=epochs, pruner=pruner,
+                   name=f"bench_{pruner}_{workers}w")
+    tmp = Path(tempfile.mkdtemp(prefix="aecls_bench_study_"))
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp)
+        storage = "journal:bench.journal" if workers > 1 else "sqlite:///bench.db"
+        start = time.perf_counter()
+        study = run_study(spec, n_trials, storage, workers=workers, data_dir=data_dir,
+                          log_dir=str(tmp / "logs"), progress=False)
+        minutes = (time.perf_counter() - start) / 60
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(tmp, ignore_errors=True)
+    trials = study.get_trials(deepcopy=False)
+    pruned = sum(t.state.name == "PRUNED" for t in trials)
+    return {"trials": len(trials), "pruned": pruned, "minutes": minutes,
+            "trials_per_min": len(trials) / minutes}
+
+
+def peak_rss_mib() -> dict[str, float]:
+    """Peak resident memory of this process and of its (finished) children, in MiB."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"self": own, "children": kids}

@@ -51,3 +51,21 @@ def test_budget_larger_than_data_is_a_clear_error(tiny_data, tmp_path, capsys):
 def test_bad_encoder_path(tiny_data, capsys):
     assert main(["transfer", "sweep", "--encoder", "missing.pt", "--data-dir", str(tiny_data)]) == 2
     assert "encoder not found" in capsys.readouterr().err
+
+
+def test_mnist_pretraining_transfers_to_fashion(tiny_data, tmp_path, capsys):
+    """Seed 001's experiment on synthetic files: a DAE pretrained on 'MNIST', fine-tuned on Fashion."""
+    from tests.conftest import write_dataset
+    from tests.test_cli import fit
+
+    mnist = write_dataset(tmp_path / "mnist_root" / "MNIST" / "raw", seed=7)  # torchvision layout
+    assert fit(tiny_data, "dae.yaml", "--data.dataset", "mnist", "--data.data_dir",
+               str(tmp_path / "mnist_root"), "--trainer.max_epochs", "1", "--test_after_fit", "false") == 0
+    (ckpt,) = Path("lightning_logs/dae").glob("version_0/checkpoints/best-*.ckpt")
+    assert mnist.is_dir()
+    argv = ["transfer", "sweep", "--encoder", str(ckpt), "--labels", "50", "--seeds", "1",
+            "--epochs", "1", "--min-steps", "3", "--data-dir", str(tiny_data), "--val-size", "50",
+            "--methods", "scratch,finetune", "--out", "mn", "--no-progress"]
+    assert main(argv) == 0
+    rows = list(csv.DictReader(open("mn/sweep.csv")))
+    assert [r["method"] for r in rows] == ["scratch", "finetune"]
