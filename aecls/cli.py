@@ -7,6 +7,8 @@
     aecls study run STUDY [--n-trials N] [--workers K] [--storage URL]   Optuna study
     aecls study best STUDY [--seeds 3]          re-run the best trial, export its encoder
     aecls transfer sweep --encoder PATH [--labels 100,1000,all] [--seeds 3]   label efficiency
+    aecls report [--name main]                  reports/NAME/report.md from what is on disk
+    aecls pipeline [--full] [--fresh]            the whole chain, finished stages skipped
 
 Errors a user can cause (`AeclsError`) print one line on stderr and exit with code 2.
 """
@@ -118,6 +120,19 @@ def _data(args: argparse.Namespace) -> None:
               f"{counts.min()}..{counts.max()} per class  ({paths[0]}, {paths[1]})")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from aecls.report.build import build_report
+
+    path = build_report(args.name, args.out, args.log_dir, args.artifacts, args.study, args.data_dir)
+    print(f"report: {path}")
+
+
+def _pipeline(args: argparse.Namespace) -> None:
+    from aecls.pipeline import run_pipeline
+
+    run_pipeline(args.full, args.fresh, args.data_dir)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aecls", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -142,6 +157,20 @@ def _parser() -> argparse.ArgumentParser:
 
     add_study_parser(sub)
     add_transfer_parser(sub)
+    r = sub.add_parser("report", help="build reports/NAME/report.md from logs, studies and artifacts")
+    r.add_argument("--name", default="main", help="report folder name (default main)")
+    r.add_argument("--study", default="cae_seed004", help="study whose plots and best.json to include")
+    r.add_argument("--log-dir", default="lightning_logs")
+    r.add_argument("--artifacts", default="artifacts")
+    r.add_argument("--out", default="reports")
+    r.add_argument("--data-dir", help="IDX directory (default: where the checkpoints' data was found)")
+    r.set_defaults(func=_report)
+    pl = sub.add_parser("pipeline", help="study -> best re-run -> fits -> transfer -> report, "
+                                         "skipping finished stages")
+    pl.add_argument("--full", action="store_true", help="the seed-report scale (hours on a CPU)")
+    pl.add_argument("--fresh", action="store_true", help="delete earlier pipeline outputs first")
+    pl.add_argument("--data-dir")
+    pl.set_defaults(func=_pipeline)
     return p
 
 

@@ -8,6 +8,17 @@ from typing import Any
 import lightning as L
 
 
+def quiet_lightning() -> None:
+    """Silence Lightning's per-run banners (GPU available..., tips) and a deprecation warning it
+    raises itself: a study prints them once per trial otherwise."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
 def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
                  checkpointing: bool = False, callbacks: list | None = None, **kwargs: Any) -> L.Trainer:
     """A Lightning Trainer; `kwargs` pass through (accelerator, limit_*_batches, precision, ...)."""

@@ -25,7 +25,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
 from aecls.errors import check
 from aecls.modules import Classifier, OptimConfig
-from aecls.training import make_trainer
+from aecls.training import make_trainer, quiet_lightning
 
 DEEP = ("scratch", "frozen", "finetune")
 METHODS = (*DEEP, "logreg_pixels", "logreg_pca")
@@ -77,6 +77,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     """Every (budget, seed, method) once; returns and writes the rows (see `write_outputs`)."""
     cfg.validate()
     _, net, source = load_encoder(cfg.encoder)  # fails early on a bad path
+    quiet_lightning()
     plan = [(b, s, m) for b in cfg.labels for s in range(cfg.seeds) for m in cfg.methods]
     rows = []
     for budget, seed, method in tqdm(plan, desc="transfer sweep", unit="run", disable=not progress):

@@ -18,7 +18,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import ENCODER_FILE, export_encoder
 from aecls.errors import AeclsError
 from aecls.hpo.space import StudySpec
-from aecls.training import make_trainer
+from aecls.training import make_trainer, quiet_lightning
 
 INFO_FILE = "best.json"
 
@@ -37,6 +37,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     """Train the best config once per seed (full epochs), test each best checkpoint, export the
     encoder of the seed with the lowest val loss. Returns what is written to best.json."""
     number, params = best_params(spec, study)
+    quiet_lightning()
     runs = []
     for seed in range(seeds):
         L.seed_everything(seed, verbose=False)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import optuna
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
@@ -30,17 +30,18 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
     version = f"trial_{trial.number}"
     ckpt = ModelCheckpoint(dirpath=Path(log_dir) / spec.name / version / "checkpoints",
                            filename="best", monitor=MONITOR)
+    epochs = EpochCounter()
     trainer = make_trainer(
         spec.epochs, logger=TensorBoardLogger(log_dir, name=spec.name, version=version),
         checkpointing=True, accelerator=accelerator,
-        callbacks=[ckpt, PyTorchLightningPruningCallback(trial, monitor=MONITOR)],
+        callbacks=[epochs, ckpt, PyTorchLightningPruningCallback(trial, monitor=MONITOR)],
     )
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=dm)
     finally:
         # Recorded for pruned trials too: the pruning savings are counted from these.
-        trial.set_user_attr("epochs_run", trainer.current_epoch)
+        trial.set_user_attr("epochs_run", epochs.count)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
         trial.set_user_attr("checkpoint", ckpt.best_model_path)
     score = ckpt.best_model_score
@@ -51,6 +52,17 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
         upload_grid(trial, module, dm, Path(log_dir) / spec.name / version / "reconstructions.png",
                     artifacts)
     return float(score)
+
+
+class EpochCounter(Callback):
+    """Epochs that reached validation, the one a trial was pruned in included (the pruning
+    callback raises before Lightning's own epoch counter moves on)."""
+
+    count = 0
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.count += 1
 
 
 def upload_grid(trial: optuna.Trial, module, dm, path: Path, store: FileSystemArtifactStore) -> None:

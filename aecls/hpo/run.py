@@ -14,6 +14,7 @@ from tqdm import tqdm
 from aecls.hpo.objective import objective
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import artifact_store, make_storage, trial_lock
+from aecls.training import quiet_lightning
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -53,6 +54,7 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
         import torch
 
         torch.set_num_threads(threads)
+    quiet_lightning()
     study = open_study(spec, storage, **storage_kw)
     lock, store = trial_lock(storage), artifact_store(storage)
     while True:

@@ -1,0 +1,225 @@
+"""`aecls report`: one Markdown report (+ PNGs beside it) from what earlier stages left on disk.
+
+It only reads: checkpoints under lightning_logs/, study exports under artifacts/<study>/, the
+transfer sweep under artifacts/transfer/. A piece that is not there yet is named as missing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aecls.checkpoints import load_datamodule, load_module
+from aecls.report import figures
+from aecls.report.latents import decode, encode, gaussian_samples, interpolate, pca_2d, tsne_2d
+
+N_SHOW = 10  # images per row: one per class
+
+
+def latest(log_dir: Path, name: str, pattern: str = "checkpoints/best-*.ckpt") -> Path | None:
+    """The newest file matching `pattern` under log_dir/name/version_*/."""
+    found = sorted((log_dir / name).glob(f"version_*/{pattern}"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+class Report:
+    def __init__(self, out: Path, log_dir: Path, artifacts: Path, study: str, data_dir: str | None) -> None:
+        self.out, self.log_dir, self.artifacts, self.study = out, log_dir, artifacts, study
+        self.data_dir = data_dir
+        self.lines: list[str] = []
+        self.missing: list[str] = []
+        self.baselines: list[str] = []
+        self._data = None
+
+    def data(self, ckpt: dict):
+        """Test images/labels (and train images for baselines), loaded once from the first checkpoint."""
+        if self._data is None:
+            dm = load_datamodule(ckpt, data_dir=self.data_dir)
+            dm.setup()
+            x, y = dm.splits["test"]
+            first = [int(torch.nonzero(y == k)[0]) for k in range(len(dm.classes))]
+            self._data = {"x": x.cpu(), "y": y.cpu().numpy(), "classes": dm.classes, "first": first,
+                          "train": dm.splits["train"][0].cpu()}
+        return self._data
+
+    def png(self, name: str) -> Path:
+        return self.out / name
+
+    def section(self, title: str) -> None:
+        self.lines += ["", f"## {title}", ""]
+
+    def image(self, path: Path, alt: str) -> None:
+        self.lines.append(f"![{alt}]({path.name})")
+
+    def model(self, name: str):
+        path = latest(self.log_dir, name)
+        if path is None:
+            self.missing.append(f"{name}: no checkpoint under {self.log_dir}/{name}/ "
+                                f"(run `aecls fit --config configs/{name}.yaml`)")
+            return None, None, None
+        module, ckpt = load_module(path)
+        return module, ckpt, path
+
+
+@torch.no_grad()
+def _mse(module, x: torch.Tensor) -> float:
+    xs = x.unsqueeze(1).float().div(255)
+    return float(((module(xs) - xs) ** 2).mean())
+
+
+def reconstructions(r: Report) -> None:
+    r.section("Reconstructions")
+    rows, labels = [], []
+    for name in ("cae", "vae"):
+        module, ckpt, path = r.model(name)
+        if module is None:
+            continue
+        d = r.data(ckpt)
+        x = d["x"][d["first"]]
+        if not rows:
+            rows, labels = [x.float().div(255).numpy()], ["test"]
+        rows.append(module(x.unsqueeze(1).float().div(255))[:, 0].numpy())
+        labels.append(name.upper())
+        k = module.net_cfg.latent_dim
+        from aecls.baselines import flat, pca_test_mse
+
+        mse, pca = _mse(module, d["x"]), pca_test_mse(flat(d["train"].numpy()), flat(d["x"].numpy()), k)
+        r.baselines.append(f"| {name.upper()} (`{path}`) | test MSE {mse:.5f} | PCA-{k}: {pca:.5f} | |")
+        r.lines.append(f"- {name.upper()}: `{path}`, latent {k}, test MSE {mse:.5f} (PCA-{k}: {pca:.5f})")
+    if rows:
+        d = r._data
+        r.image(figures.image_rows(rows, labels, r.png("reconstructions.png"),
+                                   "Test images and their reconstructions", d["classes"]), "reconstructions")
+
+
+def denoising(r: Report) -> None:
+    r.section("Denoising")
+    module, ckpt, path = r.model("dae")
+    if module is None:
+        return
+    from aecls.data.transforms import add_noise
+    from aecls.modules.autoencoder import psnr
+
+    d = r.data(ckpt)
+    x = d["x"].unsqueeze(1).float().div(255)
+    noisy = add_noise(x, module.hparams.noise_sigma, torch.Generator().manual_seed(1234))
+    with torch.no_grad():
+        out = module(noisy)
+    p_out, p_in = float(psnr(out, x)), float(psnr(noisy, x))
+    i = d["first"]
+    r.image(figures.image_rows([x[i, 0].numpy(), noisy[i, 0].numpy(), out[i, 0].numpy()],
+                               ["clean", "noisy", "denoised"], r.png("denoising.png"),
+                               f"DAE, sigma {module.hparams.noise_sigma}: {p_in:.2f} dB -> {p_out:.2f} dB",
+                               d["classes"]), "denoising")
+    r.lines.append(f"\n`{path}`: test PSNR {p_out:.2f} dB (noisy input {p_in:.2f} dB), "
+                   f"mean over the 10k test images, noise seed 1234.")
+
+
+def latent_space(r: Report, n_tsne: int = 2000) -> None:
+    r.section("Latent space of the test set (CAE)")
+    module, ckpt, _ = r.model("cae")
+    if module is None:
+        return
+    d = r.data(ckpt)
+    z = encode(module, d["x"])
+    rng = np.random.default_rng(0)
+    sub = rng.choice(len(z), size=min(n_tsne, len(z)), replace=False)
+    r.image(figures.scatter_2d(pca_2d(z), d["y"], d["classes"], r.png("latent_pca.png"),
+                               f"CAE latents (dim {z.shape[1]}), PCA to 2-D", "PC"), "PCA")
+    r.image(figures.scatter_2d(tsne_2d(z[sub]), d["y"][sub], d["classes"], r.png("latent_tsne.png"),
+                               f"CAE latents, t-SNE of {len(sub)} test images", "t-SNE"), "t-SNE")
+    a, b = d["first"][7], d["first"][9]  # Sneaker -> Ankle boot
+    path_z = interpolate(z[a], z[b], N_SHOW)
+    r.image(figures.image_rows([decode(module, path_z)], ["CAE"], r.png("interpolation.png"),
+                               f"Interpolation in latent space: {d['classes'][7]} -> {d['classes'][9]}"),
+            "interpolation")
+    rows, labels = [decode(module, gaussian_samples(z, N_SHOW))], ["CAE + Gaussian fit"]
+    vae, _, _ = r.model("vae")
+    if vae is not None:
+        rows.append(vae.sample(N_SHOW)[:, 0].numpy())
+        labels.append("VAE prior")
+    r.image(figures.image_rows(rows, labels, r.png("samples.png"),
+                               "Samples: Gaussian fitted to CAE latents vs VAE prior"), "samples")
+
+
+def study(r: Report) -> None:
+    r.section(f"Study {r.study}")
+    folder = r.artifacts / r.study
+    pngs = [folder / f"{n}.png" for n in ("history", "parallel_coordinates", "importances", "val_curves")]
+    have = [p for p in pngs if p.is_file()]
+    if not have:
+        r.missing.append(f"study {r.study}: no plots in {folder} (run `aecls study run {r.study}`)")
+    for p in have:
+        shutil.copy(p, r.png(f"study_{p.name}"))
+        r.image(r.png(f"study_{p.name}"), p.stem)
+    info = folder / "best.json"
+    if not info.is_file():
+        r.missing.append(f"study {r.study}: no best.json (run `aecls study best {r.study}`)")
+        return
+    best = json.loads(info.read_text())
+    r.lines += ["", f"Best trial {best['trial']}: `{json.dumps(best['params'])}`, re-trained "
+                f"{best['epochs']} epochs x {best['seeds']} seeds:", "",
+                "| metric | mean ± std |", "|---|---|"]
+    r.lines += [f"| {m} | {s['mean']:.5f} ± {s['std']:.5f} |" for m, s in best["test"].items()]
+    r.lines.append(f"\nEncoder: `{best['encoder']['path']}` (seed {best['encoder']['seed']}, "
+                   f"checkpoint `{best['encoder']['checkpoint']}`).")
+
+
+def transfer(r: Report) -> None:
+    r.section("Transfer: accuracy vs. labels")
+    folder = r.artifacts / "transfer"
+    if not (folder / "sweep.md").is_file():
+        r.missing.append(f"transfer sweep: nothing in {folder} (run scripts/transfer_sweep.py)")
+    else:
+        r.lines.append((folder / "sweep.md").read_text().split("\n", 2)[-1])
+        shutil.copy(folder / "sweep.png", r.png("transfer.png"))
+        r.image(r.png("transfer.png"), "transfer")
+        _classifier_baselines(r, folder / "sweep.csv")
+    for name in ("classifier", "cnn"):
+        cm = latest(r.log_dir, name, "test/confusion_matrix.png")
+        if cm is not None:
+            shutil.copy(cm, r.png(f"confusion_{name}.png"))
+            r.lines.append(f"\nConfusion matrix, {name} (`{cm.parent}`):\n")
+            r.image(r.png(f"confusion_{name}.png"), f"confusion {name}")
+
+
+def _classifier_baselines(r: Report, csv_path: Path) -> None:
+    """Baseline rows for the classifiers: the sweep's largest budget, mean over seeds."""
+    import csv
+
+    from aecls.transfer import summarise
+
+    rows = list(csv.DictReader(open(csv_path)))
+    stats = summarise(rows)
+    top = max(b for b, _ in stats)
+    pct = {m: f"{100 * stats[(top, m)][0]:.2f} %" for b, m in stats if b == top}
+    for m in ("scratch", "frozen", "finetune"):
+        if m in pct:
+            pca, raw = pct.get("logreg_pca", "-"), pct.get("logreg_pixels", "-")
+            r.baselines.append(f"| classifier, {m} ({top} labels, `{csv_path}`) | accuracy {pct[m]} | "
+                               f"PCA + logreg: {pca} | {raw} |")
+
+
+def build_report(name: str = "main", out_root: str = "reports", log_dir: str = "lightning_logs",
+                 artifacts: str = "artifacts", study_name: str = "cae_seed004",
+                 data_dir: str | None = None) -> Path:
+    out = Path(out_root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    r = Report(out, Path(log_dir), Path(artifacts), study_name, data_dir)
+    with torch.no_grad():  # the report only evaluates
+        for part in (reconstructions, denoising, latent_space, study, transfer):
+            part(r)
+    head = [f"# aecls report: {name}", "", f"Built {datetime.datetime.now():%Y-%m-%d %H:%M} from "
+            f"`{log_dir}/`, `{artifacts}/`; every number names the checkpoint or file it comes from."]
+    if r.missing:
+        head += ["", "## Missing", "", *[f"- {m}" for m in r.missing]]
+    if r.baselines:
+        head += ["", "## Baselines", "", "| model | test metric | PCA, same latent dim | raw-pixel logreg |",
+                 "|---|---|---|---|", *r.baselines]
+    (out / "report.md").write_text("\n".join(head + r.lines) + "\n")
+    return out / "report.md"
