@@ -117,7 +117,7 @@ def denoising(r: Report) -> None:
                                f"DAE, sigma {module.hparams.noise_sigma}: {p_in:.2f} dB -> {p_out:.2f} dB",
                                d["classes"]), "denoising")
     r.lines.append(f"\n`{path}`: test PSNR {p_out:.2f} dB (noisy input {p_in:.2f} dB), "
-                   f"mean over the 10k test images, noise seed 1234.")
+                   f"mean over the {len(x)} test images, noise seed 1234.")
 
 
 def latent_space(r: Report, n_tsne: int = 2000) -> None:
