@@ -43,12 +43,12 @@ def torchvision_root(files: dict[str, tuple[Path, Path]], root: Path) -> Path:
 
 
 def bench_data(data_dir: str | None = None, batch_size: int = 128, workers: int = 0,
-               min_seconds: float = 3.0) -> dict[str, float]:
+               min_seconds: float = 3.0, val_size: int = 5000) -> dict[str, float]:
     """Training-epoch throughput: aecls's device-resident batches vs torchvision's DataLoader."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=5000)
+    dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size)
     dm.setup()
     ours = images_per_second(dm.train_dataloader, min_seconds)
     tmp = Path(tempfile.mkdtemp(prefix="aecls_bench_"))
@@ -76,7 +76,7 @@ def _plain_epoch(model, loader, opt) -> None:
 
 
 def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None, batch_size: int = 128,
-              rounds: int = 2, limit_batches: int | None = None) -> dict[str, float]:
+              rounds: int = 2, limit_batches: int | None = None, val_size: int = 5000) -> dict[str, float]:
     """One CAE training epoch: plain PyTorch loop vs aecls's Lightning fit, alternating `rounds` times
     (best round of each kept, to reject interference). Returns images/s of both and their ratio."""
     import torch
@@ -85,7 +85,7 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
     from aecls.nets import NetConfig
     from aecls.training import make_trainer
 
-    dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size)
+    dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size)
     dm.setup()
     n_batches = limit_batches or len(dm.train_dataloader())
     images = n_batches * batch_size
@@ -149,10 +149,10 @@ def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, worker
         study = run_study(spec, n_trials, storage, workers=workers, data_dir=data_dir,
                           log_dir=str(tmp / "logs"), progress=False)
         minutes = (time.perf_counter() - start) / 60
+        trials = study.get_trials(deepcopy=False)  # before the storage's folder is removed
     finally:
         os.chdir(cwd)
         shutil.rmtree(tmp, ignore_errors=True)
-    trials = study.get_trials(deepcopy=False)
     pruned = sum(t.state.name == "PRUNED" for t in trials)
     return {"trials": len(trials), "pruned": pruned, "minutes": minutes,
             "trials_per_min": len(trials) / minutes}

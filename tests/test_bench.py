@@ -1,0 +1,19 @@
+"""The benchmark helpers run end to end on tiny data (their numbers are only meaningful on the
+real data, measured by scripts/benchmark.py, never asserted here)."""
+
+from __future__ import annotations
+
+from aecls.bench import bench_data, bench_fit, bench_study, peak_rss_mib
+from tests.test_hpo import write_study
+
+
+def test_bench_helpers_run(tiny_data):
+    d = bench_data(str(tiny_data), batch_size=32, min_seconds=0.05, val_size=50)
+    assert d["aecls_device_batches"] > 0 and d["torchvision_dataloader"] > 0
+    f = bench_fit(4, data_dir=str(tiny_data), batch_size=32, rounds=1, limit_batches=3, val_size=50)
+    assert f["plain_loop"] > 0 and f["lightning_epoch"] > 0
+    path = write_study("bench", epochs=1).resolve()
+    for workers in (1, 2):
+        s = bench_study(str(path), 2, 1, "none", workers=workers, data_dir=str(tiny_data))
+        assert s["trials"] == 2 and s["pruned"] == 0 and s["trials_per_min"] > 0
+    assert peak_rss_mib()["self"] > 50
