@@ -136,7 +136,8 @@ def latent_space(r: Report, n_tsne: int = 2000) -> None:
     a, b = d["first"][7], d["first"][9]  # Sneaker -> Ankle boot
     path_z = interpolate(z[a], z[b], N_SHOW)
     r.image(figures.image_rows([decode(module, path_z)], ["CAE"], r.png("interpolation.png"),
-                               f"Interpolation in latent space: {d['classes'][7]} -> {d['classes'][9]}"),
+                               f"Interpolation in latent space: {d['classes'][7]} -> {d['classes'][9]}",
+                               xlabel="step along the straight line between the two codes"),
             "interpolation")
     rows, labels = [decode(module, gaussian_samples(z, N_SHOW))], ["CAE + Gaussian fit"]
     vae, _, _ = r.model("vae")
@@ -144,7 +145,8 @@ def latent_space(r: Report, n_tsne: int = 2000) -> None:
         rows.append(vae.sample(N_SHOW)[:, 0].numpy())
         labels.append("VAE prior")
     r.image(figures.image_rows(rows, labels, r.png("samples.png"),
-                               "Samples: Gaussian fitted to CAE latents vs VAE prior"), "samples")
+                               "Samples: Gaussian fitted to CAE latents vs VAE prior",
+                               xlabel="independent samples"), "samples")
 
 
 def study(r: Report) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def image_rows(rows: Sequence[np.ndarray], row_labels: Sequence[str], path: Path, title: str,
-               col_labels: Sequence[str] | None = None) -> Path:
+               col_labels: Sequence[str] | None = None, xlabel: str = "test images (columns)") -> Path:
     """A grid: one row per array of (n, 28, 28) images in [0, 1], labelled on the left."""
     n = len(rows[0])
     fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.2, 1.2 * len(rows) + 0.6), squeeze=False)
@@ -28,7 +28,7 @@ def image_rows(rows: Sequence[np.ndarray], row_labels: Sequence[str], path: Path
             if r == 0 and col_labels is not None:
                 ax.set_title(col_labels[c], fontsize=7)
     fig.suptitle(title)
-    fig.supxlabel("test images (columns)", fontsize=9)
+    fig.supxlabel(xlabel, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
