@@ -57,7 +57,8 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
             optuna.delete_study(study_name=name, storage=DEFAULT_STORAGE)
         except KeyError:
             pass  # no such study yet
-    data = ["--data-dir", data_dir] if data_dir else []
+    data = ["--data-dir", data_dir] if data_dir else []  # aecls subcommands
+    fit_data = ["--data.data_dir", data_dir] if data_dir else []  # LightningCLI fits
     start = time.perf_counter()
     stage(f"1/6 study {name} (continues an earlier run)")
     _run(["study", "run", s.study, "--no-progress", *data])
@@ -68,8 +69,7 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
             epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
             extra = ["--model.init_args.nll_samples", "20"] if (cfg == "vae" and not full) else []
             _run(["fit", "--config", f"configs/{cfg}.yaml", "--trainer.enable_progress_bar", "false",
-                  "--trainer.enable_model_summary", "false", *epochs, *extra,
-                  *(["--data.data_dir", data_dir] if data_dir else [])])
+                  "--trainer.enable_model_summary", "false", *epochs, *extra, *fit_data])
     sweep = Path("artifacts/transfer/sweep.csv")
     if stage("4/6 transfer sweep", sweep):
         _run(["transfer", "sweep", "--encoder", f"artifacts/{name}", "--labels", s.labels,
@@ -79,7 +79,7 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
         _run(["fit", "--config", "configs/classifier.yaml", "--model.init_args.mode", "frozen",
               "--model.init_args.encoder_path", f"artifacts/{name}", "--model.init_args.net", "null",
               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-              *epochs, *(["--data.data_dir", data_dir] if data_dir else [])])
+              *epochs, *fit_data])
     stage("6/6 report")
     _run(["report", "--name", name, "--study", name, *data])
     report = Path("reports") / name / "report.md"

@@ -139,6 +139,3 @@ class Classifier(BaseModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_outputs = {}
-
-    def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [x]

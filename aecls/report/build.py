@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aecls.baselines import flat, pca_test_mse
 from aecls.checkpoints import load_datamodule, load_module
 from aecls.report import figures
 from aecls.report.latents import decode, encode, gaussian_samples, interpolate, pca_2d, tsne_2d
@@ -86,8 +87,6 @@ def reconstructions(r: Report) -> None:
         rows.append(module(x.unsqueeze(1).float().div(255))[:, 0].numpy())
         labels.append(name.upper())
         k = module.net_cfg.latent_dim
-        from aecls.baselines import flat, pca_test_mse
-
         mse, pca = _mse(module, d["x"]), pca_test_mse(flat(d["train"].numpy()), flat(d["x"].numpy()), k)
         r.baselines.append(f"| {name.upper()} (`{path}`) | test MSE {mse:.5f} | PCA-{k}: {pca:.5f} | |")
         r.lines.append(f"- {name.upper()}: `{path}`, latent {k}, test MSE {mse:.5f} (PCA-{k}: {pca:.5f})")
