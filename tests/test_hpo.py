@@ -122,7 +122,8 @@ def test_cli_run_best_plots(tiny_data, capsys):
     ({"model": "gan"}, "model must be one of"),
     ({"space": {"depth": 3}}, "unknown search-space names"),
     ({"space": {"lr": {"type": "gauss"}}}, "type must be int, float or categorical"),
-    ({"objective": "probe"}, "not implemented yet"),
+    ({"objective": "accuracy"}, "objective must be one of"),
+    ({"objective": "multi"}, "cannot prune multi-objective trials"),
 ])
 def test_bad_study_files(tiny_data, capsys, change, message):
     path = write_study("bad", **change)

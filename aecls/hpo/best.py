@@ -11,54 +11,91 @@ from typing import Any
 import lightning as L
 import numpy as np
 import optuna
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from optuna.trial import FrozenTrial
 
 from aecls.data import FashionMNISTDataModule
 from aecls.encoders import ENCODER_FILE, export_encoder
-from aecls.errors import AeclsError
+from aecls.errors import check
+from aecls.hpo.objective import checkpoint_callback
 from aecls.hpo.space import StudySpec
+from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.training import make_trainer, quiet_lightning
 
 INFO_FILE = "best.json"
 
 
-def best_params(spec: StudySpec, study: optuna.Study) -> tuple[int, dict[str, Any]]:
-    """(trial number, every parameter of the best trial, fixed values of the space included)."""
-    try:
-        best = study.best_trial
-    except ValueError as e:
-        raise AeclsError(f"study {spec.name} has no completed trial yet; run it first") from e
-    return best.number, spec.suggest(optuna.trial.FixedTrial(best.params))
+# How `aecls study best --select RULE` picks the trial to re-run. On a `multi` study every rule
+# chooses from the Pareto front; a single-objective study has one rule, its own objective.
+RULES = {
+    "recon": "lowest val/loss",
+    "probe": "highest val/probe_acc (linear probe on the frozen latents)",
+    "knee": "the Pareto-front trial nearest the ideal point, both objectives min-max scaled over the front",
+}
+
+
+def select_trial(spec: StudySpec, study: optuna.Study, rule: str | None = None) -> tuple[FrozenTrial, str]:
+    """(the trial `rule` picks, the rule); the default rule is the objective (`knee` for multi)."""
+    multi = len(spec.metrics) > 1
+    rule = rule or ("knee" if multi else spec.objective)
+    allowed = list(RULES) if multi else [spec.objective]
+    check(rule in allowed, f"--select {rule}: study {spec.name} has objective {spec.objective!r}, "
+          f"so the rule can be {' or '.join(allowed)}")
+    front = study.best_trials
+    check(bool(front), f"study {spec.name} has no completed trial yet; run it first")
+    if not multi:
+        return study.best_trial, rule
+    loss = np.array([t.values[0] for t in front])
+    acc = np.array([t.values[1] for t in front])
+    if rule == "recon":
+        score = loss
+    elif rule == "probe":
+        score = -acc
+    else:  # knee: distance to (lowest loss, highest accuracy) after scaling each to [0, 1]
+        score = np.hypot(_scaled(loss), _scaled(-acc))
+    return front[int(np.argmin(score))], rule
+
+
+def _scaled(v: np.ndarray) -> np.ndarray:
+    span = v.max() - v.min()
+    return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
 
 def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: str | None = None,
-               log_dir: str = "lightning_logs", out_root: str = "artifacts") -> dict[str, Any]:
-    """Train the best config once per seed (full epochs), test each best checkpoint, export the
-    encoder of the seed with the lowest val loss. Returns what is written to best.json."""
-    number, params = best_params(spec, study)
+               log_dir: str = "lightning_logs", out_root: str = "artifacts",
+               select: str | None = None) -> dict[str, Any]:
+    """Train the selected trial's config once per seed (full epochs), test each best checkpoint,
+    export the encoder of the seed best on the rule's validation metric. Returns what is written
+    to best.json."""
+    trial, rule = select_trial(spec, study, select)
+    params = spec.suggest(optuna.trial.FixedTrial(trial.params))  # fixed values of the space too
+    monitor = PROBE_METRIC if rule == "probe" else "val/loss"
+    sign = -1 if monitor == PROBE_METRIC else 1  # lower `sign * score` is better
     quiet_lightning()
     runs = []
     for seed in range(seeds):
         L.seed_everything(seed, verbose=False)
         module = spec.build_module(params)
         dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
-        ckpt = ModelCheckpoint(dirpath=Path(log_dir) / spec.name / f"best_seed{seed}" / "checkpoints",
-                               filename="best", monitor="val/loss")
-        trainer = make_trainer(spec.epochs, checkpointing=True, callbacks=[ckpt],
+        ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / f"best_seed{seed}" / "checkpoints",
+                                   monitor)
+        trainer = make_trainer(spec.epochs, checkpointing=True,
+                               callbacks=[LatentProbe(), ckpt] if spec.uses_probe else [ckpt],
                                logger=TensorBoardLogger(log_dir, name=spec.name, version=f"best_seed{seed}"))
         trainer.fit(module, datamodule=dm)
         test = trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False, weights_only=True)[0]
-        runs.append({"seed": seed, "val_loss": float(ckpt.best_model_score),
+        runs.append({"seed": seed, "val_score": float(ckpt.best_model_score),
                      "checkpoint": ckpt.best_model_path, "test": test, "module": module})
-    chosen = min(runs, key=lambda r: r["val_loss"])
+    chosen = min(runs, key=lambda r: sign * r["val_score"])
     out = Path(out_root) / spec.name
     out.mkdir(parents=True, exist_ok=True)
     net = chosen["module"].net_cfg
     export_encoder(out / ENCODER_FILE, chosen["module"].encoder, net, spec.model)
     metrics = sorted(runs[0]["test"])
     info = {
-        "study": spec.name, "model": spec.model, "trial": number, "params": params,
+        "study": spec.name, "model": spec.model, "trial": trial.number, "params": params,
+        "objective": spec.objective, "select": rule, "rule": RULES[rule],
+        "trial_values": dict(zip(spec.metrics, trial.values, strict=True)), "monitor": monitor,
         "net": asdict(net), "epochs": spec.epochs, "seeds": seeds,
         "test": {m: {"mean": float(np.mean([r["test"][m] for r in runs])),
                      "std": float(np.std([r["test"][m] for r in runs]))} for m in metrics},

@@ -23,7 +23,12 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     ssub = p.add_subparsers(dest="study_command", required=True)
     r = ssub.add_parser("run", help="run (or continue) a study",
                         description="Run a study until it holds N trials in total; a second run "
-                                    "continues it. Pruned trials stop early.")
+                                    "continues it. Pruned trials stop early. The study file's "
+                                    "`objective:` is recon (best val/loss, default), probe (best "
+                                    "linear-probe accuracy of the frozen latents, pruned like recon) "
+                                    "or multi (both, a Pareto front; Optuna cannot prune "
+                                    "multi-objective trials, so every trial runs all its epochs: "
+                                    "keep them modest).")
     _common(r)
     r.add_argument("--n-trials", type=int, help="total trials of the study (default: the study file's)")
     r.add_argument("--workers", type=int, default=1,
@@ -33,10 +38,20 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     b = ssub.add_parser("best", help="re-train the best trial per seed, test it, export its encoder")
     _common(b)
     b.add_argument("--seeds", type=int, default=3, help="seeds to re-train the best config with")
+    b.add_argument("--select", choices=_rules(),
+                   help="which trial to re-run: " + "; ".join(f"{k}: {v}" for k, v in _rules().items())
+                        + ". Default: the study's objective (knee for multi); a single-objective "
+                          "study accepts only its own objective. Recorded in best.json.")
     b.set_defaults(func=_best)
     pl = ssub.add_parser("plots", help="save the study's PNG plots under OUT/STUDY/")
     _common(pl)
     pl.set_defaults(func=_plots)
+
+
+def _rules() -> dict[str, str]:
+    from aecls.hpo.best import RULES
+
+    return RULES
 
 
 def _storage(args: argparse.Namespace) -> str:
@@ -57,7 +72,7 @@ def _run(args: argparse.Namespace) -> None:
     study = run_study(spec, args.n_trials, storage, args.workers, args.data_dir, args.log_dir,
                       progress=args.progress)
     print(format_summary(summary(spec, study)))
-    plots = save_plots(study, f"{args.out}/{spec.name}")
+    plots = save_plots(spec, study, f"{args.out}/{spec.name}")
     print(f"plots: {', '.join(str(p) for p in plots)}")
     print(f"dashboard: .venv/bin/optuna-dashboard {_dashboard_arg(storage)}")
     print(f"TensorBoard: .venv/bin/tensorboard --logdir {args.log_dir}/{spec.name}")
@@ -77,8 +92,9 @@ def _best(args: argparse.Namespace) -> None:
 
     spec = load_study(args.study)
     info = rerun_best(spec, open_study(spec, args.storage), args.seeds, args.data_dir, args.log_dir,
-                      args.out)
-    print(f"best trial {info['trial']} of {spec.name}, re-trained with {args.seeds} seeds:")
+                      args.out, select=args.select)
+    print(f"trial {info['trial']} of {spec.name} (--select {info['select']}: {info['rule']}), "
+          f"re-trained with {args.seeds} seeds:")
     print(json.dumps(info["params"]))
     for name, s in info["test"].items():
         print(f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}")
@@ -94,5 +110,5 @@ def _plots(args: argparse.Namespace) -> None:
     spec = load_study(args.study)
     study = open_study(spec, args.storage)
     print(format_summary(summary(spec, study)))
-    for p in save_plots(study, f"{args.out}/{spec.name}"):
+    for p in save_plots(spec, study, f"{args.out}/{spec.name}"):
         print(p)

@@ -1,5 +1,6 @@
-"""The Optuna objective: a plain function of `trial` that trains one config and returns its best
-val/loss (as in optuna-examples' pytorch_lightning_simple.py)."""
+"""The Optuna objective: a plain function of `trial` that trains one config and returns its score
+(as in optuna-examples' pytorch_lightning_simple.py): the best val/loss (`recon`), the best
+linear-probe accuracy (`probe`), or both at the epoch of the best val/loss (`multi`)."""
 
 from __future__ import annotations
 
@@ -14,55 +15,81 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
 from aecls.data import FashionMNISTDataModule
-from aecls.hpo.space import StudySpec
+from aecls.hpo.space import OBJECTIVES, StudySpec
 from aecls.modules.base import GRID_IMAGES
+from aecls.probe import LatentProbe
 from aecls.training import make_trainer
 
-MONITOR = "val/loss"
+
+def checkpoint_callback(spec: StudySpec, dirpath: Path, monitor: str | None = None) -> ModelCheckpoint:
+    """Keeps the epoch a trial is scored by: its first metric (val/loss for `multi`)."""
+    monitor = monitor or spec.metrics[0]
+    mode = "max" if dict(OBJECTIVES["multi"])[monitor] == "maximize" else "min"
+    return ModelCheckpoint(dirpath=dirpath, filename="best", monitor=monitor, mode=mode)
 
 
 def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
               log_dir: str = "lightning_logs", accelerator: str = "auto",
-              artifacts: FileSystemArtifactStore | None = None) -> float:
+              artifacts: FileSystemArtifactStore | None = None) -> float | tuple[float, ...]:
     params = spec.suggest(trial)
     module = spec.build_module(params)
     dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
     version = f"trial_{trial.number}"
-    ckpt = ModelCheckpoint(dirpath=Path(log_dir) / spec.name / version / "checkpoints",
-                           filename="best", monitor=MONITOR)
-    epochs = EpochCounter()
-    trainer = make_trainer(
-        spec.epochs, logger=TensorBoardLogger(log_dir, name=spec.name, version=version),
-        checkpointing=True, accelerator=accelerator,
-        callbacks=[epochs, ckpt, PyTorchLightningPruningCallback(trial, monitor=MONITOR)],
-    )
+    ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / version / "checkpoints")
+    history = History(spec.metrics)
+    callbacks = [LatentProbe()] if spec.uses_probe else []
+    callbacks += [history, ckpt]
+    if len(spec.metrics) == 1:  # Optuna cannot prune multi-objective trials
+        callbacks.append(PyTorchLightningPruningCallback(trial, monitor=spec.metrics[0]))
+    trainer = make_trainer(spec.epochs, logger=TensorBoardLogger(log_dir, name=spec.name, version=version),
+                           checkpointing=True, accelerator=accelerator, callbacks=callbacks)
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=dm)
     finally:
         # Recorded for pruned trials too: the pruning savings are counted from these.
-        trial.set_user_attr("epochs_run", epochs.count)
+        trial.set_user_attr("epochs_run", history.epochs)
+        trial.set_user_attr("history", history.values)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
         trial.set_user_attr("checkpoint", ckpt.best_model_path)
-    score = ckpt.best_model_score
-    if score is None or not math.isfinite(float(score)):
+    # Every metric at the checkpointed epoch (for `multi`: the probe where val/loss was best).
+    best = history.at_epoch(ckpt.best_model_score)
+    if best is None or not all(math.isfinite(v) for v in best):
         # A NaN/inf loss says nothing about the config's quality; prune it and let the study go on.
-        raise optuna.TrialPruned(f"{MONITOR} is not finite")
+        raise optuna.TrialPruned(f"{spec.metrics} not finite")
     if artifacts is not None:
         upload_grid(trial, module, dm, Path(log_dir) / spec.name / version / "reconstructions.png",
                     artifacts)
-    return float(score)
+    return best[0] if len(best) == 1 else best
 
 
-class EpochCounter(Callback):
-    """Epochs that reached validation, the one a trial was pruned in included (the pruning
-    callback raises before Lightning's own epoch counter moves on)."""
+class History(Callback):
+    """Each validation epoch's metrics, the epoch a trial was pruned in included (this runs
+    before the pruning callback raises in the same hook, and Lightning's own epoch counter has
+    not moved on then). Read in on_validation_end: only then are the epoch means computed."""
 
-    count = 0
+    def __init__(self, metrics: tuple[str, ...]) -> None:
+        self.metrics = metrics
+        self.values: dict[str, list[float]] = {m: [] for m in metrics}
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking:
-            self.count += 1
+    @property
+    def epochs(self) -> int:
+        return len(self.values[self.metrics[0]])
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        for m in self.metrics:
+            v = trainer.callback_metrics.get(m)
+            self.values[m].append(float("nan") if v is None else float(v))
+
+    def at_epoch(self, score) -> tuple[float, ...] | None:
+        """All metrics of the first epoch whose first metric equals the checkpoint's `score`."""
+        if score is None:
+            return None
+        first = self.values[self.metrics[0]]
+        i = next((i for i, v in enumerate(first) if v == float(score)), None)
+        return None if i is None else tuple(self.values[m][i] for m in self.metrics)
 
 
 def upload_grid(trial: optuna.Trial, module, dm, path: Path, store: FileSystemArtifactStore) -> None:

@@ -1,4 +1,5 @@
-"""What a study did: pruning savings, best params, and PNG plots (optuna.visualization.matplotlib)."""
+"""What a study did: pruning savings, best params (or the Pareto front), and PNG plots
+(optuna.visualization.matplotlib)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,31 @@ from aecls.hpo.space import StudySpec
 
 
 def summary(spec: StudySpec, study: optuna.Study) -> dict[str, Any]:
-    """Counts, the best trial, and epochs run vs. what the same trials would have run unpruned."""
+    """Counts, the best trial (or the Pareto front), and epochs run vs. what the same trials would
+    have run unpruned."""
     finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     run = sum(t.user_attrs.get("epochs_run", 0) for t in finished)
     full = spec.epochs * len(finished)
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
     out: dict[str, Any] = {
+        "objective": spec.objective, "metrics": list(spec.metrics),
         "complete": len(complete), "pruned": len(finished) - len(complete),
         "failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
         "epochs_run": run, "epochs_unpruned": full,
         "pruning_saved": 1 - run / full if full else 0.0,
         "seconds": round(sum(t.user_attrs.get("seconds", 0.0) for t in finished), 1),
     }
-    if complete:
+    if complete and len(spec.metrics) > 1:
+        out["pareto"] = [{"trial": t.number, "values": t.values, "params": t.params}
+                         for t in sorted(study.best_trials, key=lambda t: t.values[0])]
+    elif complete:
         best = study.best_trial
         out.update(best_trial=best.number, best_value=best.value, best_params=best.params)
     return out
+
+
+def _params(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -36,14 +46,17 @@ def format_summary(s: dict[str, Any]) -> str:
              f"epochs run {s['epochs_run']} of {s['epochs_unpruned']} unpruned "
              f"({100 * s['pruning_saved']:.0f}% saved by pruning)"]
     if "best_trial" in s:
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in s["best_params"].items())
-        lines.append(f"best trial {s['best_trial']}: val/loss {s['best_value']:.5f}  ({params})")
+        lines.append(f"best trial {s['best_trial']}: {s['metrics'][0]} {s['best_value']:.5f}  "
+                     f"({_params(s['best_params'])})")
+    for p in s.get("pareto", []):
+        values = ", ".join(f"{m} {v:.5f}" for m, v in zip(s["metrics"], p["values"], strict=True))
+        lines.append(f"Pareto trial {p['trial']}: {values}  ({_params(p['params'])})")
     return "\n".join(lines)
 
 
-def save_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
-    """Optimisation history, parallel coordinates, importances, val-loss curves (non-pruned)."""
+def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> list[Path]:
+    """Optimisation history, parallel coordinates, importances (per objective for `multi`), the
+    Pareto front (`multi`), and the validation curves of the non-pruned trials."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,10 +66,21 @@ def save_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    plots = {"history": ovm.plot_optimization_history}
-    if len(complete) >= 2:
-        plots.update(parallel_coordinates=ovm.plot_parallel_coordinate,
-                     importances=ovm.plot_param_importances)
+    multi = len(spec.metrics) > 1
+    plots: dict[str, Any] = {}
+    for i, metric in enumerate(spec.metrics):
+        suffix = f"_{metric.split('/')[-1]}" if multi else ""  # history_loss, history_probe_acc
+        kw = {"target": (lambda t, i=i: t.values[i]) if multi else None, "target_name": metric}
+        plots[f"history{suffix}"] = lambda s, kw=kw: ovm.plot_optimization_history(s, **kw)
+        if len(complete) >= 2:
+            plots[f"parallel_coordinates{suffix}"] = lambda s, kw=kw: ovm.plot_parallel_coordinate(s, **kw)
+            # The importance evaluator looks for what gives LOW targets: negate an accuracy.
+            sign = -1 if spec.directions[i] == "maximize" else 1
+            imp = kw if not multi else {"target": (lambda t, i=i, sign=sign: sign * t.values[i]),
+                                        "target_name": metric if sign > 0 else f"-{metric}"}
+            plots[f"importances{suffix}"] = lambda s, imp=imp: ovm.plot_param_importances(s, **imp)
+    if multi and complete:
+        plots["pareto_front"] = lambda s: ovm.plot_pareto_front(s, target_names=list(spec.metrics))
     written = []
     for name, plot in plots.items():
         ax = plot(study)
@@ -65,15 +89,25 @@ def save_plots(study: optuna.Study, out_dir: str | Path) -> list[Path]:
         ax.figure.savefig(out / f"{name}.png", dpi=100)
         plt.close(ax.figure)
         written.append(out / f"{name}.png")
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for t in complete:
-        steps = sorted(t.intermediate_values)
-        ax.plot(steps, [t.intermediate_values[s] for s in steps], marker=".", label=f"trial {t.number}")
-    ax.set(xlabel="epoch", ylabel="val/loss", yscale="log",
-           title=f"{study.study_name}: validation loss of the non-pruned trials")
-    if complete:
-        ax.legend(fontsize="small", ncol=2)
+    return [*written, *_curves(spec, complete, out)]
+
+
+def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
+    """One panel per metric: its value per epoch for each non-pruned trial (as the seed report)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(spec.metrics), figsize=(9 * len(spec.metrics), 5), squeeze=False)
+    for ax, metric in zip(axes[0], spec.metrics, strict=True):
+        for t in complete:
+            curve = t.user_attrs.get("history", {}).get(metric)
+            if curve is None:  # trials of older runs: the reported (pruning) values
+                curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+            ax.plot(range(1, len(curve) + 1), curve, marker=".", label=f"trial {t.number}")
+        ax.set(xlabel="epoch", ylabel=metric, yscale="log" if metric == "val/loss" else "linear",
+               title=f"{spec.name}: {metric} of the non-pruned trials")
+        if complete:
+            ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()
     fig.savefig(out / "val_curves.png", dpi=100)
     plt.close(fig)
-    return [*written, out / "val_curves.png"]
+    return [out / "val_curves.png"]

@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from aecls.errors import AeclsError
 from aecls.hpo.objective import objective
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import artifact_store, make_storage, trial_lock
@@ -34,11 +35,18 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, **storage_kw) ->
     """The study named in `spec` on `storage`; a second call continues it (load_if_exists).
 
     `constant_liar` lets parallel workers' TPE avoid sampling right where a running trial is.
+    TPE handles the two objectives of `multi` too (multi-objective TPE); NSGA-II's generations
+    (population 50 by default) need more trials than a 20-trial CPU study has.
     """
     sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed, constant_liar=True)
-    return optuna.create_study(study_name=spec.name, storage=make_storage(storage, **storage_kw),
-                               direction="minimize", sampler=sampler, pruner=make_pruner(spec),
-                               load_if_exists=True)
+    study = optuna.create_study(study_name=spec.name, storage=make_storage(storage, **storage_kw),
+                                directions=spec.directions, sampler=sampler, pruner=make_pruner(spec),
+                                load_if_exists=True)
+    have = [d.name.lower() for d in study.directions]
+    if have != spec.directions:
+        raise AeclsError(f"study {spec.name} on {storage} was created to {have} (objective changed?); "
+                         "give the study file another name or use another storage")
+    return study
 
 
 def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_dir: str,

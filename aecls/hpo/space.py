@@ -18,12 +18,20 @@ import yaml
 from aecls.errors import AeclsError, check
 from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig
 from aecls.nets import NetConfig
+from aecls.probe import PROBE_METRIC
 
 MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE}
 NET_KEYS = {f.name for f in fields(NetConfig)}
 OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
 MODULE_KEYS = {"cae": {"loss", "noise_sigma"}, "dae": {"loss", "noise_sigma"},
                "vae": {"beta", "kl_warmup_epochs"}}
+# What a trial returns, in order, and which way is better. `probe` is the linear-probe accuracy
+# of the frozen latents on validation images (aecls.probe); `multi` returns both.
+OBJECTIVES = {
+    "recon": (("val/loss", "minimize"),),
+    "probe": ((PROBE_METRIC, "maximize"),),
+    "multi": (("val/loss", "minimize"), (PROBE_METRIC, "maximize")),
+}
 
 
 @dataclass
@@ -31,8 +39,8 @@ class StudySpec:
     name: str
     model: str = "cae"
     epochs: int = 10
-    objective: str = "recon"
-    pruner: str = "median"  # median | hyperband | none
+    objective: str = "recon"  # recon | probe | multi (see OBJECTIVES)
+    pruner: str = "median"  # median | hyperband | none (multi: none, Optuna cannot prune it)
     sampler_seed: int = 0
     n_trials: int = 20
     data: dict[str, Any] = field(default_factory=dict)  # FashionMNISTDataModule arguments
@@ -43,8 +51,11 @@ class StudySpec:
         check(self.epochs >= 1, f"study {self.name}: epochs must be >= 1")
         check(self.pruner in ("median", "hyperband", "none"),
               f"study {self.name}: pruner must be median, hyperband or none")
-        check(self.objective == "recon", f"study {self.name}: objective {self.objective!r} "
-              "is not implemented yet (only 'recon')")
+        check(self.objective in OBJECTIVES,
+              f"study {self.name}: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        check(self.objective != "multi" or self.pruner == "none",
+              f"study {self.name}: Optuna cannot prune multi-objective trials; set `pruner: none` "
+              "(and keep epochs modest)")
         known = NET_KEYS | OPTIM_KEYS | MODULE_KEYS[self.model]
         unknown = sorted(set(self.space) - known)
         check(not unknown, f"study {self.name}: unknown search-space names {unknown}; known: {sorted(known)}")
@@ -57,6 +68,18 @@ class StudySpec:
                 check(need[kind] <= set(dist), f"study {self.name}: search-space entry {name} "
                       f"({kind}) needs {sorted(need[kind])}")
         return self
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(m for m, _ in OBJECTIVES[self.objective])
+
+    @property
+    def directions(self) -> list[str]:
+        return [d for _, d in OBJECTIVES[self.objective]]
+
+    @property
+    def uses_probe(self) -> bool:
+        return PROBE_METRIC in self.metrics
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw (or fix) every parameter of the space for `trial`."""

@@ -16,8 +16,9 @@ import torch
 
 from aecls.baselines import flat, pca_test_mse
 from aecls.checkpoints import load_datamodule, load_module
+from aecls.probe import encode
 from aecls.report import figures
-from aecls.report.latents import decode, encode, gaussian_samples, interpolate, pca_2d, tsne_2d
+from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
 
 N_SHOW = 10  # images per row: one per class
 
@@ -151,7 +152,9 @@ def latent_space(r: Report, n_tsne: int = 2000) -> None:
 def study(r: Report) -> None:
     r.section(f"Study {r.study}")
     folder = r.artifacts / r.study
-    pngs = [folder / f"{n}.png" for n in ("history", "parallel_coordinates", "importances", "val_curves")]
+    names = ["pareto_front", *(f"{plot}{suffix}" for suffix in ("", "_loss", "_probe_acc")
+                                for plot in ("history", "parallel_coordinates", "importances")), "val_curves"]
+    pngs = [folder / f"{n}.png" for n in names]  # suffixed: per objective of a multi study
     have = [p for p in pngs if p.is_file()]
     if not have:
         r.missing.append(f"study {r.study}: no plots in {folder} (run `aecls study run {r.study}`)")
@@ -163,7 +166,9 @@ def study(r: Report) -> None:
         r.missing.append(f"study {r.study}: no best.json (run `aecls study best {r.study}`)")
         return
     best = json.loads(info.read_text())
-    r.lines += ["", f"Best trial {best['trial']}: `{json.dumps(best['params'])}`, re-trained "
+    rule = f" (objective {best['objective']}, chosen by `--select {best['select']}`: {best['rule']})" \
+        if "select" in best else ""
+    r.lines += ["", f"Best trial {best['trial']}{rule}: `{json.dumps(best['params'])}`, re-trained "
                 f"{best['epochs']} epochs x {best['seeds']} seeds:", "",
                 "| metric | mean ± std |", "|---|---|"]
     r.lines += [f"| {m} | {s['mean']:.5f} ± {s['std']:.5f} |" for m, s in best["test"].items()]

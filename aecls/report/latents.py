@@ -9,17 +9,6 @@ from sklearn.manifold import TSNE
 
 
 @torch.no_grad()
-def encode(module, images: torch.Tensor, batch: int = 1000) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, latent) codes (a VAE's mean)."""
-    out = []
-    for i in range(0, len(images), batch):
-        x = images[i : i + batch].unsqueeze(1).float().div(255).to(module.device)
-        z = module.encode(x)
-        out.append((z[0] if isinstance(z, tuple) else z).cpu())
-    return torch.cat(out).numpy()
-
-
-@torch.no_grad()
 def decode(module, z: np.ndarray) -> np.ndarray:
     """(n, latent) codes -> (n, 28, 28) images in [0, 1]."""
     x = torch.sigmoid(module.decoder(torch.as_tensor(z, dtype=torch.float32, device=module.device)))
