@@ -35,6 +35,22 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", default="artifacts/transfer", help="sweep.csv, sweep.md, sweep.png go here")
     s.add_argument("--no-progress", dest="progress", action="store_false")
     s.set_defaults(func=_sweep)
+    c = tsub.add_parser("compare", help="two or more sweeps side by side (paired by seed)",
+                        description="Read sweep CSVs (nothing is re-trained) and write compare.md "
+                                    "(mean ± std per encoder, paired differences to the first) and "
+                                    "compare.png.")
+    c.add_argument("runs", nargs="+", type=_named,
+                   help="NAME=PATH per sweep (its sweep.csv or folder); the first is the reference, "
+                        "e.g. recon=artifacts/transfer probe=artifacts/transfer_probe")
+    c.add_argument("--out", default="artifacts/transfer_compare", help="compare.md, compare.png go here")
+    c.set_defaults(func=_compare)
+
+
+def _named(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"want NAME=PATH, got {text!r}")
+    return name, path
 
 
 def _methods() -> tuple[str, ...]:
@@ -55,3 +71,14 @@ def _sweep(args: argparse.Namespace) -> None:
     rows = run_sweep(cfg, progress=args.progress)
     print(markdown_table(rows))
     print(f"written: {args.out}/sweep.csv, sweep.md, sweep.png")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from aecls.transfer_compare import compare_sweeps
+
+    runs = dict(args.runs)
+    if len(runs) != len(args.runs):
+        raise AeclsError("each sweep needs its own NAME")
+    written = compare_sweeps(runs, args.out)
+    print(written["compare.md"].read_text())
+    print(f"written: {written['compare.md']}, {written['compare.png']}")

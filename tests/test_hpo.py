@@ -124,6 +124,7 @@ def test_cli_run_best_plots(tiny_data, capsys):
     ({"space": {"lr": {"type": "gauss"}}}, "type must be int, float or categorical"),
     ({"objective": "accuracy"}, "objective must be one of"),
     ({"objective": "multi"}, "cannot prune multi-objective trials"),
+    ({"pruner_args": {"n_warmup": 1}}, "do not fit the median pruner"),
 ])
 def test_bad_study_files(tiny_data, capsys, change, message):
     path = write_study("bad", **change)

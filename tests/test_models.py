@@ -126,3 +126,30 @@ def test_optimisers_and_schedulers_build(name, scheduler):
                                                              FakeTrainer())
     assert conf["optimizer"].param_groups[0]["lr"] > 0
     assert ("lr_scheduler" in conf) == (scheduler != "none")
+
+
+@pytest.mark.parametrize("name", ["cae", "vae"])
+def test_train_metrics_are_the_batch_weighted_epoch_means(name, tiny_data):
+    """Training metrics are summed by the module and logged once an epoch (a speed measure):
+    they must equal the mean of the step losses, weighted by batch size (the last batch is short)."""
+    import lightning as L
+
+    from aecls.data import FashionMNISTDataModule
+    from aecls.training import make_trainer
+
+    class Steps(L.Callback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[float, int]] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.seen.append((float(outputs["loss"]), len(batch[0])))
+
+    steps = Steps()
+    model = MODELS[name]()
+    dm = FashionMNISTDataModule(data_dir=str(tiny_data), batch_size=64, val_size=50)
+    trainer = make_trainer(1, callbacks=[steps], limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    total = sum(n for _, n in steps.seen)
+    assert total == 350 and len(steps.seen) == 6
+    expected = sum(loss * n for loss, n in steps.seen) / total
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(expected, rel=1e-5)

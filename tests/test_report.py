@@ -48,10 +48,12 @@ def test_full_tiny_run(tiny_data, capsys):
     assert main(["transfer", "sweep", "--encoder", "artifacts/rep", "--labels", "20,all", "--seeds", "1",
                  "--epochs", "1", "--min-steps", "2", "--data-dir", str(tiny_data), "--val-size", "50",
                  "--no-progress"]) == 0
+    # the same sweep twice: a tie on every row, but the comparison shows up in the report
+    assert main(["transfer", "compare", "a=artifacts/transfer", "b=artifacts/transfer"]) == 0
     assert main(["report", "--study", "rep", "--data-dir", str(tiny_data)]) == 0
     text = _check_report(Path("reports/main/report.md"))
-    assert "## Missing" not in text
+    assert "## Missing" not in text and "b ties a" in text
     for png in ("reconstructions", "denoising", "latent_pca", "latent_tsne", "interpolation", "samples",
-                "study_history", "study_val_curves", "transfer"):
+                "study_history", "study_val_curves", "transfer", "transfer_compare"):
         assert f"({png}.png)" in text
     assert "| CAE (" in text and "| classifier, frozen" in text and "Best trial" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from aecls.cli import main
@@ -69,3 +70,42 @@ def test_mnist_pretraining_transfers_to_fashion(tiny_data, tmp_path, capsys):
     assert main(argv) == 0
     rows = list(csv.DictReader(open("mn/sweep.csv")))
     assert [r["method"] for r in rows] == ["scratch", "finetune"]
+
+
+def _write_sweep(path: Path, acc: dict[tuple[int, str], list[float]]) -> Path:
+    path.mkdir(parents=True)
+    with open(path / "sweep.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["labels", "budget", "seed", "method", "test_acc", "seconds"])
+        w.writeheader()
+        for (labels, method), values in acc.items():
+            for seed, a in enumerate(values):
+                w.writerow({"labels": labels, "budget": labels, "seed": seed, "method": method,
+                            "test_acc": a, "seconds": 1.0})
+    return path
+
+
+def test_compare_pairs_seeds_and_gives_verdicts(tmp_path, capsys):
+    a = _write_sweep(tmp_path / "a", {(100, "frozen"): [0.70, 0.60, 0.65], (100, "finetune"): [0.7, 0.7, 0.7],
+                                      (100, "scratch"): [0.5, 0.5, 0.5]})
+    # b: +5 points on every seed for frozen (a paired win despite the seeds' spread), finetune mixed
+    b = _write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70], (100, "finetune"): [0.8, 0.6, 0.7],
+                                      (100, "scratch"): [0.5, 0.5, 0.5]})
+    assert main(["transfer", "compare", f"recon={a}", f"probe={b / 'sweep.csv'}", "--out", "cmp"]) == 0
+    md = Path("cmp/compare.md").read_text()
+    rows = {line.split("|")[2].strip(): line for line in md.splitlines() if line.startswith("| 100 |")}
+    assert set(rows) == {"frozen", "finetune"}  # only the modes that use the encoder
+    assert "65.00 ± 4.08" in rows["frozen"] and "+5.00 ± 0.00 (3 seeds)" in rows["frozen"]
+    assert "probe beats recon" in rows["frozen"] and "probe ties recon" in rows["finetune"]
+    assert Path("cmp/compare.png").stat().st_size > 1000
+
+
+def test_compare_bad_inputs(tmp_path, capsys):
+    assert main(["transfer", "compare", f"a={tmp_path}/none", f"b={tmp_path}/none"]) == 2
+    assert "no sweep CSV" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    assert main(["transfer", "compare", f"a={tmp_path}/bad.csv", f"b={tmp_path}/bad.csv"]) == 2
+    assert "not a transfer sweep CSV" in capsys.readouterr().err
+    assert main(["transfer", "compare", f"a={tmp_path}/bad.csv"]) == 2
+    assert "at least two" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: NAME=PATH wanted
+        main(["transfer", "compare", "nonamepath"])

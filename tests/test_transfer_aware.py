@@ -51,7 +51,8 @@ def test_probe_study_maximises_the_probe_and_rerun_records_it(tiny_data):
 def test_median_pruner_prunes_on_the_probe(tiny_data):
     """Three hand-made finished trials with a probe accuracy no encoder can reach: the median
     pruner (direction maximise) must stop the next real trial after its warm-up epoch."""
-    spec = load_study(write_study("pp", epochs=4, objective="probe", data={"val_size": 100}))
+    spec = load_study(write_study("pp", epochs=4, objective="probe", data={"val_size": 100},
+                                  pruner_args={"n_warmup_steps": 1}))  # from the study file
     study = open_study(spec, "sqlite:///pp.db")
     for _ in range(3):
         study.add_trial(create_trial(value=1.5, intermediate_values={e: 1.5 for e in range(4)},

@@ -22,15 +22,6 @@ LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.W
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.epochs)
-    if spec.pruner == "none":
-        return optuna.pruners.NopPruner()
-    # Median pruning, but never in a trial's first epoch nor before 3 trials have finished.
-    return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-
-
 def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, **storage_kw) -> optuna.Study:
     """The study named in `spec` on `storage`; a second call continues it (load_if_exists).
 
@@ -40,7 +31,7 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, **storage_kw) ->
     """
     sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed, constant_liar=True)
     study = optuna.create_study(study_name=spec.name, storage=make_storage(storage, **storage_kw),
-                                directions=spec.directions, sampler=sampler, pruner=make_pruner(spec),
+                                directions=spec.directions, sampler=sampler, pruner=spec.build_pruner(),
                                 load_if_exists=True)
     have = [d.name.lower() for d in study.directions]
     if have != spec.directions:

@@ -41,6 +41,7 @@ class StudySpec:
     epochs: int = 10
     objective: str = "recon"  # recon | probe | multi (see OBJECTIVES)
     pruner: str = "median"  # median | hyperband | none (multi: none, Optuna cannot prune it)
+    pruner_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of that pruner
     sampler_seed: int = 0
     n_trials: int = 20
     data: dict[str, Any] = field(default_factory=dict)  # FashionMNISTDataModule arguments
@@ -53,6 +54,11 @@ class StudySpec:
               f"study {self.name}: pruner must be median, hyperband or none")
         check(self.objective in OBJECTIVES,
               f"study {self.name}: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        try:
+            self.build_pruner()
+        except TypeError as e:
+            raise AeclsError(f"study {self.name}: pruner_args {self.pruner_args} do not fit the "
+                             f"{self.pruner} pruner ({e})") from e
         check(self.objective != "multi" or self.pruner == "none",
               f"study {self.name}: Optuna cannot prune multi-objective trials; set `pruner: none` "
               "(and keep epochs modest)")
@@ -68,6 +74,17 @@ class StudySpec:
                 check(need[kind] <= set(dist), f"study {self.name}: search-space entry {name} "
                       f"({kind}) needs {sorted(need[kind])}")
         return self
+
+    def build_pruner(self) -> optuna.pruners.BasePruner:
+        """Median by default: it waits for 3 finished trials, then stops a trial whose epoch score
+        is worse than the median of earlier trials at the same epoch, from the first epoch on
+        (a warm-up epoch saved 34 % of the seed study's epochs, none 4x%: README, Studies)."""
+        if self.pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(**{"min_resource": 1, "max_resource": self.epochs,
+                                                     **self.pruner_args})
+        if self.pruner == "none":
+            return optuna.pruners.NopPruner(**self.pruner_args)
+        return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 0, **self.pruner_args})
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -47,15 +47,19 @@ def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
         raise AeclsError(f"cannot open storage {url}: {type(e).__name__}: {e}") from e
 
 
+def storage_file(url: str) -> Path | None:
+    """The file behind a journal or SQLite storage; None for a server."""
+    if is_journal(url):
+        return journal_path(url)
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
 def artifact_dir(url: str) -> Path:
     """Where trial artifacts (reconstruction grids) go: beside a file storage, else ./optuna_artifacts."""
-    if is_journal(url):
-        path = journal_path(url)
-    elif url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-    else:
-        return Path("optuna_artifacts")
-    return path.with_name(path.stem + "_artifacts")
+    path = storage_file(url)
+    return Path("optuna_artifacts") if path is None else path.with_name(path.stem + "_artifacts")
 
 
 def artifact_store(url: str) -> FileSystemArtifactStore:
@@ -94,8 +98,7 @@ class NoLock:
 def trial_lock(url: str) -> FileLock | NoLock:
     """Makes "count the study's trials, then start one" atomic for workers on one host. Server
     storages get none: there, workers on several hosts may overshoot the total by a trial or two."""
-    if is_journal(url):
-        return FileLock(journal_path(url).with_suffix(".lock"))
-    if url.startswith("sqlite:///"):
-        return FileLock(Path(url.removeprefix("sqlite:///") + ".lock"))
-    return NoLock()
+    path = storage_file(url)
+    # Not PATH.lock: Optuna's journal backend takes that name for its own symlink lock, and a
+    # file of ours there would make it wait forever.
+    return NoLock() if path is None else FileLock(path.with_name(path.stem + "_workers.lock"))

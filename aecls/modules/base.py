@@ -50,8 +50,26 @@ class BaseModule(L.LightningModule):
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         metrics = self.compute(batch, stage)
-        self.log_stage(stage, metrics, len(batch[0]))
+        n = len(batch[0])
+        if stage == "train":
+            # `self.log` costs ~0.3 ms a call on CPU (Lightning moves its result metric to the
+            # device each time), a tenth of a small CAE step: training metrics are summed here
+            # and logged once an epoch instead, as the same batch-weighted means.
+            for name, value in metrics.items():
+                self._train_sums[name] = self._train_sums.get(name, 0.0) + value.detach() * n
+            self._train_count += n
+        else:
+            self.log_stage(stage, metrics, n)
         return metrics["loss"]
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums: dict[str, torch.Tensor] = {}
+        self._train_count = 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._train_count:
+            self.log_stage("train", {k: v / self._train_count for k, v in self._train_sums.items()},
+                           self._train_count)
 
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x]
