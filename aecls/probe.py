@@ -2,19 +2,27 @@
 
 The transfer-aware study objective (`objective: probe` in a study file) needs a score every epoch,
 for the pruner. We use logistic regression on the latents of the validation split (5k images),
-fitted on a fixed 80 % of them and scored on the other 20 %:
-- fast: encoding 5k images plus an L-BFGS fit on (4000, latent) takes well under a second on CPU;
-- stable: the fit is convex and deterministic, so the score moves only when the encoder does (a
-  small trained head would add its own seed and schedule noise to every epoch's number);
+5-fold stratified cross-validation with fixed folds, mean accuracy:
+- fast: Newton-CG converges in ~10 iterations on these small problems; encoding 5k images plus
+  the five fits took 0.35 s for a latent-50 CAE on this 2-core CPU (L-BFGS needed ~130
+  iterations, 1.4 s for a single fit), against ~8 s for a training epoch;
+- stable: each fit is convex and deterministic, so the score moves only when the encoder does (a
+  small trained head would add its own seed and schedule noise to every epoch's number), and all
+  5,000 images are scored once: a single held-out 1,000 could not tell apart two encoders whose
+  label sweeps differ by 1.3 points (both 0.834; 5-fold: 0.829 vs 0.822, ranked like the sweep);
 - honest: it uses no training labels and never touches the test set.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -35,27 +43,27 @@ def encode(module, images: torch.Tensor, batch: int = 1000) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def probe_accuracy(z: np.ndarray, y: np.ndarray, fit_fraction: float = 0.8, seed: int = 0) -> float:
-    """Logistic regression fitted on a seeded `fit_fraction` of (z, y), accuracy on the rest."""
-    order = np.random.default_rng(seed).permutation(len(z))
-    cut = int(fit_fraction * len(z))
-    fit, held = order[:cut], order[cut:]
+def probe_accuracy(z: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+    """Mean accuracy of logistic regression on (z, y) over `folds` seeded stratified folds."""
     if not np.isfinite(z).all():
         return float("nan")  # a diverged encoder: the trial is pruned like a NaN loss
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
-    clf.fit(z[fit], y[fit])
-    return float(clf.score(z[held], y[held]))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cg", max_iter=100))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # A rare capped fit is still deterministic; a warning per epoch would bury the output.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return float(cross_val_score(clf, z, y, cv=cv).mean())
 
 
 class LatentProbe(Callback):
     """Logs `val/probe_acc` after every validation epoch (before checkpointing and pruning read it)."""
 
-    def __init__(self, fit_fraction: float = 0.8, seed: int = 0) -> None:
-        self.fit_fraction, self.seed = fit_fraction, seed
+    def __init__(self, folds: int = 5, seed: int = 0) -> None:
+        self.folds, self.seed = folds, seed
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
         images, labels = trainer.datamodule.splits["val"]
-        acc = probe_accuracy(encode(pl_module, images), labels.cpu().numpy(), self.fit_fraction, self.seed)
+        acc = probe_accuracy(encode(pl_module, images), labels.cpu().numpy(), self.folds, self.seed)
         pl_module.log(PROBE_METRIC, acc)

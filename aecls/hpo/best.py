@@ -18,7 +18,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import ENCODER_FILE, export_encoder
 from aecls.errors import check
 from aecls.hpo.objective import checkpoint_callback
-from aecls.hpo.space import StudySpec
+from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.training import make_trainer, quiet_lightning
 
@@ -70,7 +70,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     trial, rule = select_trial(spec, study, select)
     params = spec.suggest(optuna.trial.FixedTrial(trial.params))  # fixed values of the space too
     monitor = PROBE_METRIC if rule == "probe" else "val/loss"
-    sign = -1 if monitor == PROBE_METRIC else 1  # lower `sign * score` is better
+    sign = -1 if DIRECTIONS[monitor] == "maximize" else 1  # lower `sign * score` is better
     quiet_lightning()
     runs = []
     for seed in range(seeds):

@@ -15,7 +15,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
 from aecls.data import FashionMNISTDataModule
-from aecls.hpo.space import OBJECTIVES, StudySpec
+from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.modules.base import GRID_IMAGES
 from aecls.probe import LatentProbe
 from aecls.training import make_trainer
@@ -24,7 +24,7 @@ from aecls.training import make_trainer
 def checkpoint_callback(spec: StudySpec, dirpath: Path, monitor: str | None = None) -> ModelCheckpoint:
     """Keeps the epoch a trial is scored by: its first metric (val/loss for `multi`)."""
     monitor = monitor or spec.metrics[0]
-    mode = "max" if dict(OBJECTIVES["multi"])[monitor] == "maximize" else "min"
+    mode = "max" if DIRECTIONS[monitor] == "maximize" else "min"
     return ModelCheckpoint(dirpath=dirpath, filename="best", monitor=monitor, mode=mode)
 
 

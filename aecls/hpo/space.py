@@ -25,13 +25,10 @@ NET_KEYS = {f.name for f in fields(NetConfig)}
 OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
 MODULE_KEYS = {"cae": {"loss", "noise_sigma"}, "dae": {"loss", "noise_sigma"},
                "vae": {"beta", "kl_warmup_epochs"}}
-# What a trial returns, in order, and which way is better. `probe` is the linear-probe accuracy
-# of the frozen latents on validation images (aecls.probe); `multi` returns both.
-OBJECTIVES = {
-    "recon": (("val/loss", "minimize"),),
-    "probe": ((PROBE_METRIC, "maximize"),),
-    "multi": (("val/loss", "minimize"), (PROBE_METRIC, "maximize")),
-}
+# What a trial returns, in order; `probe` is the linear-probe accuracy of the frozen latents on
+# validation images (aecls.probe), `multi` returns both.
+OBJECTIVES = {"recon": ("val/loss",), "probe": (PROBE_METRIC,), "multi": ("val/loss", PROBE_METRIC)}
+DIRECTIONS = {"val/loss": "minimize", PROBE_METRIC: "maximize"}
 
 
 @dataclass
@@ -88,11 +85,11 @@ class StudySpec:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return tuple(m for m, _ in OBJECTIVES[self.objective])
+        return OBJECTIVES[self.objective]
 
     @property
     def directions(self) -> list[str]:
-        return [d for _, d in OBJECTIVES[self.objective]]
+        return [DIRECTIONS[m] for m in self.metrics]
 
     @property
     def uses_probe(self) -> bool:
