@@ -83,8 +83,9 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
 
     from aecls.modules import AutoEncoder, OptimConfig
     from aecls.nets import NetConfig
-    from aecls.training import make_trainer
+    from aecls.training import make_trainer, quiet_lightning
 
+    quiet_lightning()  # no banners between the table's rows
     dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size)
     dm.setup()
     n_batches = limit_batches or len(dm.train_dataloader())

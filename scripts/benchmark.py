@@ -7,6 +7,7 @@ import argparse
 import datetime
 import platform
 import sys
+from pathlib import Path
 
 import torch
 
@@ -16,7 +17,7 @@ from aecls.bench import bench_data, bench_fit, bench_study, peak_rss_mib
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir")
-    p.add_argument("--channels", type=int, nargs="+", default=[8, 32])
+    p.add_argument("--channels", type=int, nargs="+", default=[8, 16, 32])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds of the epoch comparison")
     p.add_argument("--study", default="studies/cae_seed004.yaml")
     p.add_argument("--study-trials", type=int, default=8)
@@ -51,10 +52,21 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if a.write:
-        with open("BENCHMARKS.md", "w") as f:
-            f.write("# Benchmarks\n\nAll rows of a table come from one run of `scripts/benchmark.py`; "
-                    "ratios compare numbers measured side by side in that run.\n\n## CPU\n\n" + table + "\n")
+        write_table(Path("BENCHMARKS.md"), table)
         print("written: BENCHMARKS.md")
+
+
+def write_table(path: Path, table: str) -> None:
+    """Replace the table between the markers, keeping the hand-written reading around it."""
+    start, end = "<!-- cpu-table -->", "<!-- /cpu-table -->"
+    text = path.read_text() if path.is_file() else ""
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1]
+    else:
+        text = ("# Benchmarks\n\nAll rows of a table come from one run of `scripts/benchmark.py`; ratios "
+                f"compare numbers measured side by side in that run.\n\n## CPU\n\n{start}\n{table}\n{end}\n")
+    path.write_text(text)
 
 
 if __name__ == "__main__":
