@@ -67,7 +67,8 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> flo
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
     x_train, y_train = (t.cpu().numpy() for t in dm.splits["train"])
     x_test, y_test = (t.cpu().numpy() for t in dm.splits["test"])
-    steps = [PCA(pca_dim, random_state=seed)] if pca_dim else []
+    # PCA cannot keep more components than there are images (a 100-label run, latent 138).
+    steps = [PCA(min(pca_dim, len(x_train), x_train[0].size), random_state=seed)] if pca_dim else []
     clf = make_pipeline(*steps, LogisticRegression(max_iter=500))
     clf.fit(flat(x_train), y_train)
     return float(clf.score(flat(x_test), y_test))

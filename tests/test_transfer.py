@@ -40,6 +40,17 @@ def test_sweep_writes_csv_markdown_png(tiny_data, tmp_path, capsys):
     assert "| labels |" in capsys.readouterr().out
 
 
+def test_pca_baseline_with_a_latent_wider_than_the_budget(tiny_data, tmp_path):
+    torch.manual_seed(0)
+    ae = AutoEncoder(NetConfig(latent_dim=30, n_channels=4, hidden=0))
+    enc = export_encoder(tmp_path / "wide.pt", ae.encoder, ae.net_cfg, "cae")
+    assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20", "--seeds", "1",
+                 "--methods", "logreg_pca", "--data-dir", str(tiny_data), "--val-size", "50",
+                 "--out", "sw", "--no-progress"]) == 0  # PCA keeps 20 components, not 30
+    (row,) = csv.DictReader(open("sw/sweep.csv"))
+    assert row["method"] == "logreg_pca" and 0 <= float(row["test_acc"]) <= 1
+
+
 def test_budget_larger_than_data_is_a_clear_error(tiny_data, tmp_path, capsys):
     enc = _encoder(tmp_path)
     argv = ["transfer", "sweep", "--encoder", str(enc), "--labels", "5000", "--seeds", "1",
