@@ -83,6 +83,8 @@ def test_journal_two_workers_run_exactly_n_trials(tiny_data):
     trials = study.get_trials(deepcopy=False)
     assert len(finished(study)) == 5 and len(trials) == 5
     assert sorted(t.number for t in trials) == list(range(5))
+    # each worker has its own sampler seed: the two first trials are not the same config
+    assert trials[0].params != trials[1].params
 
 
 def test_rerun_best_exports_a_loadable_encoder(tiny_data):

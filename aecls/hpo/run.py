@@ -22,14 +22,17 @@ LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.W
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, **storage_kw) -> optuna.Study:
+def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, seed_offset: int = 0,
+               **storage_kw) -> optuna.Study:
     """The study named in `spec` on `storage`; a second call continues it (load_if_exists).
 
     `constant_liar` lets parallel workers' TPE avoid sampling right where a running trial is.
     TPE handles the two objectives of `multi` too (multi-objective TPE); NSGA-II's generations
     (population 50 by default) need more trials than a 20-trial CPU study has.
     """
-    sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed, constant_liar=True)
+    # Each worker process offsets the seed: with one seed, K workers drew the same random
+    # start-up configs, K times each.
+    sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed + seed_offset, constant_liar=True)
     study = optuna.create_study(study_name=spec.name, storage=make_storage(storage, **storage_kw),
                                 directions=spec.directions, sampler=sampler, pruner=spec.build_pruner(),
                                 load_if_exists=True)
@@ -41,7 +44,7 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, **storage_kw) ->
 
 
 def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_dir: str,
-         threads: int | None = None, bar: tqdm | None = None, **storage_kw) -> None:
+         threads: int | None = None, bar: tqdm | None = None, worker: int = 0, **storage_kw) -> None:
     """Run trials until the study holds `total` live (finished, running or queued) trials.
 
     Counting and starting a trial happen under one lock, released once the trial has begun, so
@@ -54,7 +57,7 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
 
         torch.set_num_threads(threads)
     quiet_lightning()
-    study = open_study(spec, storage, **storage_kw)
+    study = open_study(spec, storage, seed_offset=worker, **storage_kw)
     lock, store = trial_lock(storage), artifact_store(storage)
     while True:
         lock.acquire()
@@ -95,8 +98,8 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
     if workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=work, args=args, kwargs={"threads": threads, **storage_kw})
-                 for _ in range(workers)]
+        procs = [ctx.Process(target=work, args=args, kwargs={"threads": threads, "worker": i, **storage_kw})
+                 for i in range(workers)]
         for p in procs:
             p.start()
         while any(p.is_alive() for p in procs):
