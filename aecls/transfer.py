@@ -120,11 +120,6 @@ def markdown_table(rows: list[dict]) -> str:
 
 def write_outputs(rows: list[dict], out: Path, title: str = "") -> dict[str, Path]:
     """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "sweep.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -132,17 +127,28 @@ def write_outputs(rows: list[dict], out: Path, title: str = "") -> dict[str, Pat
         w.writerows(rows)
     (out / "sweep.md").write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
     stats = summarise(rows)
+    accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / "sweep.png", title)
+    return {name: out / name for name in ("sweep.csv", "sweep.md", "sweep.png")}
+
+
+def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str) -> None:
+    """Test accuracy (%) vs labels (log x): one error-bar line per (stats from `summarise`,
+    method, matplotlib style) in `curves`; methods a sweep did not run are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(8, 5))
-    for m in METHODS:
-        pts = sorted((b, *v) for (b, mm), v in stats.items() if mm == m)
+    for stats, method, style in curves:
+        pts = sorted((b, *v) for (b, m), v in stats.items() if m == method)
         if pts:
             b, mean, std = map(np.array, zip(*pts, strict=True))
-            ax.errorbar(b, 100 * mean, yerr=100 * std, marker="o", capsize=3, label=m)
+            ax.errorbar(b, 100 * mean, yerr=100 * std, marker="o", capsize=3, **style)
     ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
            title=f"Label efficiency: {title}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return {name: out / name for name in ("sweep.csv", "sweep.md", "sweep.png")}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from aecls.errors import AeclsError, check
+from aecls.transfer import accuracy_plot
 
 PRETRAINED = ("frozen", "finetune")
 
@@ -67,31 +68,17 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
 def compare_sweeps(runs: dict[str, str], out: str | Path) -> dict[str, Path]:
     """Write compare.md and compare.png (accuracy vs. labels, one colour per encoder, frozen solid,
     finetune dashed) under `out`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     check(len(runs) >= 2, "compare needs at least two sweeps, NAME=PATH each")
     sweeps = {name: read_sweep(path) for name, path in runs.items()}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sources = "\n".join(f"- {name}: `{path}`" for name, path in runs.items())
     (out / "compare.md").write_text(f"# Transfer sweeps compared\n\n{sources}\n\n" + compare_table(sweeps))
-    fig, ax = plt.subplots(figsize=(8, 5))
+    curves = []
     for colour, (name, sweep) in enumerate(sweeps.items()):
-        for m, style in zip(PRETRAINED, ("-", "--"), strict=True):
-            pts = sorted((b, np.mean(list(v.values())), np.std(list(v.values())))
-                         for (b, mm), v in sweep.items() if mm == m)
-            if pts:
-                b, mean, std = map(np.array, zip(*pts, strict=True))
-                ax.errorbar(b, 100 * mean, yerr=100 * std, marker="o", capsize=3, linestyle=style,
-                            color=f"C{colour}", label=f"{name}, {m}")
-    ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
-           title="Label efficiency: encoders compared")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "compare.png", dpi=100)
-    plt.close(fig)
+        stats = {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values()))))
+                 for k, v in sweep.items()}
+        curves += [(stats, m, {"label": f"{name}, {m}", "linestyle": ls, "color": f"C{colour}"})
+                   for m, ls in zip(PRETRAINED, ("-", "--"), strict=True)]
+    accuracy_plot(curves, out / "compare.png", "encoders compared")
     return {"compare.md": out / "compare.md", "compare.png": out / "compare.png"}
