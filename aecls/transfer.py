@@ -40,6 +40,9 @@ class SweepConfig:
     min_steps: int = 300  # ... but at least this many optimiser steps (small budgets)
     batch_size: int = 128
     lr: float = 3e-3
+    head_hidden: int = 64  # the classifier head's hidden width (0 = linear), as Classifier's
+    encoder_lr_scale: float = 0.1  # finetune: encoder lr = lr * this
+    augment: bool = False  # random crop + flip of the labelled training batches (all deep methods)
     data_dir: str | None = None
     val_size: int = 5000  # held out as in every other stage, though no run uses it for selection
     out: str = "artifacts/transfer"
@@ -47,6 +50,8 @@ class SweepConfig:
 
     def validate(self) -> SweepConfig:
         check(self.seeds >= 1, "seeds must be >= 1")
+        check(self.head_hidden >= 0, "head_hidden must be >= 0")
+        check(self.encoder_lr_scale > 0, "encoder_lr_scale must be > 0")
         check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
         unknown = set(self.methods) - set(METHODS)
         check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
@@ -58,6 +63,7 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> flo
     steps = max(cfg.min_steps, cfg.epochs * max(1, n // cfg.batch_size))
     model = Classifier(net=net if method == "scratch" else None, mode=method,
                        encoder_path=None if method == "scratch" else cfg.encoder,
+                       head_hidden=cfg.head_hidden, encoder_lr_scale=cfg.encoder_lr_scale,
                        optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))
     trainer = make_trainer(-1, max_steps=steps, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
@@ -84,7 +90,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     for budget, seed, method in tqdm(plan, desc="transfer sweep", unit="run", disable=not progress):
         L.seed_everything(seed, verbose=False)
         dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
-                                    batch_size=cfg.batch_size, val_size=cfg.val_size)
+                                    batch_size=cfg.batch_size, val_size=cfg.val_size,
+                                    augment=cfg.augment)
         dm.setup()  # a budget larger than the data fails here, with the class counts
         start = time.perf_counter()
         if method in DEEP:

@@ -28,6 +28,12 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--epochs", type=int, default=10, help="passes over each labelled subset")
     s.add_argument("--min-steps", type=int, default=300, help="at least this many steps per run")
     s.add_argument("--lr", type=float, default=3e-3)
+    s.add_argument("--head-hidden", type=int, default=64,
+                   help="hidden width of the classifier head (0 = linear; default 64, the seed report's)")
+    s.add_argument("--encoder-lr-scale", type=float, default=0.1,
+                   help="finetune: the encoder's lr = --lr * this (default 0.1)")
+    s.add_argument("--augment", action="store_true",
+                   help="random crop + flip of the training batches (deep methods only)")
     s.add_argument("--methods", default=",".join(_methods()),
                    help=f"comma-separated subset of {','.join(_methods())}")
     s.add_argument("--data-dir")
@@ -62,10 +68,13 @@ def _methods() -> tuple[str, ...]:
 def _sweep(args: argparse.Namespace) -> None:
     from aecls.transfer import SweepConfig, markdown_table, run_sweep
 
-    if args.lr <= 0 or args.epochs < 1 or args.min_steps < 1:
-        raise AeclsError("--lr must be > 0, --epochs and --min-steps >= 1")
+    if args.lr <= 0 or args.epochs < 1 or args.min_steps < 1 or args.encoder_lr_scale <= 0:
+        raise AeclsError("--lr and --encoder-lr-scale must be > 0, --epochs and --min-steps >= 1")
+    if args.head_hidden < 0:
+        raise AeclsError("--head-hidden must be >= 0")
     cfg = SweepConfig(encoder=args.encoder, labels=args.labels, seeds=args.seeds, epochs=args.epochs,
-                      min_steps=args.min_steps, lr=args.lr, data_dir=args.data_dir,
+                      min_steps=args.min_steps, lr=args.lr, head_hidden=args.head_hidden,
+                      encoder_lr_scale=args.encoder_lr_scale, augment=args.augment, data_dir=args.data_dir,
                       val_size=args.val_size, out=args.out,
                       methods=tuple(m.strip() for m in args.methods.split(",")))
     rows = run_sweep(cfg, progress=args.progress)

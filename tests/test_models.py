@@ -18,6 +18,7 @@ MODELS = {
     "cae_bn_bce": lambda: AutoEncoder(NetConfig(latent_dim=8, n_channels=4, batch_norm=True), loss="bce"),
     "dae": lambda: AutoEncoder(CONV, noise_sigma=0.3),
     "mlp_ae": lambda: AutoEncoder(NetConfig(arch="mlp", latent_dim=8, mlp_widths=[64, 16])),
+    "cnn_ae": lambda: AutoEncoder(NetConfig(arch="cnn", latent_dim=8, n_channels=4)),
     "vae": lambda: VAE(CONV, nll_samples=4),
 }
 
@@ -110,6 +111,7 @@ def test_vae_nll_bound_is_below_negative_elbo_on_average():
     (lambda: AutoEncoder(loss="l1"), "loss must be"),
     (lambda: AutoEncoder(noise_sigma=-0.1), "noise_sigma must be >= 0"),
     (lambda: VAE(beta=-1.0), "beta must be >= 0"),
+    (lambda: VAE(NetConfig(arch="cnn")), "ends in a ReLU"),
 ])
 def test_bad_config_values(make, message):
     with pytest.raises(AeclsError, match=message):

@@ -44,6 +44,8 @@ class VAE(BaseModule):
     def __init__(self, net: NetConfig | None = None, optim: OptimConfig | None = None,
                  beta: float = 1.0, kl_warmup_epochs: int = 0, nll_samples: int = 100) -> None:
         super().__init__(net, optim)
+        check(self.net_cfg.arch != "cnn", "the VAE needs an unconstrained (mean, log-variance) code: "
+              "net.arch 'cnn' ends in a ReLU; use conv or mlp")
         check(beta >= 0, f"beta must be >= 0, got {beta}")
         check(kl_warmup_epochs >= 0, f"kl_warmup_epochs must be >= 0, got {kl_warmup_epochs}")
         check(nll_samples >= 1, f"nll_samples must be >= 1, got {nll_samples}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from aecls.errors import check
-from aecls.nets.cnn import SupervisedCNN
+from aecls.nets.cnn import CNNDecoder, SupervisedCNN
 from aecls.nets.conv import ConvDecoder, ConvEncoder
 from aecls.nets.mlp import MLPDecoder, MLPEncoder
 
@@ -20,9 +20,10 @@ class NetConfig:
 
     Args:
         arch: "conv" (the seed reports' CAE), "mlp", or "cnn" (the supervised baseline's
-            feature extractor; encoder only).
+            feature extractor, with a mirrored upsampling decoder; its code passes a ReLU, so
+            the VAE refuses it).
         latent_dim: size of the code z.
-        n_channels: conv width c (layers c, 2c, 4c); conv only.
+        n_channels: conv width c (layers c, 2c, 4c); conv and cnn.
         hidden: FC layer between the conv features and z (0 = none); conv only.
         batch_norm: BatchNorm after each conv; conv only.
         mlp_widths: hidden widths of the MLP encoder (the decoder mirrors them); mlp only.
@@ -59,11 +60,12 @@ def build_encoder(cfg: NetConfig, out_mult: int = 1) -> nn.Module:
 
 
 def build_decoder(cfg: NetConfig) -> nn.Module:
-    check(cfg.arch != "cnn", "net.arch 'cnn' is a classifier's feature extractor: it has no decoder")
+    if cfg.arch == "cnn":
+        return CNNDecoder(cfg.latent_dim, cfg.n_channels)
     if cfg.arch == "conv":
         return ConvDecoder(cfg.latent_dim, cfg.n_channels, cfg.hidden, cfg.batch_norm)
     return MLPDecoder(cfg.latent_dim, cfg.mlp_widths)
 
 
-__all__ = ["ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "NetConfig", "SupervisedCNN",
+__all__ = ["CNNDecoder", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "NetConfig", "SupervisedCNN",
            "build_decoder", "build_encoder"]
