@@ -19,9 +19,25 @@ def fit(tiny_data, config="cae.yaml", *extra) -> int:
                  *extra])
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+NEEDS_ENCODER = {"cnn_finetune.yaml"}  # checked by the test after this one
+
+
+@pytest.mark.parametrize("config", sorted({p.name for p in CONFIGS.glob("*.yaml")} - NEEDS_ENCODER))
 def test_fast_dev_run_every_config(tiny_data, config):
     assert fit(tiny_data, config, "--trainer.fast_dev_run", "true") == 0
+
+
+def test_cnn_pretrain_then_finetune_configs(tiny_data, capsys):
+    assert fit(tiny_data, "cnn_finetune.yaml", "--trainer.fast_dev_run", "true") == 2
+    assert "needs a pretrained encoder" in capsys.readouterr().err
+    assert fit(tiny_data, "cnn_ae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false") == 0
+    (ae_ckpt,) = Path("lightning_logs/cnn_ae").glob("version_0/checkpoints/best-*.ckpt")
+    assert fit(tiny_data, "cnn_finetune.yaml", "--trainer.max_epochs", "1",  # TINY's net must agree:
+               "--model.init_args.net.latent_dim", "256", "--model.init_args.encoder_path", str(ae_ckpt)) == 0
+    assert "test/acc" in capsys.readouterr().out
+    (ckpt,) = Path("lightning_logs/cnn_finetune").glob("version_0/checkpoints/best-*.ckpt")
+    hp = torch.load(ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert hp["mode"] == "finetune" and hp["net"]["arch"] == "cnn" and hp["encoder_source"] == "ae"
 
 
 def _ckpts(pattern="best-*.ckpt"):

@@ -60,6 +60,36 @@ def test_budget_larger_than_data_is_a_clear_error(tiny_data, tmp_path, capsys):
     assert "label budget 5000" in capsys.readouterr().err
 
 
+def test_sweep_settings_reach_the_classifier_and_data(tiny_data, tmp_path, monkeypatch):
+    import aecls.transfer as transfer
+
+    seen = []
+
+    class Spy(transfer.Classifier):
+        def on_fit_start(self):
+            dm = self.trainer.datamodule
+            seen.append((self.hparams.mode, self.head, self.hparams.encoder_lr_scale, dm.hparams.augment))
+
+    monkeypatch.setattr(transfer, "Classifier", Spy)
+    enc = _encoder(tmp_path)
+    assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20", "--seeds", "1",
+                 "--methods", "frozen,finetune", "--epochs", "1", "--min-steps", "2",
+                 "--head-hidden", "0", "--encoder-lr-scale", "0.5", "--augment",
+                 "--data-dir", str(tiny_data), "--val-size", "50", "--out", "sw", "--no-progress"]) == 0
+    assert [s[0] for s in seen] == ["frozen", "finetune"]
+    for _, head, scale, augment in seen:
+        assert [type(m) for m in head] == [torch.nn.Dropout, torch.nn.Linear]  # linear head
+        assert scale == 0.5 and augment is True
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--head-hidden", "-1"), ("--encoder-lr-scale", "0")])
+def test_bad_sweep_settings(tiny_data, tmp_path, capsys, flag, value):
+    enc = _encoder(tmp_path)
+    assert main(["transfer", "sweep", "--encoder", str(enc), flag, value,
+                 "--data-dir", str(tiny_data), "--no-progress"]) == 2
+    assert flag in capsys.readouterr().err
+
+
 def test_bad_encoder_path(tiny_data, capsys):
     assert main(["transfer", "sweep", "--encoder", "missing.pt", "--data-dir", str(tiny_data)]) == 2
     assert "encoder not found" in capsys.readouterr().err

@@ -67,5 +67,5 @@ def build_decoder(cfg: NetConfig) -> nn.Module:
     return MLPDecoder(cfg.latent_dim, cfg.mlp_widths)
 
 
-__all__ = ["CNNDecoder", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "NetConfig", "SupervisedCNN",
-           "build_decoder", "build_encoder"]
+__all__ = ["CNNDecoder", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder", "NetConfig",
+           "SupervisedCNN", "build_decoder", "build_encoder"]
