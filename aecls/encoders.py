@@ -38,7 +38,9 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
         module, _ = load_module(path)
         if not hasattr(module, "decoder"):
             raise AeclsError(f"{path} is not an autoencoder checkpoint (it is a {type(module).__name__})")
-        return module.encoder, module.net_cfg, "vae" if isinstance(module, VAE) else "ae"
+        # load_module returns the model in eval mode; a fine-tuned encoder must train its
+        # BatchNorm and dropout like a freshly built one (the frozen mode sets eval itself).
+        return module.encoder.train(), module.net_cfg, "vae" if isinstance(module, VAE) else "ae"
     try:
         blob: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         net = NetConfig(**blob["net"]).validate()

@@ -50,8 +50,9 @@ class SweepConfig:
 
     def validate(self) -> SweepConfig:
         check(self.seeds >= 1, "seeds must be >= 1")
-        check(self.head_hidden >= 0, "head_hidden must be >= 0")
-        check(self.encoder_lr_scale > 0, "encoder_lr_scale must be > 0")
+        check(self.head_hidden >= 0, f"head_hidden (--head-hidden) must be >= 0, got {self.head_hidden}")
+        check(self.encoder_lr_scale > 0,
+              f"encoder_lr_scale (--encoder-lr-scale) must be > 0, got {self.encoder_lr_scale}")
         check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
         unknown = set(self.methods) - set(METHODS)
         check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")

@@ -68,10 +68,8 @@ def _methods() -> tuple[str, ...]:
 def _sweep(args: argparse.Namespace) -> None:
     from aecls.transfer import SweepConfig, markdown_table, run_sweep
 
-    if args.lr <= 0 or args.epochs < 1 or args.min_steps < 1 or args.encoder_lr_scale <= 0:
-        raise AeclsError("--lr and --encoder-lr-scale must be > 0, --epochs and --min-steps >= 1")
-    if args.head_hidden < 0:
-        raise AeclsError("--head-hidden must be >= 0")
+    if args.lr <= 0 or args.epochs < 1 or args.min_steps < 1:
+        raise AeclsError("--lr must be > 0, --epochs and --min-steps >= 1")
     cfg = SweepConfig(encoder=args.encoder, labels=args.labels, seeds=args.seeds, epochs=args.epochs,
                       min_steps=args.min_steps, lr=args.lr, head_hidden=args.head_hidden,
                       encoder_lr_scale=args.encoder_lr_scale, augment=args.augment, data_dir=args.data_dir,

@@ -63,13 +63,29 @@ def test_frozen_mode_freezes_encoder_and_bn(exported, tiny_data):
     assert any(not torch.equal(head0[k], v) for k, v in model.head.state_dict().items())
 
 
+def _ae_checkpoint(path: Path) -> Path:
+    import lightning as L
+
+    torch.manual_seed(1)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(AutoEncoder(NET))
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize("source", ["export", "checkpoint"])
 @pytest.mark.parametrize("freeze_epochs", [0, 1])
-def test_finetune_changes_encoder_and_head(exported, tiny_data, freeze_epochs):
-    model = Classifier(mode="finetune", encoder_path=str(exported), freeze_epochs=freeze_epochs,
+def test_finetune_changes_encoder_and_head(exported, tiny_data, tmp_path, freeze_epochs, source):
+    path = exported if source == "export" else _ae_checkpoint(tmp_path / "ae.ckpt")
+    model = Classifier(mode="finetune", encoder_path=str(path), freeze_epochs=freeze_epochs,
                        optim=OptimConfig(scheduler="none"))
     enc0, head0 = _state(model.encoder), _state(model.head)
     _train(model, tiny_data)
-    assert any(not torch.equal(enc0[k], v) for k, v in model.encoder.state_dict().items())
+    changed = {k for k, v in model.encoder.state_dict().items() if not torch.equal(enc0[k], v)}
+    assert any(k.endswith(".weight") for k in changed)
+    # BatchNorm trains too: an encoder left in eval mode (as a loaded checkpoint comes) would keep
+    # its pretraining statistics and silently fine-tune a different network.
+    assert any(k.endswith("running_mean") for k in changed)
     assert any(not torch.equal(head0[k], v) for k, v in model.head.state_dict().items())
 
 

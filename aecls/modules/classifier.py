@@ -41,8 +41,9 @@ class EncoderFreezer(BaseFinetuning):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         super().on_train_epoch_start(trainer, pl_module)
-        if self.frozen(trainer.current_epoch):
-            pl_module.encoder.eval()  # frozen BatchNorm must not use batch statistics either
+        # Frozen BatchNorm must not use batch statistics either; once unfrozen, BatchNorm and
+        # dropout train again (Lightning keeps a module's mode across epochs, so set it each time).
+        pl_module.encoder.train(not self.frozen(trainer.current_epoch))
 
 
 class Classifier(BaseModule):
