@@ -45,6 +45,8 @@ def _lightning_cli(argv: list[str]) -> None:
                 _resolve_last(cfg)
 
         def after_fit(self) -> None:
+            if not self.trainer.is_global_zero:  # under DDP, rank 0 alone prints and tests
+                return
             best = self.trainer.checkpoint_callback.best_model_path
             print(f"best checkpoint: {best}")
             if self.config.fit.test_after_fit and best:

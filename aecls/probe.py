@@ -66,4 +66,5 @@ class LatentProbe(Callback):
             return
         images, labels = trainer.datamodule.splits["val"]
         acc = probe_accuracy(encode(pl_module, images), labels.cpu().numpy(), self.folds, self.seed)
-        pl_module.log(PROBE_METRIC, acc)
+        # every rank scores the whole split, so the synced mean is that same score
+        pl_module.log(PROBE_METRIC, acc, sync_dist=trainer.world_size > 1)

@@ -20,9 +20,13 @@ def quiet_lightning() -> None:
 
 
 def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
-                 checkpointing: bool = False, callbacks: list | None = None, **kwargs: Any) -> L.Trainer:
-    """A Lightning Trainer; `kwargs` pass through (accelerator, limit_*_batches, precision, ...)."""
+                 checkpointing: bool = False, callbacks: list | None = None, devices: Any = 1,
+                 **kwargs: Any) -> L.Trainer:
+    """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
+    take every GPU of the host and launch DDP inside a study); `kwargs` pass through
+    (accelerator, strategy, limit_*_batches, precision, ...)."""
     return L.Trainer(
+        devices=devices,
         max_epochs=max_epochs,
         logger=logger,
         enable_checkpointing=checkpointing,

@@ -19,15 +19,24 @@ class DeviceBatches:
 
     With `shuffle`, each epoch uses the permutation drawn from `seed + epoch`, so a run is
     reproducible and a resumed run sees the same order as an uninterrupted one.
+
+    Under DDP (`world_size > 1`) every rank draws the same permutation and takes every
+    `world_size`-th image of it from position `rank` on: disjoint shards that together cover the
+    epoch. Lightning's DistributedSampler does this for DataLoaders only. Training shards
+    (`even=True`) are cut to the same length on every rank (the last `N mod world_size` images of
+    each epoch's order are left out), since each training step synchronises gradients; evaluation
+    shards keep every image, and the synced epoch means weigh each rank by its images.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                  shuffle: bool = False, seed: int = 0, drop_last: bool = False,
-                 augment: bool = False) -> None:
+                 augment: bool = False, rank: int = 0, world_size: int = 1, even: bool = False) -> None:
         assert images.dtype == torch.uint8 and images.ndim == 3, "expects (N, 28, 28) uint8"
+        assert 0 <= rank < world_size, f"rank {rank} of {world_size}"
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.drop_last, self.augment = drop_last, augment
+        self.rank, self.world_size, self.even = rank, world_size, even
         self.epoch = 0
         # Lightning calls `set_epoch` on a dataloader's `batch_sampler` at the start of every epoch.
         self.batch_sampler = self
@@ -35,9 +44,22 @@ class DeviceBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def shard_size(self) -> int:
+        n, w = len(self.images), self.world_size
+        return n // w if self.even else len(range(self.rank, n, w))
+
     def __len__(self) -> int:
-        n = len(self.images)
+        n = self.shard_size()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def indices(self, g: torch.Generator | None = None) -> torch.Tensor | None:
+        """This rank's image indices for the epoch in order; None: all, in file order."""
+        n, device = len(self.images), self.images.device
+        if not self.shuffle and self.world_size == 1:
+            return None
+        order = torch.randperm(n, generator=g, device=device) if self.shuffle \
+            else torch.arange(n, device=device)
+        return order[self.rank : self.shard_size() * self.world_size : self.world_size]
 
     def _generator(self) -> torch.Generator:
         g = torch.Generator(device=self.images.device)
@@ -45,9 +67,8 @@ class DeviceBatches:
         return g
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n, device = len(self.images), self.images.device
         g = self._generator() if (self.shuffle or self.augment) else None
-        order = torch.randperm(n, generator=g, device=device) if self.shuffle else None
+        order = self.indices(g)
         self.epoch += 1  # the next epoch differs even if nobody calls set_epoch
         for i in range(len(self)):
             idx = slice(i * self.batch_size, (i + 1) * self.batch_size)

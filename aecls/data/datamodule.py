@@ -85,11 +85,16 @@ class FashionMNISTDataModule(L.LightningDataModule):
             self.setup()
         x, y = self.splits[split]
         hp = self.hparams
+        # Under DDP each rank iterates its own shard (see DeviceBatches).
+        shard = {"rank": 0, "world_size": 1}
+        if self.trainer is not None and self.trainer.world_size > 1:
+            shard = {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
         if train:
             # drop_last only when it loses little: a 100-label subset must still give a batch.
             return DeviceBatches(x, y, hp.batch_size, shuffle=True, seed=hp.seed,
-                                 drop_last=len(x) >= 10 * hp.batch_size, augment=hp.augment)
-        return DeviceBatches(x, y, hp.eval_batch_size)
+                                 drop_last=len(x) >= 10 * hp.batch_size, augment=hp.augment,
+                                 even=True, **shard)
+        return DeviceBatches(x, y, hp.eval_batch_size, **shard)
 
     def train_dataloader(self) -> DeviceBatches:
         return self._batches("train", train=True)

@@ -18,6 +18,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import ENCODER_FILE, export_encoder
 from aecls.errors import check
 from aecls.hpo.objective import checkpoint_callback
+from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.training import make_trainer, quiet_lightning
@@ -64,16 +65,20 @@ def _scaled(v: np.ndarray) -> np.ndarray:
 def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: str | None = None,
                log_dir: str = "lightning_logs", out_root: str = "artifacts",
                select: str | None = None) -> dict[str, Any]:
-    """Train the selected trial's config once per seed (full epochs), test each best checkpoint,
-    export the encoder of the seed best on the rule's validation metric. Returns what is written
-    to best.json."""
+    """Train the selected trial's config once per seed (the trial's own seed first, full epochs),
+    test each best checkpoint, export the encoder of the seed best on the rule's validation
+    metric. Returns what is written to best.json."""
     trial, rule = select_trial(spec, study, select)
     params = spec.suggest(optuna.trial.FixedTrial(trial.params))  # fixed values of the space too
     monitor = PROBE_METRIC if rule == "probe" else "val/loss"
     sign = -1 if DIRECTIONS[monitor] == "maximize" else 1  # lower `sign * score` is better
     quiet_lightning()
+    # The trial's own seed first: on the same machine and thread count its run reproduces the
+    # trial's score. A trial of a study run before trials were seeded has none.
+    own = trial.user_attrs.get("seed")
+    seed_list = rerun_seeds(own, seeds) if own is not None else list(range(seeds))
     runs = []
-    for seed in range(seeds):
+    for seed in seed_list:
         L.seed_everything(seed, verbose=False)
         module = spec.build_module(params)
         dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
@@ -81,7 +86,8 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
                                    monitor)
         trainer = make_trainer(spec.epochs, checkpointing=True,
                                callbacks=[LatentProbe(), ckpt] if spec.uses_probe else [ckpt],
-                               logger=TensorBoardLogger(log_dir, name=spec.name, version=f"best_seed{seed}"))
+                               logger=TensorBoardLogger(log_dir, name=spec.name, version=f"best_seed{seed}"),
+                               **spec.trainer)
         trainer.fit(module, datamodule=dm)
         test = trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False, weights_only=True)[0]
         runs.append({"seed": seed, "val_score": float(ckpt.best_model_score),
@@ -92,11 +98,16 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     net = chosen["module"].net_cfg
     export_encoder(out / ENCODER_FILE, chosen["module"].encoder, net, spec.model)
     metrics = sorted(runs[0]["test"])
+    trial_values = dict(zip(spec.metrics, trial.values, strict=True))
+    reproduced = None
+    if own is not None and monitor == spec.metrics[0]:  # the metric the trial was checkpointed on
+        reproduced = {"metric": monitor, "trial": trial_values[monitor], "rerun": runs[0]["val_score"],
+                      "identical": trial_values[monitor] == runs[0]["val_score"]}
     info = {
         "study": spec.name, "model": spec.model, "trial": trial.number, "params": params,
         "objective": spec.objective, "select": rule, "rule": RULES[rule],
-        "trial_values": dict(zip(spec.metrics, trial.values, strict=True)), "monitor": monitor,
-        "net": asdict(net), "epochs": spec.epochs, "seeds": seeds,
+        "trial_values": trial_values, "monitor": monitor, "trial_seed": own, "reproduced": reproduced,
+        "net": asdict(net), "epochs": spec.epochs, "seeds": seed_list,
         "test": {m: {"mean": float(np.mean([r["test"][m] for r in runs])),
                      "std": float(np.std([r["test"][m] for r in runs]))} for m in metrics},
         "runs": [{k: v for k, v in r.items() if k != "module"} for r in runs],

@@ -34,6 +34,12 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--workers", type=int, default=1,
                    help="worker processes sharing the study (CPU threads are split between them)")
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    r.add_argument("--artifacts", metavar="DIR",
+                   help="artifact store for the trials' reconstruction grids: a directory all hosts "
+                        "share (default: beside a file storage, ./optuna_artifacts for a server)")
+    r.add_argument("--allow-changes", action="store_true",
+                   help="continue a study although its file changed (space, epochs, objective, "
+                        "model, data or seed) since the study was created")
     r.set_defaults(func=_run)
     b = ssub.add_parser("best", help="re-train the best trial per seed, test it, export its encoder")
     _common(b)
@@ -70,19 +76,20 @@ def _run(args: argparse.Namespace) -> None:
     check(args.n_trials is None or args.n_trials >= 1, "--n-trials must be >= 1")
     spec, storage = load_study(args.study), _storage(args)
     study = run_study(spec, args.n_trials, storage, args.workers, args.data_dir, args.log_dir,
-                      progress=args.progress)
+                      progress=args.progress, artifacts=args.artifacts, allow_changes=args.allow_changes)
     print(format_summary(summary(spec, study)))
     plots = save_plots(spec, study, f"{args.out}/{spec.name}")
     print(f"plots: {', '.join(str(p) for p in plots)}")
-    print(f"dashboard: .venv/bin/optuna-dashboard {_dashboard_arg(storage)}")
+    print(f"dashboard: .venv/bin/optuna-dashboard {dashboard_args(storage, args.artifacts)}")
     print(f"TensorBoard: .venv/bin/tensorboard --logdir {args.log_dir}/{spec.name}")
 
 
-def _dashboard_arg(storage: str) -> str:
-    from aecls.hpo.storage import artifact_dir, is_journal, journal_path
+def dashboard_args(storage: str, artifacts: str | None = None) -> str:
+    """optuna-dashboard's arguments for this storage, with no password from its URL."""
+    from aecls.hpo.storage import artifact_dir, is_journal, journal_path, safe_url
 
-    target = str(journal_path(storage)) if is_journal(storage) else storage
-    return f"{target} --artifact-dir {artifact_dir(storage)}"
+    target = str(journal_path(storage)) if is_journal(storage) else safe_url(storage)
+    return f"{target} --artifact-dir {artifact_dir(storage, artifacts)}"
 
 
 def _best(args: argparse.Namespace) -> None:
@@ -94,8 +101,12 @@ def _best(args: argparse.Namespace) -> None:
     info = rerun_best(spec, open_study(spec, args.storage), args.seeds, args.data_dir, args.log_dir,
                       args.out, select=args.select)
     print(f"trial {info['trial']} of {spec.name} (--select {info['select']}: {info['rule']}), "
-          f"re-trained with {args.seeds} seeds:")
+          f"re-trained with {args.seeds} seeds, its own ({info['trial_seed']}) first:")
     print(json.dumps(info["params"]))
+    rep = info["reproduced"]
+    if rep is not None:
+        print(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
+              f"({'identical' if rep['identical'] else 'differs: see README, Reproducibility'})")
     for name, s in info["test"].items():
         print(f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}")
     print(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "

@@ -8,6 +8,7 @@ import math
 import time
 from pathlib import Path
 
+import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -15,6 +16,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
 from aecls.data import FashionMNISTDataModule
+from aecls.hpo.sampler import trial_seed
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.modules.base import GRID_IMAGES
 from aecls.probe import LatentProbe
@@ -29,8 +31,16 @@ def checkpoint_callback(spec: StudySpec, dirpath: Path, monitor: str | None = No
 
 
 def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
-              log_dir: str = "lightning_logs", accelerator: str = "auto",
+              log_dir: str = "lightning_logs",
               artifacts: FileSystemArtifactStore | None = None) -> float | tuple[float, ...]:
+    # The trial's own seed, applied before the model is built (weights, DAE noise); the data
+    # split and batch order stay the study's (`data.seed`). A re-queued trial keeps the seed of
+    # the trial it retries (Optuna's retry copies user attrs), so it re-runs that very fit.
+    seed = trial.user_attrs.get("seed")
+    if seed is None:
+        seed = trial_seed(spec.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+    L.seed_everything(seed, verbose=False)
     params = spec.suggest(trial)
     module = spec.build_module(params)
     dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
@@ -39,27 +49,39 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
     history = History(spec.metrics)
     callbacks = [LatentProbe()] if spec.uses_probe else []
     callbacks += [history, ckpt]
+    pruning = None
     if len(spec.metrics) == 1:  # Optuna cannot prune multi-objective trials
-        callbacks.append(PyTorchLightningPruningCallback(trial, monitor=spec.metrics[0]))
+        pruning = PyTorchLightningPruningCallback(trial, monitor=spec.metrics[0])
+        callbacks.append(pruning)
     trainer = make_trainer(spec.epochs, logger=TensorBoardLogger(log_dir, name=spec.name, version=version),
-                           checkpointing=True, accelerator=accelerator, callbacks=callbacks)
+                           checkpointing=True, callbacks=callbacks, **spec.trainer)
+    grid = Path(log_dir) / spec.name / version / "reconstructions.png"
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=dm)
+        if pruning is not None and spec.distributed:
+            # DDP: rank 0 reported each epoch to the storage and asked every rank to stop; the
+            # pruned state reaches this process only through check_pruned().
+            pruning.check_pruned()
+    except optuna.TrialPruned:
+        if artifacts is not None:  # the dashboard shows what a pruned trial had learnt too
+            upload_grid(trial, module, dm, grid, artifacts)
+        raise
     finally:
+        if spec.distributed:  # the callbacks ran in the spawned ranks: read what rank 0 reported
+            history.from_trial(trial)
         # Recorded for pruned trials too: the pruning savings are counted from these.
         trial.set_user_attr("epochs_run", history.epochs)
         trial.set_user_attr("history", history.values)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
         trial.set_user_attr("checkpoint", ckpt.best_model_path)
     # Every metric at the checkpointed epoch (for `multi`: the probe where val/loss was best).
-    best = history.at_epoch(ckpt.best_model_score)
+    best = history.best() if spec.distributed else history.at_epoch(ckpt.best_model_score)
     if best is None or not all(math.isfinite(v) for v in best):
         # A NaN/inf loss says nothing about the config's quality; prune it and let the study go on.
         raise optuna.TrialPruned(f"{spec.metrics} not finite")
     if artifacts is not None:
-        upload_grid(trial, module, dm, Path(log_dir) / spec.name / version / "reconstructions.png",
-                    artifacts)
+        upload_grid(trial, module, dm, grid, artifacts)
     return best[0] if len(best) == 1 else best
 
 
@@ -83,6 +105,19 @@ class History(Callback):
             v = trainer.callback_metrics.get(m)
             self.values[m].append(float("nan") if v is None else float(v))
 
+    def from_trial(self, trial: optuna.Trial) -> None:
+        """The single metric's epochs as the pruning callback reported them (a DDP trial)."""
+        frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+        steps = frozen.intermediate_values
+        self.values = {self.metrics[0]: [steps[k] for k in sorted(steps)]}
+
+    def best(self) -> tuple[float, ...] | None:
+        """The best epoch's value of the single metric (what its checkpoint keeps)."""
+        values = [v for v in self.values[self.metrics[0]] if math.isfinite(v)]
+        if not values:
+            return None
+        return (max(values) if DIRECTIONS[self.metrics[0]] == "maximize" else min(values),)
+
     def at_epoch(self, score) -> tuple[float, ...] | None:
         """All metrics of the first epoch whose first metric equals the checkpoint's `score`."""
         if score is None:
@@ -97,6 +132,9 @@ def upload_grid(trial: optuna.Trial, module, dm, path: Path, store: FileSystemAr
     so optuna-dashboard shows it."""
     from torchvision.utils import save_image
 
+    if not dm.splits:  # a DDP trial set up its data in the spawned ranks only
+        dm.setup()
     x = dm.splits["val"][0][:GRID_IMAGES].unsqueeze(1).float().div(255).to(module.device)
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_image(module.image_grid(x), path)
     optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)

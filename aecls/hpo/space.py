@@ -1,9 +1,11 @@
 """A study file (studies/*.yaml) read once into a typed `StudySpec`, and its search space.
 
 A space entry is either a fixed value (`scheduler: onecycle`) or a distribution:
-`{type: int|float, low, high, log}` or `{type: categorical, choices: [...]}`. Names are the
+`{type: int|float, low, high, log, step}` or `{type: categorical, choices: [...]}`. Names are the
 fields of NetConfig (latent_dim, n_channels, hidden, batch_norm) and OptimConfig (optimizer ->
-name, lr, weight_decay, momentum, scheduler), plus noise_sigma / beta for the DAE / VAE.
+name, lr, weight_decay, momentum, scheduler), plus noise_sigma / beta for the DAE / VAE. Whatever
+the space leaves out comes from the model's config (`configs/<model>.yaml`, or `config:`), so a
+study trains the model `aecls fit --config` trains.
 """
 
 from __future__ import annotations
@@ -14,10 +16,17 @@ from typing import Any
 
 import optuna
 import yaml
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from aecls.errors import AeclsError, check
 from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig
 from aecls.nets import NetConfig
+from aecls.paths import find_config
 from aecls.probe import PROBE_METRIC
 
 MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE}
@@ -29,31 +38,45 @@ MODULE_KEYS = {"cae": {"loss", "noise_sigma"}, "dae": {"loss", "noise_sigma"},
 # validation images (aecls.probe), `multi` returns both.
 OBJECTIVES = {"recon": ("val/loss",), "probe": (PROBE_METRIC,), "multi": ("val/loss", PROBE_METRIC)}
 DIRECTIONS = {"val/loss": "minimize", PROBE_METRIC: "maximize"}
+PRUNERS = ("median", "hyperband", "threshold", "none")
+# The keys a distribution entry may have, by type (Optuna's suggest_* arguments).
+ENTRY_KEYS = {"int": {"low", "high", "log", "step"}, "float": {"low", "high", "log", "step"},
+              "categorical": {"choices"}}
+ENTRY_NEEDS = {"int": {"low", "high"}, "float": {"low", "high"}, "categorical": {"choices"}}
+# Trainer arguments a study may set; a trial uses one device unless the study asks for more.
+TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision"}
+TRAINER_DEFAULTS = {"devices": 1}
+# What a continued study must share with the run that created it (n_trials, pruner, trainer and
+# storage may change between runs: they change how, not what, is searched).
+FINGERPRINT_KEYS = ("model", "epochs", "objective", "seed", "data", "space", "defaults")
 
 
 @dataclass
 class StudySpec:
     name: str
     model: str = "cae"
+    config: str | None = None  # model config the space's defaults come from (default configs/<model>.yaml)
     epochs: int = 10
     objective: str = "recon"  # recon | probe | multi (see OBJECTIVES)
-    pruner: str = "median"  # median | hyperband | none (multi: none, Optuna cannot prune it)
+    pruner: str = "median"  # median | hyperband | threshold | none (multi: none, Optuna cannot prune it)
     pruner_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of that pruner
-    sampler_seed: int = 0
+    seed: int = 0  # the study's seed: TPE's draws and every trial's training seed derive from it
     n_trials: int = 20
     data: dict[str, Any] = field(default_factory=dict)  # FashionMNISTDataModule arguments
+    trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision
     space: dict[str, Any] = field(default_factory=dict)
+    # The model config's model.init_args (net, optim, loss, ...): what the space does not set.
+    defaults: dict[str, Any] = field(default_factory=dict, init=False)
 
     def validate(self) -> StudySpec:
         check(self.model in MODELS, f"study {self.name}: model must be one of {sorted(MODELS)}")
         check(self.epochs >= 1, f"study {self.name}: epochs must be >= 1")
-        check(self.pruner in ("median", "hyperband", "none"),
-              f"study {self.name}: pruner must be median, hyperband or none")
+        check(self.pruner in PRUNERS, f"study {self.name}: pruner must be one of {list(PRUNERS)}")
         check(self.objective in OBJECTIVES,
               f"study {self.name}: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         try:
             self.build_pruner()
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise AeclsError(f"study {self.name}: pruner_args {self.pruner_args} do not fit the "
                              f"{self.pruner} pruner ({e})") from e
         check(self.objective != "multi" or self.pruner == "none",
@@ -62,24 +85,54 @@ class StudySpec:
         known = NET_KEYS | OPTIM_KEYS | MODULE_KEYS[self.model]
         unknown = sorted(set(self.space) - known)
         check(not unknown, f"study {self.name}: unknown search-space names {unknown}; known: {sorted(known)}")
-        for name, dist in self.space.items():
-            if isinstance(dist, dict):
-                kind = dist.get("type")
-                need = {"int": {"low", "high"}, "float": {"low", "high"}, "categorical": {"choices"}}
-                check(kind in need, f"study {self.name}: search-space entry {name}: type must be int, "
-                      f"float or categorical, got {kind!r}")
-                check(need[kind] <= set(dist), f"study {self.name}: search-space entry {name} "
-                      f"({kind}) needs {sorted(need[kind])}")
+        for name, entry in self.space.items():
+            if isinstance(entry, dict):
+                distribution(self.name, name, entry)
+        self._validate_trainer()
+        self._load_defaults()
         return self
+
+    def _validate_trainer(self) -> None:
+        unknown = sorted(set(self.trainer) - TRAINER_KEYS)
+        check(not unknown,
+              f"study {self.name}: unknown trainer keys {unknown}; known: {sorted(TRAINER_KEYS)}")
+        self.trainer = {**TRAINER_DEFAULTS, **self.trainer}
+        devices = self.trainer["devices"]
+        check(isinstance(devices, int) and devices >= 1,
+              f"study {self.name}: trainer.devices must be a number >= 1, got {devices!r}")
+        strategy = str(self.trainer.get("strategy", ""))
+        check(strategy != "ddp", f"study {self.name}: trainer.strategy ddp re-runs the whole command "
+              "once per device; a study's trials use ddp_spawn")
+        if self.distributed:
+            check(len(self.metrics) == 1, f"study {self.name}: a multi-device trial is pruned through "
+                  "Optuna's DDP pruning callback, which needs a single objective (recon or probe)")
+
+    def _load_defaults(self) -> None:
+        path = find_config(self.config or self.model)
+        try:
+            cfg = yaml.safe_load(path.read_text()) or {}
+            model = cfg["model"]
+        except (yaml.YAMLError, KeyError, TypeError) as e:
+            raise AeclsError(f"{path}: not a model config with a `model:` section ({e})") from e
+        cls = MODELS[self.model]
+        check(str(model.get("class_path", "")).rsplit(".", 1)[-1] == cls.__name__,
+              f"study {self.name}: {path} configures {model.get('class_path')}, not {cls.__name__} "
+              f"(model {self.model})")
+        self.defaults = dict(model.get("init_args") or {})
+        # The config's data settings too (batch size, split), under the study's own `data:`.
+        data = {k: v for k, v in (cfg.get("data") or {}).items() if k != "data_dir"}
+        self.data = {**data, **self.data}
 
     def build_pruner(self) -> optuna.pruners.BasePruner:
         """Median by default: it waits for 3 finished trials, then stops a trial whose epoch score
         is worse than the median of earlier trials at the same epoch, from the first epoch on
-        (the seed study saved 34 % of its epochs with a warm-up epoch, 52 % without, and found a
-        better best trial: README, Studies)."""
+        (RESULTS.md compares warm-up settings). `threshold` stops a trial whose score crosses
+        `pruner_args` (lower/upper), Optuna's ThresholdPruner."""
         if self.pruner == "hyperband":
             return optuna.pruners.HyperbandPruner(**{"min_resource": 1, "max_resource": self.epochs,
                                                      **self.pruner_args})
+        if self.pruner == "threshold":
+            return optuna.pruners.ThresholdPruner(**self.pruner_args)
         if self.pruner == "none":
             return optuna.pruners.NopPruner(**self.pruner_args)
         return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 0, **self.pruner_args})
@@ -96,31 +149,69 @@ class StudySpec:
     def uses_probe(self) -> bool:
         return PROBE_METRIC in self.metrics
 
+    @property
+    def distributed(self) -> bool:
+        """Does a trial train on several devices (DDP)?"""
+        return self.trainer["devices"] > 1 or "ddp" in str(self.trainer.get("strategy", ""))
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a continued study must not change (stored in the study as user attr `spec`)."""
+        return yaml.safe_load(yaml.safe_dump({k: getattr(self, k) for k in FINGERPRINT_KEYS}))
+
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw (or fix) every parameter of the space for `trial`."""
         return {name: _suggest(trial, name, dist) for name, dist in self.space.items()}
 
     def build_module(self, params: dict[str, Any]) -> BaseModule:
-        """The LightningModule a trial (or the best-trial re-run) trains, from drawn parameters."""
-        net = NetConfig(**{k: v for k, v in params.items() if k in NET_KEYS})
-        optim = {k: v for k, v in params.items() if k in OPTIM_KEYS}
+        """The LightningModule a trial (or the best-trial re-run) trains: the model config's
+        init_args, with the drawn parameters on top."""
+        base = dict(self.defaults)
+        net = {**(base.pop("net", None) or {}), **{k: v for k, v in params.items() if k in NET_KEYS}}
+        optim = {**(base.pop("optim", None) or {}), **{k: v for k, v in params.items() if k in OPTIM_KEYS}}
         if "optimizer" in optim:
             optim["name"] = optim.pop("optimizer")
-        extra = {k: v for k, v in params.items() if k in MODULE_KEYS[self.model]}
-        return MODELS[self.model](net=net, optim=OptimConfig(**optim), **extra)
+        extra = {**base, **{k: v for k, v in params.items() if k in MODULE_KEYS[self.model]}}
+        try:
+            return MODELS[self.model](net=NetConfig(**net), optim=OptimConfig(**optim), **extra)
+        except TypeError as e:  # a config key the model does not take
+            raise AeclsError(f"study {self.name}: {e}") from e
 
 
-def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
-    if not isinstance(dist, dict):
-        return dist  # a fixed value
-    kind = dist.get("type")
+def distribution(study: str, name: str, entry: dict[str, Any]) -> BaseDistribution:
+    """The Optuna distribution of a space entry; an unknown, missing or malformed key is an error
+    naming the entry."""
+    kind = entry.get("type")
+    where = f"study {study}: search-space entry {name}"
+    check(kind in ENTRY_KEYS, f"{where}: type must be int, float or categorical, got {kind!r}")
+    args = {k: v for k, v in entry.items() if k != "type"}
+    unknown = sorted(set(args) - ENTRY_KEYS[kind])
+    check(not unknown, f"{where}: unknown key(s) {unknown} for type {kind}; "
+          f"known: {sorted(ENTRY_KEYS[kind])}")
+    check(ENTRY_NEEDS[kind] <= set(args), f"{where} ({kind}) needs {sorted(ENTRY_NEEDS[kind])}")
+    try:
+        if kind == "categorical":
+            check(isinstance(args["choices"], list) and args["choices"],
+                  f"{where}: choices must be a non-empty list")
+            return CategoricalDistribution(args["choices"])
+        cls, cast = (IntDistribution, int) if kind == "int" else (FloatDistribution, float)
+        step = args.get("step")
+        return cls(cast(args["low"]), cast(args["high"]), log=bool(args.get("log", False)),
+                   step=None if step is None and kind == "float" else cast(step if step is not None else 1))
+    except (ValueError, TypeError) as e:
+        raise AeclsError(f"{where}: {e}") from e
+
+
+def _suggest(trial: optuna.Trial, name: str, entry: Any) -> Any:
+    if not isinstance(entry, dict):
+        return entry  # a fixed value
+    kind, log, step = entry["type"], bool(entry.get("log", False)), entry.get("step")
     if kind == "int":
-        return trial.suggest_int(name, dist["low"], dist["high"], log=dist.get("log", False))
+        return trial.suggest_int(name, int(entry["low"]), int(entry["high"]), log=log,
+                                 step=int(step) if step is not None else 1)
     if kind == "float":
-        return trial.suggest_float(name, float(dist["low"]), float(dist["high"]), log=dist.get("log", False))
-    if kind == "categorical":
-        return trial.suggest_categorical(name, dist["choices"])
-    raise AeclsError(f"search-space entry {name}: type must be int, float or categorical, got {kind!r}")
+        return trial.suggest_float(name, float(entry["low"]), float(entry["high"]), log=log,
+                                   step=float(step) if step is not None else None)
+    return trial.suggest_categorical(name, entry["choices"])
 
 
 def load_study(path: str | Path) -> StudySpec:
@@ -134,8 +225,12 @@ def load_study(path: str | Path) -> StudySpec:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise AeclsError(f"{path}: not valid YAML ({e})") from e
+    check(isinstance(raw, dict), f"{path}: a study file is a mapping of keys, got {type(raw).__name__}")
+    known = [f.name for f in fields(StudySpec) if f.init]
+    unknown = sorted(set(raw) - set(known))
+    check(not unknown, f"{path}: unknown key(s) {unknown}; known: {known}")
     raw.setdefault("name", path.stem)
-    try:
-        return StudySpec(**raw).validate()
-    except TypeError as e:
-        raise AeclsError(f"{path}: {e}") from e
+    for key in ("data", "trainer", "space", "pruner_args"):
+        check(isinstance(raw.get(key) or {}, dict), f"{path}: `{key}:` must be a mapping")
+        raw[key] = raw.get(key) or {}
+    return StudySpec(**raw).validate()

@@ -56,20 +56,37 @@ def storage_file(url: str) -> Path | None:
     return None
 
 
-def artifact_dir(url: str) -> Path:
-    """Where trial artifacts (reconstruction grids) go: beside a file storage, else ./optuna_artifacts."""
+def safe_url(url: str) -> str:
+    """The storage URL as it may be printed: a password in it shows as ***."""
+    if "://" not in url or is_journal(url):
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy can parse: print no part of what follows the scheme
+        return url.split("://", 1)[0] + "://***"
+
+
+def artifact_dir(url: str, directory: str | Path | None = None) -> Path:
+    """Where trial artifacts (reconstruction grids) go: `directory` if given (one that several
+    hosts share, for a server storage), else beside a file storage, else ./optuna_artifacts."""
+    if directory is not None:
+        return Path(directory)
     path = storage_file(url)
     return Path("optuna_artifacts") if path is None else path.with_name(path.stem + "_artifacts")
 
 
-def artifact_store(url: str) -> FileSystemArtifactStore:
-    directory = artifact_dir(url)
-    directory.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(directory))
+def artifact_store(url: str, directory: str | Path | None = None) -> FileSystemArtifactStore:
+    path = artifact_dir(url, directory)
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))
 
 
 class FileLock:
     """An inter-process lock (flock on a file beside the storage)."""
+
+    shared_server = False  # every worker of this storage takes this lock
 
     def __init__(self, path: Path) -> None:
         self.path, self._file = path, None
@@ -88,6 +105,8 @@ class FileLock:
 
 
 class NoLock:
+    shared_server = True  # a server storage: workers on other hosts take no lock of ours
+
     def acquire(self) -> None:
         pass
 

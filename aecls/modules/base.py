@@ -80,9 +80,12 @@ class BaseModule(L.LightningModule):
 
     def log_stage(self, stage: str, metrics: dict[str, torch.Tensor], batch_size: int) -> None:
         """Log `{stage}/{name}` epoch means (weighted by batch size); the loss also to the progress bar."""
+        # Under DDP each rank saw its own shard: the epoch mean is synced (summed values and
+        # batch sizes over ranks), so every rank logs the mean over the whole split.
+        sync = self._trainer is not None and self.trainer.world_size > 1
         for name, value in metrics.items():
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True,
-                     prog_bar=name == "loss", batch_size=batch_size)
+                     prog_bar=name == "loss", batch_size=batch_size, sync_dist=sync)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
@@ -98,7 +101,8 @@ class BaseModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if "val/loss" in self.trainer.callback_metrics:
             # TensorBoard's HPARAMS tab pairs this with the run's hyper-parameters.
-            self.log("hp_metric", self.trainer.callback_metrics["val/loss"])
+            self.log("hp_metric", self.trainer.callback_metrics["val/loss"],
+                     sync_dist=self.trainer.world_size > 1)  # already synced: the same on every rank
         if self._grid_batch is not None and isinstance(self.logger, TensorBoardLogger):
             if not self.trainer.sanity_checking:
                 self.logger.experiment.add_image("val/images", self.image_grid(self._grid_batch),

@@ -169,7 +169,7 @@ def study(r: Report) -> None:
     rule = f" (objective {best['objective']}, chosen by `--select {best['select']}`: {best['rule']})" \
         if "select" in best else ""
     r.lines += ["", f"Best trial {best['trial']}{rule}: `{json.dumps(best['params'])}`, re-trained "
-                f"{best['epochs']} epochs x {best['seeds']} seeds:", "",
+                f"{best['epochs']} epochs x {_n_seeds(best['seeds'])} seeds:", "",
                 "| metric | mean ± std |", "|---|---|"]
     r.lines += [f"| {m} | {s['mean']:.5f} ± {s['std']:.5f} |" for m, s in best["test"].items()]
     r.lines.append(f"\nEncoder: `{best['encoder']['path']}` (seed {best['encoder']['seed']}, "
@@ -198,6 +198,11 @@ def transfer(r: Report) -> None:
             shutil.copy(cm, r.png(f"confusion_{name}.png"))
             r.lines.append(f"\nConfusion matrix, {name} (`{cm.parent}`):\n")
             r.image(r.png(f"confusion_{name}.png"), f"confusion {name}")
+
+
+def _n_seeds(seeds: int | list[int]) -> int:
+    """best.json lists the seeds it re-trained with (older files: their count)."""
+    return seeds if isinstance(seeds, int) else len(seeds)
 
 
 def _classifier_baselines(r: Report, csv_path: Path) -> None:
