@@ -76,9 +76,11 @@ def _plain_epoch(model, loader, opt) -> None:
 
 
 def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None, batch_size: int = 128,
-              rounds: int = 2, limit_batches: int | None = None, val_size: int = 5000) -> dict[str, float]:
+              rounds: int = 2, limit_batches: int | None = None, val_size: int = 5000,
+              device: str = "cpu") -> dict[str, float]:
     """One CAE training epoch: plain PyTorch loop vs aecls's Lightning fit, alternating `rounds` times
-    (best round of each kept, to reject interference). Returns images/s of both and their ratio."""
+    (best round of each kept, to reject interference), both on `device` (cpu or cuda) with the
+    data resident there. Returns images/s of both and their ratio."""
     import torch
 
     from aecls.modules import AutoEncoder, OptimConfig
@@ -86,7 +88,7 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
     from aecls.training import make_trainer, quiet_lightning
 
     quiet_lightning()  # no banners between the table's rows
-    dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size)
+    dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size, device=device)
     dm.setup()
     n_batches = limit_batches or len(dm.train_dataloader())
     images = n_batches * batch_size
@@ -94,10 +96,12 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
 
     def plain() -> float:
         torch.manual_seed(0)
-        model = AutoEncoder(net, optim)
+        model = AutoEncoder(net, optim).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=optim.lr)
+        _sync(device)
         start = time.perf_counter()
         _plain_epoch(model, itertools.islice(dm.train_dataloader(), n_batches), opt)
+        _sync(device)
         return images / (time.perf_counter() - start)
 
     def lightning() -> tuple[float, float]:
@@ -105,7 +109,8 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
         torch.manual_seed(0)
         model = AutoEncoder(net, optim)
         timer = _EpochTimer()
-        trainer = make_trainer(1, limit_train_batches=n_batches, limit_val_batches=0, callbacks=[timer])
+        trainer = make_trainer(1, limit_train_batches=n_batches, limit_val_batches=0, callbacks=[timer],
+                               accelerator="gpu" if device.startswith("cuda") else "cpu")
         start = time.perf_counter()
         trainer.fit(model, datamodule=dm)
         return images / timer.seconds, images / (time.perf_counter() - start)
@@ -120,14 +125,44 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
             "ratio_fit_call": best["lightning_fit_call"] / best["plain_loop"]}
 
 
+def _sync(device: str | object) -> None:
+    """Wait for queued CUDA work, so a timer reads the work done, not the work queued."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 class _EpochTimer(L.Callback):
     """Seconds from the first to the last hook of the training epoch (excludes fit's set-up)."""
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
         self.start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
         self.seconds = time.perf_counter() - self.start
+
+
+class EpochTimes(L.Callback):
+    """Prints each training epoch's seconds when fit ends (rank 0), as `epoch seconds: [...]`:
+    `aecls fit ... --trainer.callbacks+=aecls.bench.EpochTimes`."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
+        self.seconds.append(round(time.perf_counter() - self.start, 3))
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            print(f"epoch seconds: {self.seconds}")
 
 
 def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, workers: int = 1,
@@ -140,7 +175,7 @@ def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, worker
     from aecls.hpo import load_study, run_study
 
     spec = replace(load_study(study_file), epochs=epochs, pruner=pruner,
-                   name=f"bench_{pruner}_{workers}w")
+                   name=f"bench_{pruner}_{workers}w").validate()  # re-reads the model config's defaults
     tmp = Path(tempfile.mkdtemp(prefix="aecls_bench_study_"))
     cwd = os.getcwd()
     try:

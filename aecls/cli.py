@@ -45,8 +45,15 @@ def _lightning_cli(argv: list[str]) -> None:
                 _resolve_last(cfg)
 
         def after_fit(self) -> None:
-            if not self.trainer.is_global_zero:  # under DDP, rank 0 alone prints and tests
-                return
+            if self.trainer.world_size > 1:
+                # Under DDP, rank 0 alone prints and tests, in one process: the fit's process
+                # group goes, so the test's own trainer waits for no other rank.
+                import torch.distributed as dist
+
+                if dist.is_initialized():
+                    dist.destroy_process_group()
+                if not self.trainer.is_global_zero:
+                    return
             best = self.trainer.checkpoint_callback.best_model_path
             print(f"best checkpoint: {best}")
             if self.config.fit.test_after_fit and best:

@@ -17,6 +17,8 @@ def quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # A tiny epoch has fewer steps than the logging interval; training metrics are logged per epoch.
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
 def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,

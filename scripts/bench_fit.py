@@ -17,14 +17,16 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each side is kept")
     p.add_argument("--limit-batches", type=int, help="batches per epoch (default: the whole 55k split)")
     p.add_argument("--data-dir")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (both sides run there, data resident)")
     a = p.parse_args()
-    print(f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    gpu = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "no GPU"
+    print(f"{platform.machine()}, {gpu}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"batch {a.batch_size}, latent {a.latent_dim}, best of {a.rounds} rounds")
     print("Lightning epoch: on_train_epoch_start..end; whole fit(): the call, start-up included")
     print(f"{'c':>4} {'plain loop img/s':>18} {'Lightning epoch':>16} {'ratio':>6} "
           f"{'whole fit()':>12} {'ratio':>6}")
     for c in a.channels:
-        r = bench_fit(c, a.latent_dim, a.data_dir, a.batch_size, a.rounds, a.limit_batches)
+        r = bench_fit(c, a.latent_dim, a.data_dir, a.batch_size, a.rounds, a.limit_batches, device=a.device)
         print(f"{c:>4} {r['plain_loop']:>18,.0f} {r['lightning_epoch']:>16,.0f} {r['ratio']:>6.2f} "
               f"{r['lightning_fit_call']:>12,.0f} {r['ratio_fit_call']:>6.2f}")
 

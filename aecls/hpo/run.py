@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import socket
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +55,8 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
     must have been created from the same study file (space, epochs, objective, ...) unless
     `allow_changes`.
     """
+    # set_metric_names and heartbeats are "experimental" in Optuna: warned about in every worker
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler = TrialSeededTPESampler(spec.seed, constant_liar=True)
     study = optuna.create_study(study_name=spec.name, storage=make_storage(storage, **storage_kw),
                                 directions=spec.directions, sampler=sampler, pruner=spec.build_pruner(),
@@ -101,8 +105,8 @@ def orphaned(trial: FrozenTrial, dead: set[int] | None, file_storage: bool) -> b
     return int(pid) in dead if dead is not None else not _alive(int(pid))
 
 
-def recover_trials(study: optuna.Study, storage: str,
-                   dead: set[int] | None = None) -> list[tuple[int, int | None]]:
+def recover_trials(study: optuna.Study, storage: str, dead: set[int] | None = None,
+                   requeue: bool = True) -> list[tuple[int, int | None]]:
     """Fail the RUNNING trials whose worker died and re-queue their params (Optuna's
     RetryHeartbeatStaleTrialCallback, so `retried_trial_number` names the original; at most
     MAX_RETRY times). Returns (failed trial, its re-queued trial or None)."""
@@ -116,6 +120,9 @@ def recover_trials(study: optuna.Study, storage: str,
             try:
                 study.tell(t.number, state=TrialState.FAIL)
             except (ValueError, RuntimeError):  # finished meanwhile (a heartbeat check got it first)
+                continue
+            if not requeue:
+                out.append((t.number, None))
                 continue
             failed = next(f for f in study.get_trials(deepcopy=True) if f.number == t.number)
             RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, failed)
@@ -144,7 +151,7 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
     quiet_lightning()
     study = open_study(spec, storage, **storage_kw)
     lock, store = trial_lock(storage), artifact_store(storage, artifacts)
-    me = worker_id()
+    me, verbosity = worker_id(), optuna.logging.get_verbosity()
     while True:
         lock.acquire()
         held = True
@@ -154,7 +161,13 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
             trial.set_user_attr(WORKER_ATTR, me)  # before others may count: see `orphaned`
             lock.release()  # the trial exists (popped or created): others may start theirs
             held = False
-            return objective(trial, spec, data_dir=data_dir, log_dir=log_dir, artifacts=store)
+            try:
+                return objective(trial, spec, data_dir=data_dir, log_dir=log_dir, artifacts=store)
+            except AeclsError:
+                # The user's error reaches them as one line (the CLI's); Optuna would log the
+                # failed trial with a traceback first.
+                optuna.logging.set_verbosity(optuna.logging.ERROR)
+                raise
 
         try:
             # A trial whose worker died is failed (and re-queued as WAITING on RDB storages).
@@ -167,6 +180,7 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
         finally:
             if held:
                 lock.release()
+            optuna.logging.set_verbosity(verbosity)
         if bar is not None:
             bar.n = len(study.get_trials(deepcopy=False, states=DONE))
             bar.refresh()
@@ -234,6 +248,7 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
 
     procs = {slot: start(slot) for slot in range(workers)}
     restarts, budget = 0, RESTARTS_PER_WORKER * workers
+    user_error = False
     try:
         while procs:
             for slot, p in list(procs.items()):
@@ -244,6 +259,7 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
                 if p.exitcode == 0:
                     continue
                 if (errors / str(slot)).is_file():
+                    user_error = True
                     raise AeclsError((errors / str(slot)).read_text())
                 if p.exitcode > 0:  # an exception that is not the user's: a bug, its traceback is above
                     raise RuntimeError(f"study worker {slot} failed ({_exit_reason(p.exitcode)}); "
@@ -262,12 +278,13 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
             bar.refresh()
             time.sleep(0.5)
     finally:
-        if procs:  # stopping early (an error, Ctrl-C): stop the others and re-queue their trials
+        if procs:  # stopping early: stop the others; re-queue their trials unless the config is bad
             for p in procs.values():
                 p.terminate()
             for p in procs.values():
                 p.join()
-            recover_trials(study, storage, dead={p.pid for p in procs.values()})
+            recover_trials(study, storage, dead={p.pid for p in procs.values()}, requeue=not user_error)
+        shutil.rmtree(errors, ignore_errors=True)
 
 
 def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAULT_STORAGE,

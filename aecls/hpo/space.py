@@ -90,7 +90,18 @@ class StudySpec:
                 distribution(self.name, name, entry)
         self._validate_trainer()
         self._load_defaults()
+        self._check_fixed()
         return self
+
+    def _check_fixed(self) -> None:
+        """The config's values with the space's fixed ones on top must make a valid net and
+        optimiser: a bad fixed value is an error now, not in every trial."""
+        net, optim, _ = self.configs({k: v for k, v in self.space.items() if not isinstance(v, dict)})
+        try:
+            NetConfig(**net).validate()
+            OptimConfig(**optim).validate()
+        except (AeclsError, TypeError) as e:
+            raise AeclsError(f"study {self.name}: {e}") from e
 
     def _validate_trainer(self) -> None:
         unknown = sorted(set(self.trainer) - TRAINER_KEYS)
@@ -162,15 +173,18 @@ class StudySpec:
         """Draw (or fix) every parameter of the space for `trial`."""
         return {name: _suggest(trial, name, dist) for name, dist in self.space.items()}
 
-    def build_module(self, params: dict[str, Any]) -> BaseModule:
-        """The LightningModule a trial (or the best-trial re-run) trains: the model config's
-        init_args, with the drawn parameters on top."""
+    def configs(self, params: dict[str, Any]) -> tuple[dict, dict, dict]:
+        """(net, optim, other module arguments): the model config's init_args with `params` on top."""
         base = dict(self.defaults)
         net = {**(base.pop("net", None) or {}), **{k: v for k, v in params.items() if k in NET_KEYS}}
         optim = {**(base.pop("optim", None) or {}), **{k: v for k, v in params.items() if k in OPTIM_KEYS}}
         if "optimizer" in optim:
             optim["name"] = optim.pop("optimizer")
-        extra = {**base, **{k: v for k, v in params.items() if k in MODULE_KEYS[self.model]}}
+        return net, optim, {**base, **{k: v for k, v in params.items() if k in MODULE_KEYS[self.model]}}
+
+    def build_module(self, params: dict[str, Any]) -> BaseModule:
+        """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""
+        net, optim, extra = self.configs(params)
         try:
             return MODELS[self.model](net=NetConfig(**net), optim=OptimConfig(**optim), **extra)
         except TypeError as e:  # a config key the model does not take

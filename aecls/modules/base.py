@@ -1,7 +1,7 @@
 """What every aecls LightningModule shares: optimiser config, step plumbing, image grids, checkpoints.
 
-Subclasses implement `compute(batch, stage) -> {"loss": ..., other metrics}`, which `_shared_step`
-logs as `f"{stage}/{name}"`, and
+Subclasses implement `compute(batch, stage) -> {"loss": ..., other metrics}`, whose epoch means
+(over every image of the split, all DDP ranks) are logged as `f"{stage}/{name}"`, and
 `image_rows(x) -> list of (n, 1, 28, 28) tensors` for the grid shown in TensorBoard.
 """
 
@@ -39,7 +39,8 @@ class BaseModule(L.LightningModule):
         self.net_cfg: NetConfig = as_config(net, NetConfig).validate()
         self.optim: OptimConfig = as_config(optim, OptimConfig).validate()
         self._grid_batch: torch.Tensor | None = None
-        self._reset_train_sums()
+        self._sums: dict[str, dict[str, torch.Tensor]] = {}  # stage -> metric -> sum over images
+        self._counts: dict[str, int] = {}  # stage -> images
 
     def save_config(self, **extra: Any) -> None:
         """save_hyperparameters with configs as plain dicts, so checkpoints load with weights_only."""
@@ -50,42 +51,48 @@ class BaseModule(L.LightningModule):
         raise NotImplementedError
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        # Metrics are summed here and logged once an epoch (`_log_epoch`), the same means as
+        # `self.log` per step: that cost ~1 ms a step on a CPU (Lightning moves its result metric
+        # to the device on each call), and under DDP its synced mean of uneven shards divides by
+        # an integer-averaged batch count (51 images on 2 ranks counted as 50).
         metrics = self.compute(batch, stage)
         n = len(batch[0])
-        if stage == "train":
-            # `self.log` on every step cost ~1 ms a step on this CPU (Lightning moves its result
-            # metric to the device on each call; c = 8 CAE: 0.82x -> 0.93x of a plain loop without
-            # it): training metrics are summed here and logged once an epoch, the same means.
-            for name, value in metrics.items():
-                self._train_sums[name] = self._train_sums.get(name, 0.0) + value.detach() * n
-            self._train_count += n
-        else:
-            self.log_stage(stage, metrics, n)
+        sums = self._sums.setdefault(stage, {})
+        for name, value in metrics.items():
+            sums[name] = sums.get(name, 0.0) + value.detach().float() * n
+        self._counts[stage] = self._counts.get(stage, 0) + n
         return metrics["loss"]
 
-    def _reset_train_sums(self) -> None:
-        self._train_sums: dict[str, torch.Tensor] = {}
-        self._train_count = 0
+    def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
+        """Log `{stage}/{name}` epoch means over every image of the split (all ranks under DDP);
+        the loss also to the progress bar. Returns the means."""
+        sums, count = self._sums.pop(stage, {}), self._counts.pop(stage, 0)
+        if not count:
+            return {}
+        names = sorted(sums)
+        totals = torch.stack([sums[k] for k in names] + [torch.tensor(float(count), device=self.device)])
+        distributed = self.trainer.world_size > 1
+        if distributed:
+            totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        means = dict(zip(names, totals[:-1] / totals[-1], strict=True))
+        for name, value in means.items():
+            # sync_dist of a value every rank already holds: the mean of equal numbers
+            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, prog_bar=name == "loss",
+                     sync_dist=distributed)
+        return means
 
     def on_train_epoch_start(self) -> None:
-        self._reset_train_sums()
+        self._sums.pop("train", None)
+        self._counts.pop("train", None)
 
     def on_train_epoch_end(self) -> None:
-        if self._train_count:
-            self.log_stage("train", {k: v / self._train_count for k, v in self._train_sums.items()},
-                           self._train_count)
+        self._log_epoch("train")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x]
-
-    def log_stage(self, stage: str, metrics: dict[str, torch.Tensor], batch_size: int) -> None:
-        """Log `{stage}/{name}` epoch means (weighted by batch size); the loss also to the progress bar."""
-        # Under DDP each rank saw its own shard: the epoch mean is synced (summed values and
-        # batch sizes over ranks), so every rank logs the mean over the whole split.
-        sync = self._trainer is not None and self.trainer.world_size > 1
-        for name, value in metrics.items():
-            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True,
-                     prog_bar=name == "loss", batch_size=batch_size, sync_dist=sync)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
@@ -99,10 +106,10 @@ class BaseModule(L.LightningModule):
         return self._shared_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        if "val/loss" in self.trainer.callback_metrics:
+        means = self._log_epoch("val")
+        if "loss" in means:
             # TensorBoard's HPARAMS tab pairs this with the run's hyper-parameters.
-            self.log("hp_metric", self.trainer.callback_metrics["val/loss"],
-                     sync_dist=self.trainer.world_size > 1)  # already synced: the same on every rank
+            self.log("hp_metric", means["loss"], sync_dist=self.trainer.world_size > 1)
         if self._grid_batch is not None and isinstance(self.logger, TensorBoardLogger):
             if not self.trainer.sanity_checking:
                 self.logger.experiment.add_image("val/images", self.image_grid(self._grid_batch),

@@ -1,0 +1,39 @@
+"""On a CUDA device (skipped without one; scripts/gpu_check.sh runs these): trials train on the
+GPU, workers share it, batches and shards live on it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aecls.data.batches import DeviceBatches
+from aecls.hpo import load_study, run_study
+from aecls.hpo.run import visible_gpus
+from tests.test_hpo import finished, write_study
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
+
+
+def test_visible_gpus_are_the_devices_torch_sees(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpus() == [str(i) for i in range(torch.cuda.device_count())]
+
+
+def test_shards_on_the_gpu():
+    images = torch.randint(0, 255, (11, 28, 28), dtype=torch.uint8, device="cuda")
+    labels = torch.arange(11, device="cuda")
+    seen = [y for r in range(2) for _, ys in DeviceBatches(images, labels, 4, shuffle=True, rank=r,
+                                                            world_size=2) for y in ys.tolist()]
+    assert sorted(seen) == list(range(11))
+    x, _ = next(iter(DeviceBatches(images, labels, 4)))
+    assert x.is_cuda and x.dtype == torch.float32 and float(x.max()) <= 1.0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_study_trials_train_on_the_gpu(tiny_data, workers):
+    spec = load_study(write_study(f"gpu{workers}", epochs=2, trainer={"accelerator": "gpu"}))
+    storage = "journal:g.journal" if workers > 1 else "sqlite:///g.db"
+    study = run_study(spec, 3, storage, workers=workers, data_dir=str(tiny_data), progress=False)
+    assert len(finished(study)) == 3
+    assert all(t.user_attrs["device"].startswith("cuda") for t in finished(study))

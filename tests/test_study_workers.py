@@ -1,0 +1,139 @@
+"""Studies that survive: supervised workers (kill -9 of one, a user error in one), a crashed
+launcher's trial recovered on continue, and how workers share GPUs and cores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from aecls.hpo import load_study, run_study
+from aecls.hpo.run import WORKER_ATTR, open_study, visible_gpus, worker_plan
+from tests.test_hpo import finished, write_study
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+# Long enough (tens of epochs on the tiny data) that a trial is still running when it is killed.
+LONG = {"epochs": 25, "pruner": "none", "space": {"n_channels": 2, "hidden": 16,
+                                                  "latent_dim": {"type": "int", "low": 2, "high": 8},
+                                                  "lr": {"type": "float", "low": 1e-3, "high": 1e-2,
+                                                         "log": True}}}
+
+
+def test_worker_plan_assigns_gpus_round_robin_and_splits_cores():
+    plans = [worker_plan(i, 3, ["0", "1"], cpus=16) for i in range(3)]
+    assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0", "1", "0"]
+    assert all(p.threads == 5 for p in plans)
+    assert worker_plan(1, 2, ["4", "7"], cpus=2).env == {"CUDA_VISIBLE_DEVICES": "7"}  # the ids it was given
+    assert worker_plan(0, 2, [], cpus=2).env == {} and worker_plan(0, 4, [], cpus=2).threads == 1
+    # a 2-device (DDP) trial per worker: worker i takes GPUs 2i, 2i+1 (mod G)
+    assert [worker_plan(i, 2, ["0", "1", "2", "3"], 8, devices=2).env["CUDA_VISIBLE_DEVICES"]
+            for i in range(2)] == ["0,1", "2,3"]
+
+
+def test_visible_gpus_follows_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 5")
+    assert visible_gpus() == ["2", "5"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+
+
+def _kill_a_running_worker(study, proc: subprocess.Popen) -> int:
+    """SIGKILL the worker process of a trial that is RUNNING; its trial number."""
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.user_attrs.get(WORKER_ATTR) and t.user_attrs.get("seed") is not None]
+        if running:
+            t = running[0]
+            time.sleep(0.5)  # an epoch or so into it
+            os.kill(int(t.user_attrs[WORKER_ATTR].rpartition(":")[2]), signal.SIGKILL)
+            return t.number
+        time.sleep(0.2)
+    raise AssertionError("no trial started")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["journal:k.journal", "sqlite:///k.db"])
+def test_killed_worker_trial_is_failed_and_rerun_and_the_study_ends_with_n(tiny_data, storage):
+    path = write_study("killed", **LONG)
+    n = 3
+    proc = subprocess.Popen([sys.executable, "-m", "aecls.cli", "study", "run", str(path),
+                             "--storage", storage, "--data-dir", str(tiny_data), "--workers", "2",
+                             "--n-trials", str(n), "--no-progress"],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    study = open_study(load_study(path), storage)
+    killed = _kill_a_running_worker(study, proc)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and f"trial {killed} failed, re-queued as trial" in err
+    trials = study.get_trials(deepcopy=False)
+    assert len(finished(study)) == n
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed.number == killed
+    (retry,) = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed]
+    assert retry.state == TrialState.COMPLETE and retry.params == failed.params
+    assert retry.user_attrs["seed"] == failed.user_attrs["seed"]  # the very same fit, re-run
+
+
+WORKER = """
+import sys
+from aecls.hpo import load_study, run_study
+run_study(load_study(sys.argv[1]), 2, sys.argv[2], data_dir=sys.argv[3], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_a_crashed_launchers_running_trial_is_recovered_on_continue(tiny_data):
+    """Journal storages have no heartbeat: the trial of a killed single-process run stayed RUNNING
+    for ever; continuing the study now fails it and re-runs its config."""
+    path = write_study("crashed", **LONG)
+    storage = "journal:c.journal"
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(path), storage, str(tiny_data)], env=ENV)
+    study = open_study(load_study(path), storage)
+    killed = _kill_a_running_worker(study, proc)
+    proc.wait()
+    study = run_study(load_study(path), 2, storage, data_dir=str(tiny_data), progress=False)
+    states = {t.number: t.state for t in study.trials}
+    assert states[killed] == TrialState.FAIL and len(finished(study)) == 2
+    retry = next(t for t in study.trials
+                 if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed)
+    assert retry.state == TrialState.COMPLETE
+
+
+@pytest.mark.slow
+def test_a_user_error_in_a_worker_is_one_line_and_exit_2(tiny_data):
+    """A value only a trial can find bad (drawn from the space): raised in the worker processes,
+    shown as the CLI shows it without workers."""
+    path = write_study("usererr", space={"n_channels": {"type": "categorical", "choices": [0]}})
+    for workers in ("1", "2"):
+        r = subprocess.run([sys.executable, "-m", "aecls.cli", "study", "run", str(path), "--storage",
+                            f"journal:u{workers}.journal", "--data-dir", str(tiny_data), "--workers", workers,
+                            "--no-progress"], env=ENV, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2, r.stderr
+        assert "Traceback" not in r.stderr
+        lines = [line for line in r.stderr.splitlines() if not line.startswith("[I ")]  # Optuna's info log
+        assert lines == ["aecls: error: net.n_channels must be >= 1, got 0"]
+
+
+def test_a_bad_data_dir_fails_before_any_worker_starts(tmp_path, capsys):
+    from aecls.cli import main
+
+    path = write_study("nodata")
+    assert main(["study", "run", str(path), "--storage", "journal:n.journal", "--workers", "2",
+                 "--data-dir", str(tmp_path / "missing"), "--no-progress"]) == 2
+    assert "IDX files not found" in capsys.readouterr().err
+
+
+def test_a_single_worker_run_records_its_worker(tiny_data):
+    spec = load_study(write_study("me", epochs=1))
+    study = run_study(spec, 1, "journal:m.journal", data_dir=str(tiny_data), progress=False)
+    assert study.trials[0].user_attrs[WORKER_ATTR].endswith(f":{os.getpid()}")
