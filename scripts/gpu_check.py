@@ -45,8 +45,9 @@ def cli_fit(epochs: int, out: Path, data_dir: str | None) -> dict:
             "test_mse": float(mse.group(1)) if mse else None}
 
 
-def reproduce(study_file: str, data_dir: str | None) -> dict:
-    """Run a 2-trial study on the GPU, re-run its best trial with its own seed: identical val/loss?"""
+def reproduce(study_file: str, data_dir: str | None, deterministic: bool = False) -> dict:
+    """Run a 2-trial study on the GPU, re-run its best trial with its own seed: identical val/loss?
+    With `deterministic`, the trials use Lightning's `deterministic=True` (deterministic kernels)."""
     import os
 
     from aecls.hpo import load_study, run_study
@@ -56,6 +57,7 @@ def reproduce(study_file: str, data_dir: str | None) -> dict:
     try:
         os.chdir(tmp)
         spec = load_study(Path(cwd) / study_file)
+        spec.trainer["deterministic"] = deterministic
         study = run_study(spec, 2, "sqlite:///r.db", data_dir=data_dir, progress=False)
         info = rerun_best(spec, study, seeds=1, data_dir=data_dir)
     finally:
@@ -72,6 +74,8 @@ def main() -> None:
     p.add_argument("--study", default="studies/quickstart.yaml")
     p.add_argument("--study-trials", type=int, default=6)
     p.add_argument("--study-epochs", type=int, default=3)
+    p.add_argument("--sections", nargs="+", default=["fit", "bench", "study", "reproduce"],
+                   choices=["fit", "bench", "study", "reproduce"])
     a = p.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA device")
@@ -91,26 +95,29 @@ def main() -> None:
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
 
-    f = cli_fit(a.fit_epochs, out, a.data_dir)
-    steady = statistics.median(f["epoch_seconds"][1:] or f["epoch_seconds"])
-    row(f"`aecls fit --config configs/cae.yaml` on CUDA, s/epoch (median of epochs 2-{a.fit_epochs}; "
-        f"first {f['epoch_seconds'][0]:.2f})", f"{steady:.2f}", f"whole command {f['wall']:.0f} s, "
-        f"test MSE {f['test_mse']}", "")
-    for c in a.channels:
+    if "fit" in a.sections:
+        f = cli_fit(a.fit_epochs, out, a.data_dir)
+        steady = statistics.median(f["epoch_seconds"][1:] or f["epoch_seconds"])
+        row(f"`aecls fit --config configs/cae.yaml` on CUDA, s/epoch (median of epochs 2-{a.fit_epochs}; "
+            f"first {f['epoch_seconds'][0]:.2f})", f"{steady:.2f}", f"whole command {f['wall']:.0f} s, "
+            f"test MSE {f['test_mse']}", "")
+    for c in a.channels if "bench" in a.sections else []:
         r = bench_fit(c, rounds=2, data_dir=a.data_dir, device="cuda")
         row(f"CAE epoch c={c} on CUDA, images/s", f"{r['lightning_epoch']:,.0f} (Lightning fit)",
             f"{r['plain_loop']:,.0f} (plain loop)", f"{r['ratio']:.2f}")
-    runs = {w: bench_study(a.study, a.study_trials, a.study_epochs, "none", w, a.data_dir) for w in (1, 2)}
-    for w, r in runs.items():
-        row(f"study {Path(a.study).stem} ({a.study_trials} trials x {a.study_epochs} epochs, no pruning), "
-            f"{w} worker(s) on one GPU, trials/min", f"{r['trials_per_min']:.2f}",
-            f"{runs[1]['trials_per_min']:.2f} (1 worker)",
-            f"{r['trials_per_min'] / runs[1]['trials_per_min']:.2f}")
-    rep = reproduce(a.study, a.data_dir)
-    row("best trial re-run with its own seed on CUDA, val/loss",
-        f"{rep['rerun']:.6g} ({'identical' if rep['identical'] else 'differs'})",
-        f"{rep['trial']:.6g} (trial)",
-        f"{rep['rerun'] / rep['trial']:.6f}")
+    if "study" in a.sections:
+        runs = {w: bench_study(a.study, a.study_trials, a.study_epochs, "none", w, a.data_dir)
+                for w in (1, 2)}
+        for w, r in runs.items():
+            row(f"study {Path(a.study).stem} ({a.study_trials} trials x {a.study_epochs} epochs, "
+                f"no pruning), {w} worker(s) on one GPU, trials/min", f"{r['trials_per_min']:.2f}",
+                f"{runs[1]['trials_per_min']:.2f} (1 worker)",
+                f"{r['trials_per_min'] / runs[1]['trials_per_min']:.2f}")
+    for deterministic in (False, True) if "reproduce" in a.sections else ():
+        rep = reproduce(a.study, a.data_dir, deterministic)
+        row(f"best trial re-run with its own seed on CUDA, val/loss (deterministic={deterministic})",
+            f"{rep['rerun']:.6g} ({'identical' if rep['identical'] else 'differs'})",
+            f"{rep['trial']:.6g} (trial)", f"{rep['rerun'] / rep['trial']:.6f}")
     (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print(f"written: {out / 'gpu_check.md'}")
 

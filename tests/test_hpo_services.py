@@ -54,7 +54,8 @@ def test_killed_worker_trial_fails_and_is_retried(tiny_data, postgres_url):
     worker.wait()
     time.sleep(4)  # > grace period: the trial is now stale
     short = load_study(write_study("killed", epochs=1))  # same study name, a quick re-run
-    study = run_study(short, 1, postgres_url, data_dir=str(tiny_data), progress=False, **FAST_HEARTBEAT)
+    study = run_study(short, 1, postgres_url, data_dir=str(tiny_data), progress=False, allow_changes=True,
+                      **FAST_HEARTBEAT)
     states = [t.state for t in study.trials]
     assert states.count(TrialState.FAIL) == 1 and states.count(TrialState.COMPLETE) == 1
     retried = next(t for t in study.trials if t.state == TrialState.COMPLETE)

@@ -139,3 +139,19 @@ def test_open_study_records_its_file():
     spec = load_study(write_study("rec"))
     study = open_study(spec, "sqlite:///o.db")
     assert study.user_attrs["spec"]["epochs"] == 2 and study.user_attrs["spec"]["space"]["hidden"] == 16
+
+
+@pytest.mark.slow
+def test_a_worker_trial_is_reproduced_with_its_thread_count(tiny_data):
+    """Workers split the cores (here 1 thread each); the re-run of the best trial uses the trial's
+    recorded thread count for its own seed, then this process's for the others."""
+    import torch
+
+    spec = load_study(write_study("threads", epochs=2))
+    study = run_study(spec, 2, "journal:t.journal", workers=2, data_dir=str(tiny_data), progress=False)
+    best = study.best_trial
+    assert best.user_attrs["threads"] == max(1, (__import__("os").cpu_count() or 1) // 2)
+    before = torch.get_num_threads()
+    info = rerun_best(spec, study, seeds=2, data_dir=str(tiny_data))
+    assert info["runs"][0]["threads"] == best.user_attrs["threads"] and info["reproduced"]["identical"]
+    assert info["runs"][1]["threads"] == before == torch.get_num_threads()

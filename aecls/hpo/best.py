@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import optuna
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.trial import FrozenTrial
 
@@ -62,6 +63,23 @@ def _scaled(v: np.ndarray) -> np.ndarray:
     return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
 
+def _fit_and_test(spec: StudySpec, params: dict[str, Any], seed: int, monitor: str, data_dir: str | None,
+                  log_dir: str) -> dict[str, Any]:
+    """One seeded re-run of a config, full epochs, tested at its best checkpoint."""
+    L.seed_everything(seed, verbose=False)
+    module = spec.build_module(params)
+    dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
+    ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / f"best_seed{seed}" / "checkpoints", monitor)
+    trainer = make_trainer(spec.epochs, checkpointing=True,
+                           callbacks=[LatentProbe(), ckpt] if spec.uses_probe else [ckpt],
+                           logger=TensorBoardLogger(log_dir, name=spec.name, version=f"best_seed{seed}"),
+                           **spec.trainer)
+    trainer.fit(module, datamodule=dm)
+    test = trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False, weights_only=True)[0]
+    return {"seed": seed, "threads": torch.get_num_threads(), "val_score": float(ckpt.best_model_score),
+            "checkpoint": ckpt.best_model_path, "test": test, "module": module}
+
+
 def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: str | None = None,
                log_dir: str = "lightning_logs", out_root: str = "artifacts",
                select: str | None = None) -> dict[str, Any]:
@@ -73,25 +91,20 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     monitor = PROBE_METRIC if rule == "probe" else "val/loss"
     sign = -1 if DIRECTIONS[monitor] == "maximize" else 1  # lower `sign * score` is better
     quiet_lightning()
-    # The trial's own seed first: on the same machine and thread count its run reproduces the
-    # trial's score. A trial of a study run before trials were seeded has none.
+    # The trial's own seed first, with the trial's CPU thread count (a study worker gets a share
+    # of the cores; float sums split over other thread counts round differently): on the same
+    # machine its run reproduces the trial's score. A trial of a study run before trials were
+    # seeded has none.
     own = trial.user_attrs.get("seed")
     seed_list = rerun_seeds(own, seeds) if own is not None else list(range(seeds))
+    threads = torch.get_num_threads()
     runs = []
-    for seed in seed_list:
-        L.seed_everything(seed, verbose=False)
-        module = spec.build_module(params)
-        dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
-        ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / f"best_seed{seed}" / "checkpoints",
-                                   monitor)
-        trainer = make_trainer(spec.epochs, checkpointing=True,
-                               callbacks=[LatentProbe(), ckpt] if spec.uses_probe else [ckpt],
-                               logger=TensorBoardLogger(log_dir, name=spec.name, version=f"best_seed{seed}"),
-                               **spec.trainer)
-        trainer.fit(module, datamodule=dm)
-        test = trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False, weights_only=True)[0]
-        runs.append({"seed": seed, "val_score": float(ckpt.best_model_score),
-                     "checkpoint": ckpt.best_model_path, "test": test, "module": module})
+    try:
+        for seed in seed_list:
+            torch.set_num_threads(trial.user_attrs.get("threads", threads) if seed == own else threads)
+            runs.append(_fit_and_test(spec, params, seed, monitor, data_dir, log_dir))
+    finally:
+        torch.set_num_threads(threads)
     chosen = min(runs, key=lambda r: sign * r["val_score"])
     out = Path(out_root) / spec.name
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import optuna
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.artifacts import FileSystemArtifactStore
@@ -76,6 +77,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
         trial.set_user_attr("checkpoint", ckpt.best_model_path)
         trial.set_user_attr("device", str(trainer.strategy.root_device))
+        trial.set_user_attr("threads", torch.get_num_threads())  # for `study best` to reproduce it
     # Every metric at the checkpointed epoch (for `multi`: the probe where val/loss was best).
     best = history.best() if spec.distributed else history.at_epoch(ckpt.best_model_score)
     if best is None or not all(math.isfinite(v) for v in best):

@@ -93,12 +93,15 @@ def _alive(pid: int) -> bool:
 
 
 def orphaned(trial: FrozenTrial, dead: set[int] | None, file_storage: bool) -> bool:
-    """Is this RUNNING trial's process gone? With `dead`, only trials of those pids (this host);
-    else any trial of a pid of this host that no longer runs, and, on a file storage whose worker
-    lock is held, a trial that never recorded its worker (its process died right after creating it)."""
+    """Is this RUNNING trial's process gone? With `dead`, only trials of those pids (this host).
+    Else, on a file storage (one host: its worker lock is held), any trial of a pid that no longer
+    runs, or that never recorded its worker (its process died right after creating it). A server
+    storage's other trials are left to its heartbeats: another host may share this host's name."""
     owner = trial.user_attrs.get(WORKER_ATTR)
+    if dead is None and not file_storage:
+        return False
     if owner is None:
-        return dead is None and file_storage
+        return dead is None
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname():
         return False  # another host's: RDB heartbeats handle those

@@ -44,7 +44,8 @@ ENTRY_KEYS = {"int": {"low", "high", "log", "step"}, "float": {"low", "high", "l
               "categorical": {"choices"}}
 ENTRY_NEEDS = {"int": {"low", "high"}, "float": {"low", "high"}, "categorical": {"choices"}}
 # Trainer arguments a study may set; a trial uses one device unless the study asks for more.
-TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision"}
+# `deterministic: true` makes GPU trials bit-reproducible at some speed (README, Reproducibility).
+TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "deterministic"}
 TRAINER_DEFAULTS = {"devices": 1}
 # What a continued study must share with the run that created it (n_trials, pruner, trainer and
 # storage may change between runs: they change how, not what, is searched).
@@ -63,7 +64,7 @@ class StudySpec:
     seed: int = 0  # the study's seed: TPE's draws and every trial's training seed derive from it
     n_trials: int = 20
     data: dict[str, Any] = field(default_factory=dict)  # FashionMNISTDataModule arguments
-    trainer: dict[str, Any] = field(default_factory=dict)  # accelerator, devices, strategy, precision
+    trainer: dict[str, Any] = field(default_factory=dict)  # Trainer arguments: see TRAINER_KEYS
     space: dict[str, Any] = field(default_factory=dict)
     # The model config's model.init_args (net, optim, loss, ...): what the space does not set.
     defaults: dict[str, Any] = field(default_factory=dict, init=False)
