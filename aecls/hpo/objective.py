@@ -5,6 +5,7 @@ linear-probe accuracy (`probe`), or both at the epoch of the best val/loss (`mul
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.modules.base import GRID_IMAGES
 from aecls.probe import LatentProbe
 from aecls.training import make_trainer
+
+USER_MASTER_PORT = os.environ.get("MASTER_PORT")
 
 
 def checkpoint_callback(spec: StudySpec, dirpath: Path, monitor: str | None = None) -> ModelCheckpoint:
@@ -54,6 +57,14 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
     if len(spec.metrics) == 1:  # Optuna cannot prune multi-objective trials
         pruning = PyTorchLightningPruningCallback(trial, monitor=spec.metrics[0])
         callbacks.append(pruning)
+    if spec.distributed:
+        # Lightning's spawn launcher leaves the port of the last trial's process group in
+        # MASTER_PORT, and the next trial would reuse it while the old one may still be closing
+        # (a rank then aborted); each DDP trial gets a free port unless the user set one.
+        if USER_MASTER_PORT is None:
+            os.environ.pop("MASTER_PORT", None)
+        else:
+            os.environ["MASTER_PORT"] = USER_MASTER_PORT
     trainer = make_trainer(spec.epochs, logger=TensorBoardLogger(log_dir, name=spec.name, version=version),
                            checkpointing=True, callbacks=callbacks, **spec.trainer)
     grid = Path(log_dir) / spec.name / version / "reconstructions.png"
