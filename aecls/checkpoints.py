@@ -6,9 +6,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from aecls.data import FashionMNISTDataModule
+from aecls.encoders import read_checkpoint
 from aecls.errors import AeclsError
 from aecls.modules import MODULES, BaseModule
 
@@ -17,17 +16,6 @@ def init_args(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
     """The saved hyper-parameters that `cls.__init__` takes (LightningCLI adds bookkeeping keys)."""
     params = inspect.signature(cls.__init__).parameters
     return {k: v for k, v in hparams.items() if k in params}
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict, loaded without unpickling arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise AeclsError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
-        raise AeclsError(f"{path} is not a readable aecls checkpoint ({type(e).__name__}: {e})") from e
 
 
 def load_module(path: str | Path) -> tuple[BaseModule, dict[str, Any]]:

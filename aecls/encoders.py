@@ -1,5 +1,7 @@
 """Pretrained encoders for the classifier: from a study export (best_encoder.pt, or its folder)
-or from any aecls autoencoder checkpoint. Everything is loaded with weights_only=True."""
+or from any aecls autoencoder checkpoint. Everything is loaded with weights_only=True, and built
+through aecls.nets alone (a checkpoint's `net` hyper-parameters and its `encoder.*` weights), so
+this module sits below the LightningModules that use it."""
 
 from __future__ import annotations
 
@@ -32,15 +34,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
         raise AeclsError(f"encoder not found: {path} (give best_encoder.pt, its folder, "
                          "or an autoencoder checkpoint)")
     if path.suffix == ".ckpt":
-        from aecls.checkpoints import load_module
-        from aecls.modules import VAE
-
-        module, _ = load_module(path)
-        if not hasattr(module, "decoder"):
-            raise AeclsError(f"{path} is not an autoencoder checkpoint (it is a {type(module).__name__})")
-        # load_module returns the model in eval mode; a fine-tuned encoder must train its
-        # BatchNorm and dropout like a freshly built one (the frozen mode sets eval itself).
-        return module.encoder.train(), module.net_cfg, "vae" if isinstance(module, VAE) else "ae"
+        return _from_checkpoint(path)
     try:
         blob: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         net = NetConfig(**blob["net"]).validate()
@@ -51,3 +45,32 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
     except Exception as e:  # torch's unpickler raises its own types for non-checkpoint files
         raise AeclsError(f"{path} is not readable as an encoder export ({type(e).__name__})") from e
     return encoder, net, blob["model"]
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, loaded without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise AeclsError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for a file that is not a checkpoint
+        raise AeclsError(f"{path} is not a readable aecls checkpoint ({type(e).__name__}: {e})") from e
+
+
+def _from_checkpoint(path: Path) -> tuple[nn.Module, NetConfig, str]:
+    """The encoder of an autoencoder checkpoint (AutoEncoder or VAE), in train mode: a fine-tuned
+    encoder trains its BatchNorm and dropout like a freshly built one (the frozen mode sets eval)."""
+    ckpt = read_checkpoint(path)
+    state = ckpt.get("state_dict", {})
+    kind = ckpt.get("aecls_model")
+    if kind not in ("AutoEncoder", "VAE") or not any(k.startswith("decoder.") for k in state):
+        raise AeclsError(f"{path} is not an autoencoder checkpoint (it is a {kind or 'non-aecls'} one)")
+    try:
+        net = NetConfig(**ckpt["hyper_parameters"]["net"]).validate()
+        encoder = build_encoder(net, out_mult=2 if kind == "VAE" else 1)
+        encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items()
+                                 if k.startswith("encoder.")})
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise AeclsError(f"{path}: checkpoint does not match its {kind} encoder ({e})") from e
+    return encoder.train(), net, "vae" if kind == "VAE" else "ae"

@@ -9,9 +9,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aecls.cli import main as aecls
 from aecls.errors import AeclsError
-from aecls.report.build import latest
+from aecls.hpo import DEFAULT_STORAGE, load_study, open_study, run_study
+from aecls.hpo.best import format_best, rerun_best
+from aecls.hpo.summary import study_outputs
+from aecls.report.build import build_report, latest
+from aecls.transfer import SweepConfig, markdown_table, run_sweep
 
 
 @dataclass(frozen=True)
@@ -19,18 +22,24 @@ class Scale:
     study: str
     seeds: int
     fit_epochs: int | None  # None: each config's own
-    labels: str
+    labels: tuple[int | None, ...]  # label budgets of the sweep; None = all
     sweep_seeds: int
     sweep_epochs: int
 
 
-QUICK = Scale("studies/quickstart.yaml", 1, 3, "100,1000,10000", 2, 5)
-FULL = Scale("studies/cae_seed004.yaml", 3, None, "100,1000,10000,all", 3, 10)
+QUICK = Scale("studies/quickstart.yaml", 1, 3, (100, 1000, 10000), 2, 5)
+FULL = Scale("studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10)
 
 
-def _run(argv: list[str]) -> None:
-    if aecls(argv) != 0:
-        raise AeclsError(f"pipeline stage failed: aecls {' '.join(argv)}")
+def fit(argv: list[str]) -> None:
+    """A LightningCLI fit, as `aecls fit ARGV` runs it; its argument errors end the pipeline."""
+    from aecls.fit import run_lightning
+
+    try:
+        run_lightning(["fit", *argv])
+    except SystemExit as e:  # jsonargparse exits on a bad argument, after printing why
+        if e.code:
+            raise AeclsError(f"pipeline stage failed: aecls fit {' '.join(argv)}") from e
 
 
 def stage(title: str, done: Path | None = None):
@@ -48,8 +57,6 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     if fresh:  # only what this pipeline writes
         import optuna
 
-        from aecls.hpo.run import DEFAULT_STORAGE
-
         for p in (Path("artifacts") / name, Path("artifacts/transfer"), Path("reports") / name,
                   *(Path("lightning_logs") / d for d in (name, "cae", "dae", "vae", "classifier"))):
             shutil.rmtree(p, ignore_errors=True)
@@ -57,31 +64,33 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
             optuna.delete_study(study_name=name, storage=DEFAULT_STORAGE)
         except KeyError:
             pass  # no such study yet
-    data = ["--data-dir", data_dir] if data_dir else []  # aecls subcommands
-    fit_data = ["--data.data_dir", data_dir] if data_dir else []  # LightningCLI fits
+    fit_data = ["--data.data_dir", data_dir] if data_dir else []
     start = time.perf_counter()
+    spec = load_study(s.study)
     stage(f"1/6 study {name} (continues an earlier run)")
-    _run(["study", "run", s.study, "--no-progress", *data])
+    study = run_study(spec, data_dir=data_dir, progress=False)
+    print(study_outputs(spec, study, Path("artifacts") / name)[0])
     if stage("2/6 re-run the best trial, export its encoder", Path("artifacts") / name / "best.json"):
-        _run(["study", "best", s.study, "--seeds", str(s.seeds), *data])
+        print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
     for cfg in ("cae", "dae", "vae"):
         if stage(f"3/6 fit {cfg}", latest(Path("lightning_logs"), cfg)):
             epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
             extra = ["--model.init_args.nll_samples", "20"] if (cfg == "vae" and not full) else []
-            _run(["fit", "--config", f"configs/{cfg}.yaml", "--trainer.enable_progress_bar", "false",
-                  "--trainer.enable_model_summary", "false", *epochs, *extra, *fit_data])
+            fit(["--config", f"configs/{cfg}.yaml", "--trainer.enable_progress_bar", "false",
+                 "--trainer.enable_model_summary", "false", *epochs, *extra, *fit_data])
     sweep = Path("artifacts/transfer/sweep.csv")
     if stage("4/6 transfer sweep", sweep):
-        _run(["transfer", "sweep", "--encoder", f"artifacts/{name}", "--labels", s.labels,
-              "--seeds", str(s.sweep_seeds), "--epochs", str(s.sweep_epochs), *data])
+        rows = run_sweep(SweepConfig(encoder=f"artifacts/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
+                                     epochs=s.sweep_epochs, data_dir=data_dir), progress=False)
+        print(markdown_table(rows))
     if stage("5/6 frozen-encoder classifier + test report", latest(Path("lightning_logs"), "classifier")):
         epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
-        _run(["fit", "--config", "configs/classifier.yaml", "--model.init_args.mode", "frozen",
-              "--model.init_args.encoder_path", f"artifacts/{name}", "--model.init_args.net", "null",
-              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-              *epochs, *fit_data])
+        fit(["--config", "configs/classifier.yaml", "--model.init_args.mode", "frozen",
+             "--model.init_args.encoder_path", f"artifacts/{name}", "--model.init_args.net", "null",
+             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+             *epochs, *fit_data])
     stage("6/6 report")
-    _run(["report", "--name", name, "--study", name, *data])
+    build_report(name, study_name=name, data_dir=data_dir)
     report = Path("reports") / name / "report.md"
     print(f"\n== pipeline done in {time.perf_counter() - start:.0f} s. Results:\n"
           f"   report:      {report}\n   study:       artifacts/{name}/ (plots, best.json, best_encoder.pt)\n"

@@ -17,8 +17,8 @@ from aecls.encoders import load_encoder
 from aecls.errors import AeclsError
 from aecls.hpo import load_study, run_study
 from aecls.hpo.best import rerun_best
-from aecls.hpo.report import summary
 from aecls.hpo.run import open_study
+from aecls.hpo.summary import summary
 
 SPACE = {
     "latent_dim": {"type": "int", "low": 2, "high": 8, "log": True},
@@ -103,9 +103,9 @@ def test_rerun_best_exports_a_loadable_encoder(tiny_data):
     encoder.eval(), module.eval()  # BatchNorm (the cae config has it): running statistics
     assert torch.equal(encoder(x), module.encoder(x))  # the exported encoder is the tested one
     chosen = next(r for r in saved["runs"] if r["seed"] == info["encoder"]["seed"])
-    from aecls.cli import print_test
+    from aecls.evaluate import evaluate_checkpoint
 
-    again = print_test(info["encoder"]["checkpoint"], str(tiny_data), "cpu", baselines=False)
+    again = evaluate_checkpoint(info["encoder"]["checkpoint"], str(tiny_data), "cpu", baselines=False)
     assert math.isclose(again["test/mse"], chosen["test"]["test/mse"], rel_tol=1e-5)
 
 

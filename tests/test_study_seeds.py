@@ -11,9 +11,9 @@ import yaml
 from optuna.trial import TrialState
 
 from aecls.cli import main
+from aecls.cli.study import dashboard_args
 from aecls.hpo import load_study, run_study
 from aecls.hpo.best import rerun_best
-from aecls.hpo.cli import dashboard_args
 from aecls.hpo.run import open_study
 from aecls.hpo.sampler import derive_seed, rerun_seeds, trial_seed
 from aecls.nets import NetConfig

@@ -61,7 +61,7 @@ def test_budget_larger_than_data_is_a_clear_error(tiny_data, tmp_path, capsys):
 
 
 def test_sweep_settings_reach_the_classifier_and_data(tiny_data, tmp_path, monkeypatch):
-    import aecls.transfer as transfer
+    import aecls.transfer.sweep as transfer
 
     seen = []
 

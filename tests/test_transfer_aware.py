@@ -16,8 +16,8 @@ from aecls.cli import main
 from aecls.errors import AeclsError
 from aecls.hpo import load_study, run_study
 from aecls.hpo.best import rerun_best, select_trial
-from aecls.hpo.report import summary
 from aecls.hpo.run import open_study
+from aecls.hpo.summary import summary
 from aecls.probe import PROBE_METRIC, probe_accuracy
 from tests.test_hpo import finished, write_study
 

@@ -129,3 +129,18 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2))
     return info
+
+
+def format_best(info: dict[str, Any]) -> str:
+    """What `study best` prints: the trial, whether its seed reproduced it, the test metrics."""
+    lines = [f"trial {info['trial']} of {info['study']} (--select {info['select']}: {info['rule']}), "
+             f"re-trained with {len(info['seeds'])} seeds, its own ({info['trial_seed']}) first:",
+             json.dumps(info["params"])]
+    rep = info["reproduced"]
+    if rep is not None:
+        lines.append(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
+                     f"({'identical' if rep['identical'] else 'differs: see README, Reproducibility'})")
+    lines += [f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}" for name, s in info["test"].items()]
+    lines.append(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
+                 f"record: {Path(info['encoder']['path']).with_name(INFO_FILE)}")
+    return "\n".join(lines)

@@ -17,103 +17,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from aecls.errors import AeclsError
 
-LIGHTNING_COMMANDS = ("fit", "validate")
-
-
-def _lightning_cli(argv: list[str]) -> None:
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-
-    from aecls.data import FashionMNISTDataModule
-    from aecls.modules import BaseModule
-
-    class AeclsCLI(LightningCLI):
-        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-            parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.save_last": True,
-                                 "checkpoint.filename": "best-{epoch}"})
-            parser.add_argument("--test_after_fit", type=bool, default=False,
-                                help="after fit, test the best checkpoint and print its metrics")
-
-        def before_instantiate_classes(self) -> None:
-            cfg = self.config[self.subcommand]
-            if cfg.get("ckpt_path") == "last":
-                _resolve_last(cfg)
-
-        def after_fit(self) -> None:
-            if self.trainer.world_size > 1:
-                # Under DDP, rank 0 alone prints and tests, in one process: the fit's process
-                # group goes, so the test's own trainer waits for no other rank.
-                import torch.distributed as dist
-
-                if dist.is_initialized():
-                    dist.destroy_process_group()
-                if not self.trainer.is_global_zero:
-                    return
-            best = self.trainer.checkpoint_callback.best_model_path
-            print(f"best checkpoint: {best}")
-            if self.config.fit.test_after_fit and best:
-                print_test(best, self.datamodule.hparams.data_dir)
-
-    AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True,
-             args=None if argv == sys.argv[1:] else argv,
-             save_config_kwargs={"overwrite": True}, seed_everything_default=0)
-
-
-def _resolve_last(cfg) -> None:
-    """`--ckpt_path last`: resume the newest run of this config's logger, in the same log version.
-
-    (Lightning alone would look in the new run's empty version directory and start from scratch.)
-    """
-    logger = cfg.trainer.get("logger")
-    init = getattr(logger, "init_args", None)
-    if init is None:
-        raise AeclsError("--ckpt_path last needs a TensorBoardLogger in the config (trainer.logger)")
-    root = Path(init.save_dir) / (init.get("name") or "lightning_logs")
-    runs = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise AeclsError(f"--ckpt_path last: no last.ckpt under {root}/version_*/checkpoints to resume")
-    cfg.ckpt_path = str(runs[-1])
-    init.version = runs[-1].parts[-3]  # keep logging into the interrupted run
-    print(f"resuming {cfg.ckpt_path}")
+LIGHTNING_COMMANDS = ("fit", "validate")  # aecls.fit's; not imported from there: it loads Lightning
 
 
 def _test(args: argparse.Namespace) -> None:
-    print_test(args.ckpt, args.data_dir, args.accelerator, args.baselines)
+    from aecls.evaluate import evaluate_checkpoint
 
-
-def print_test(ckpt_path: str, data_dir: str | None = None, accelerator: str = "auto",
-               baselines: bool = True) -> dict[str, float]:
-    """Test metrics of a checkpoint (and its baselines), printed one per line and returned."""
-    from aecls.checkpoints import load_datamodule, load_module
-    from aecls.training import make_trainer
-
-    module, ckpt = load_module(ckpt_path)
-    dm = load_datamodule(ckpt, data_dir=data_dir)
-    results = make_trainer(1, accelerator=accelerator).test(module, datamodule=dm, verbose=False)[0]
-    if baselines:
-        from aecls.baselines import baselines_for
-
-        results.update(baselines_for(module, dm.splits["train"][0].cpu().numpy(),
-                                     dm.splits["test"][0].cpu().numpy()))
-    print(f"{type(module).__name__} {ckpt_path}")
-    for name, value in sorted(results.items()):
-        print(f"  {name:32s} {value:.6g}")
-    if getattr(module, "test_outputs", None):
-        import torch
-
-        from aecls.report.classification import write_classification_report
-
-        out = Path(ckpt_path).resolve().parent.parent / "test"
-        outputs = {k: torch.cat(v).numpy() for k, v in module.test_outputs.items()}
-        paths = write_classification_report(outputs["probs"], outputs["targets"], dm.classes, out,
-                                            title=f"{module.hparams.mode} classifier: {Path(ckpt_path).name}")
-        print(f"  per-class report, confusion matrix, predictions: {', '.join(map(str, paths.values()))}")
-    return results
+    evaluate_checkpoint(args.ckpt, args.data_dir, args.accelerator, args.baselines)
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -161,8 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"])
     d.add_argument("--download", action="store_true", help="allow torchvision's download")
     d.set_defaults(func=_data)
-    from aecls.hpo.cli import add_study_parser
-    from aecls.transfer_cli import add_transfer_parser
+    from aecls.cli.study import add_study_parser
+    from aecls.cli.transfer import add_transfer_parser
 
     add_study_parser(sub)
     add_transfer_parser(sub)
@@ -198,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
-            _lightning_cli(argv)
+            from aecls.fit import run_lightning
+
+            run_lightning(argv)
             return 0
         args = _parser().parse_args(argv)
         args.func(args)

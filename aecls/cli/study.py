@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from aecls.hpo.run import DEFAULT_STORAGE
 
@@ -68,17 +67,17 @@ def _storage(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace) -> None:
     from aecls.errors import check
-    from aecls.hpo.report import format_summary, save_plots, summary
     from aecls.hpo.run import run_study
     from aecls.hpo.space import load_study
+    from aecls.hpo.summary import study_outputs
 
     check(args.workers >= 1, "--workers must be >= 1")
     check(args.n_trials is None or args.n_trials >= 1, "--n-trials must be >= 1")
     spec, storage = load_study(args.study), _storage(args)
     study = run_study(spec, args.n_trials, storage, args.workers, args.data_dir, args.log_dir,
                       progress=args.progress, artifacts=args.artifacts, allow_changes=args.allow_changes)
-    print(format_summary(summary(spec, study)))
-    plots = save_plots(spec, study, f"{args.out}/{spec.name}")
+    text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")
+    print(text)
     print(f"plots: {', '.join(str(p) for p in plots)}")
     print(f"dashboard: .venv/bin/optuna-dashboard {dashboard_args(storage, args.artifacts)}")
     print(f"TensorBoard: .venv/bin/tensorboard --logdir {args.log_dir}/{spec.name}")
@@ -93,33 +92,23 @@ def dashboard_args(storage: str, artifacts: str | None = None) -> str:
 
 
 def _best(args: argparse.Namespace) -> None:
-    from aecls.hpo.best import rerun_best
+    from aecls.hpo.best import format_best, rerun_best
     from aecls.hpo.run import open_study
     from aecls.hpo.space import load_study
 
     spec = load_study(args.study)
     info = rerun_best(spec, open_study(spec, args.storage), args.seeds, args.data_dir, args.log_dir,
                       args.out, select=args.select)
-    print(f"trial {info['trial']} of {spec.name} (--select {info['select']}: {info['rule']}), "
-          f"re-trained with {args.seeds} seeds, its own ({info['trial_seed']}) first:")
-    print(json.dumps(info["params"]))
-    rep = info["reproduced"]
-    if rep is not None:
-        print(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
-              f"({'identical' if rep['identical'] else 'differs: see README, Reproducibility'})")
-    for name, s in info["test"].items():
-        print(f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}")
-    print(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
-          f"record: {args.out}/{spec.name}/best.json")
+    print(format_best(info))
 
 
 def _plots(args: argparse.Namespace) -> None:
-    from aecls.hpo.report import format_summary, save_plots, summary
     from aecls.hpo.run import open_study
     from aecls.hpo.space import load_study
+    from aecls.hpo.summary import study_outputs
 
     spec = load_study(args.study)
-    study = open_study(spec, args.storage)
-    print(format_summary(summary(spec, study)))
-    for p in save_plots(spec, study, f"{args.out}/{spec.name}"):
+    text, plots = study_outputs(spec, open_study(spec, args.storage), f"{args.out}/{spec.name}")
+    print(text)
+    for p in plots:
         print(p)

@@ -81,7 +81,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from aecls.transfer_compare import compare_sweeps
+    from aecls.transfer.compare import compare_sweeps
 
     runs = dict(args.runs)
     if len(runs) != len(args.runs):

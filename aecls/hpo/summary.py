@@ -54,6 +54,11 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def study_outputs(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> tuple[str, list[Path]]:
+    """The summary `study run` prints, and the PNG plots it saves under `out_dir` (the report's)."""
+    return format_summary(summary(spec, study)), save_plots(spec, study, out_dir)
+
+
 def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> list[Path]:
     """Optimisation history, parallel coordinates, importances (per objective for `multi`), the
     Pareto front (`multi`), and the validation curves of the non-pruned trials."""

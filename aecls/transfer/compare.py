@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from aecls.errors import AeclsError, check
-from aecls.transfer import accuracy_plot
+from aecls.transfer.plots import accuracy_plot
 
 PRETRAINED = ("frozen", "finetune")
 

@@ -26,6 +26,7 @@ from aecls.encoders import load_encoder
 from aecls.errors import check
 from aecls.modules import Classifier, OptimConfig
 from aecls.training import make_trainer, quiet_lightning
+from aecls.transfer.plots import accuracy_plot
 
 DEEP = ("scratch", "frozen", "finetune")
 METHODS = (*DEEP, "logreg_pixels", "logreg_pca")
@@ -137,26 +138,3 @@ def write_outputs(rows: list[dict], out: Path, title: str = "") -> dict[str, Pat
     stats = summarise(rows)
     accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / "sweep.png", title)
     return {name: out / name for name in ("sweep.csv", "sweep.md", "sweep.png")}
-
-
-def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str) -> None:
-    """Test accuracy (%) vs labels (log x): one error-bar line per (stats from `summarise`,
-    method, matplotlib style) in `curves`; methods a sweep did not run are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for stats, method, style in curves:
-        pts = sorted((b, *v) for (b, m), v in stats.items() if m == method)
-        if pts:
-            b, mean, std = map(np.array, zip(*pts, strict=True))
-            ax.errorbar(b, 100 * mean, yerr=100 * std, marker="o", capsize=3, **style)
-    ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
-           title=f"Label efficiency: {title}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
