@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     add_transfer_parser(sub)
     r = sub.add_parser("report", help="build reports/NAME/report.md from logs, studies and artifacts")
     r.add_argument("--name", default="main", help="report folder name (default main)")
-    r.add_argument("--study", default="cae_seed004", help="study whose plots and best.json to include")
+    r.add_argument("--study", default="quickstart",
+                   help="study whose plots and best.json to include (default quickstart, the pipeline's)")
     r.add_argument("--log-dir", default="lightning_logs")
     r.add_argument("--artifacts", default="artifacts")
     r.add_argument("--out", default="reports")

@@ -23,6 +23,18 @@ from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, 
 N_SHOW = 10  # images per row: one per class
 
 
+def shown(path: str | Path) -> str:
+    """A path as the report writes it: relative to the working directory (where the pipeline
+    runs), so a report can be moved and committed; never an absolute path."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name  # outside the project: its name is all that is safe to show
+
+
 def latest(log_dir: Path, name: str, pattern: str = "checkpoints/best-*.ckpt") -> Path | None:
     """The newest file matching `pattern` under log_dir/name/version_*/."""
     found = sorted((log_dir / name).glob(f"version_*/{pattern}"), key=lambda p: p.stat().st_mtime)
@@ -89,8 +101,9 @@ def reconstructions(r: Report) -> None:
         labels.append(name.upper())
         k = module.net_cfg.latent_dim
         mse, pca = _mse(module, d["x"]), pca_test_mse(flat(d["train"].numpy()), flat(d["x"].numpy()), k)
-        r.baselines.append(f"| {name.upper()} (`{path}`) | test MSE {mse:.5f} | PCA-{k}: {pca:.5f} | |")
-        r.lines.append(f"- {name.upper()}: `{path}`, latent {k}, test MSE {mse:.5f} (PCA-{k}: {pca:.5f})")
+        where = shown(path)
+        r.baselines.append(f"| {name.upper()} (`{where}`) | test MSE {mse:.5f} | PCA-{k}: {pca:.5f} | |")
+        r.lines.append(f"- {name.upper()}: `{where}`, latent {k}, test MSE {mse:.5f} (PCA-{k}: {pca:.5f})")
     if rows:
         d = r._data
         r.image(figures.image_rows(rows, labels, r.png("reconstructions.png"),
@@ -116,7 +129,7 @@ def denoising(r: Report) -> None:
                                ["clean", "noisy", "denoised"], r.png("denoising.png"),
                                f"DAE, sigma {module.hparams.noise_sigma}: {p_in:.2f} dB -> {p_out:.2f} dB",
                                d["classes"]), "denoising")
-    r.lines.append(f"\n`{path}`: test PSNR {p_out:.2f} dB (noisy input {p_in:.2f} dB), "
+    r.lines.append(f"\n`{shown(path)}`: test PSNR {p_out:.2f} dB (noisy input {p_in:.2f} dB), "
                    f"mean over the {len(x)} test images, noise seed 1234.")
 
 
@@ -172,8 +185,8 @@ def study(r: Report) -> None:
                 f"{best['epochs']} epochs x {_n_seeds(best['seeds'])} seeds:", "",
                 "| metric | mean ± std |", "|---|---|"]
     r.lines += [f"| {m} | {s['mean']:.5f} ± {s['std']:.5f} |" for m, s in best["test"].items()]
-    r.lines.append(f"\nEncoder: `{best['encoder']['path']}` (seed {best['encoder']['seed']}, "
-                   f"checkpoint `{best['encoder']['checkpoint']}`).")
+    r.lines.append(f"\nEncoder: `{shown(best['encoder']['path'])}` (seed {best['encoder']['seed']}, "
+                   f"checkpoint `{shown(best['encoder']['checkpoint'])}`).")
 
 
 def transfer(r: Report) -> None:
@@ -196,7 +209,7 @@ def transfer(r: Report) -> None:
         cm = latest(r.log_dir, name, "test/confusion_matrix.png")
         if cm is not None:
             shutil.copy(cm, r.png(f"confusion_{name}.png"))
-            r.lines.append(f"\nConfusion matrix, {name} (`{cm.parent}`):\n")
+            r.lines.append(f"\nConfusion matrix, {name} (`{shown(cm.parent)}`):\n")
             r.image(r.png(f"confusion_{name}.png"), f"confusion {name}")
 
 
@@ -218,12 +231,12 @@ def _classifier_baselines(r: Report, csv_path: Path) -> None:
     for m in ("scratch", "frozen", "finetune"):
         if m in pct:
             pca, raw = pct.get("logreg_pca", "-"), pct.get("logreg_pixels", "-")
-            r.baselines.append(f"| classifier, {m} ({top} labels, `{csv_path}`) | accuracy {pct[m]} | "
+            r.baselines.append(f"| classifier, {m} ({top} labels, `{shown(csv_path)}`) | accuracy {pct[m]} | "
                                f"PCA + logreg: {pca} | {raw} |")
 
 
 def build_report(name: str = "main", out_root: str = "reports", log_dir: str = "lightning_logs",
-                 artifacts: str = "artifacts", study_name: str = "cae_seed004",
+                 artifacts: str = "artifacts", study_name: str = "quickstart",
                  data_dir: str | None = None) -> Path:
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
