@@ -172,7 +172,8 @@ def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, worker
     import os
     from dataclasses import replace
 
-    from aecls.hpo import load_study, run_study
+    from aecls.hpo.run import run_study
+    from aecls.hpo.space import load_study
 
     spec = replace(load_study(study_file), epochs=epochs, pruner=pruner,
                    name=f"bench_{pruner}_{workers}w").validate()  # re-reads the model config's defaults

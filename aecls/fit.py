@@ -56,7 +56,7 @@ def resolve_last(cfg) -> None:
     init = getattr(logger, "init_args", None)
     if init is None:
         raise AeclsError("--ckpt_path last needs a TensorBoardLogger in the config (trainer.logger)")
-    root = Path(init.save_dir) / (init.get("name") or "lightning_logs")
+    root = Path(init.save_dir) / (init.get("name") or "lightning_logs")  # TensorBoardLogger's default name
     runs = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     if not runs:
         raise AeclsError(f"--ckpt_path last: no last.ckpt under {root}/version_*/checkpoints to resume")

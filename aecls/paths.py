@@ -1,10 +1,22 @@
-"""Where aecls finds its own files: the model configs (configs/<name>.yaml)."""
+"""Where aecls reads and writes by default: one home for each default directory, the default
+study storage, and where the model configs (configs/<name>.yaml) are found."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from aecls.errors import AeclsError
+
+LOG_DIR = "lightning_logs"  # TensorBoard runs and checkpoints: LOG_DIR/<name>/version_N
+ARTIFACTS = "artifacts"  # study outputs (ARTIFACTS/<study>/), transfer sweeps (ARTIFACTS/transfer)
+TRANSFER_OUT = f"{ARTIFACTS}/transfer"
+COMPARE_OUT = f"{ARTIFACTS}/transfer_compare"
+REPORTS = "reports"  # REPORTS/<name>/report.md
+DEFAULT_STORAGE = "sqlite:///optuna.db"  # one file in the project, one writer at a time
+PARALLEL_STORAGE = "journal:optuna.journal"  # the default with --workers > 1: SQLite is not for them
+SERVER_ARTIFACTS = "optuna_artifacts"  # trial artifacts of a server storage (file storages: beside it)
+# aecls's commands take the IDX directory as --data-dir, and as LightningCLI spells it for fits.
+DATA_DIR_ALIASES = ("--data-dir", "--data.data_dir")
 
 # The repository's configs/ (an editable install runs from the checkout).
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aecls.errors import AeclsError
-from aecls.hpo import DEFAULT_STORAGE, load_study, open_study, run_study
 from aecls.hpo.best import format_best, rerun_best
+from aecls.hpo.run import open_study, run_study
+from aecls.hpo.space import load_study
+from aecls.hpo.storage import dashboard_args
 from aecls.hpo.summary import study_outputs
+from aecls.paths import ARTIFACTS, DEFAULT_STORAGE, LOG_DIR, REPORTS, TRANSFER_OUT
 from aecls.report.build import build_report, latest
-from aecls.transfer import SweepConfig, markdown_table, run_sweep
+from aecls.transfer.config import SweepConfig
+from aecls.transfer.sweep import markdown_table, run_sweep
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,8 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     if fresh:  # only what this pipeline writes
         import optuna
 
-        for p in (Path("artifacts") / name, Path("artifacts/transfer"), Path("reports") / name,
-                  *(Path("lightning_logs") / d for d in (name, "cae", "dae", "vae", "classifier"))):
+        for p in (Path(ARTIFACTS) / name, Path(TRANSFER_OUT), Path(REPORTS) / name,
+                  *(Path(LOG_DIR) / d for d in (name, "cae", "dae", "vae", "classifier"))):
             shutil.rmtree(p, ignore_errors=True)
         try:
             optuna.delete_study(study_name=name, storage=DEFAULT_STORAGE)
@@ -69,32 +73,33 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     spec = load_study(s.study)
     stage(f"1/6 study {name} (continues an earlier run)")
     study = run_study(spec, data_dir=data_dir, progress=False)
-    print(study_outputs(spec, study, Path("artifacts") / name)[0])
-    if stage("2/6 re-run the best trial, export its encoder", Path("artifacts") / name / "best.json"):
+    print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
+    if stage("2/6 re-run the best trial, export its encoder", Path(ARTIFACTS) / name / "best.json"):
         print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
     for cfg in ("cae", "dae", "vae"):
-        if stage(f"3/6 fit {cfg}", latest(Path("lightning_logs"), cfg)):
+        if stage(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
             epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
             extra = ["--model.init_args.nll_samples", "20"] if (cfg == "vae" and not full) else []
             fit(["--config", f"configs/{cfg}.yaml", "--trainer.enable_progress_bar", "false",
                  "--trainer.enable_model_summary", "false", *epochs, *extra, *fit_data])
-    sweep = Path("artifacts/transfer/sweep.csv")
+    sweep = Path(TRANSFER_OUT) / "sweep.csv"
     if stage("4/6 transfer sweep", sweep):
-        rows = run_sweep(SweepConfig(encoder=f"artifacts/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
-                                     epochs=s.sweep_epochs, data_dir=data_dir), progress=False)
+        cfg = SweepConfig(encoder=f"{ARTIFACTS}/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
+                          epochs=s.sweep_epochs, data_dir=data_dir)
+        rows = run_sweep(cfg, progress=False)
         print(markdown_table(rows))
-    if stage("5/6 frozen-encoder classifier + test report", latest(Path("lightning_logs"), "classifier")):
+    if stage("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
         epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
         fit(["--config", "configs/classifier.yaml", "--model.init_args.mode", "frozen",
-             "--model.init_args.encoder_path", f"artifacts/{name}", "--model.init_args.net", "null",
+             "--model.init_args.encoder_path", f"{ARTIFACTS}/{name}", "--model.init_args.net", "null",
              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
              *epochs, *fit_data])
     stage("6/6 report")
-    build_report(name, study_name=name, data_dir=data_dir)
-    report = Path("reports") / name / "report.md"
+    report = build_report(name, study_name=name, data_dir=data_dir)
     print(f"\n== pipeline done in {time.perf_counter() - start:.0f} s. Results:\n"
-          f"   report:      {report}\n   study:       artifacts/{name}/ (plots, best.json, best_encoder.pt)\n"
-          f"   transfer:    artifacts/transfer/sweep.md\n"
-          f"   TensorBoard: .venv/bin/tensorboard --logdir lightning_logs\n"
-          f"   dashboard:   .venv/bin/optuna-dashboard sqlite:///optuna.db --artifact-dir optuna_artifacts")
+          f"   report:      {report}\n"
+          f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
+          f"   transfer:    {TRANSFER_OUT}/sweep.md\n"
+          f"   TensorBoard: .venv/bin/tensorboard --logdir {LOG_DIR}\n"
+          f"   dashboard:   .venv/bin/optuna-dashboard {dashboard_args(DEFAULT_STORAGE)}")
     return report

@@ -50,8 +50,9 @@ def reproduce(study_file: str, data_dir: str | None, deterministic: bool = False
     With `deterministic`, the trials use Lightning's `deterministic=True` (deterministic kernels)."""
     import os
 
-    from aecls.hpo import load_study, run_study
     from aecls.hpo.best import rerun_best
+    from aecls.hpo.run import run_study
+    from aecls.hpo.space import load_study
 
     tmp, cwd = Path(tempfile.mkdtemp(prefix="aecls_gpu_repro_")), os.getcwd()
     try:

@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 
 from aecls.data import FashionMNISTDataModule
 from aecls.data.batches import DeviceBatches
-from aecls.hpo import load_study, run_study
-from aecls.hpo.run import open_study
+from aecls.hpo.run import open_study, run_study
+from aecls.hpo.space import load_study
 from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
 from aecls.training import make_trainer

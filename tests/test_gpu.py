@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from aecls.data.batches import DeviceBatches
-from aecls.hpo import load_study, run_study
-from aecls.hpo.run import visible_gpus
+from aecls.hpo.run import run_study, visible_gpus
+from aecls.hpo.space import load_study
 from tests.test_hpo import finished, write_study
 
 pytestmark = [pytest.mark.gpu,

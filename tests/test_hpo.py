@@ -15,9 +15,9 @@ from optuna.trial import TrialState
 from aecls.cli import main
 from aecls.encoders import load_encoder
 from aecls.errors import AeclsError
-from aecls.hpo import load_study, run_study
 from aecls.hpo.best import rerun_best
-from aecls.hpo.run import open_study
+from aecls.hpo.run import open_study, run_study
+from aecls.hpo.space import load_study
 from aecls.hpo.summary import summary
 
 SPACE = {

@@ -14,7 +14,8 @@ from pathlib import Path
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from aecls.hpo import load_study, run_study
+from aecls.hpo.run import run_study
+from aecls.hpo.space import load_study
 from tests.services import free_port
 from tests.test_hpo import finished, write_study
 
@@ -31,7 +32,8 @@ def test_postgresql_study(tiny_data, postgres_url):
 
 WORKER = """
 import sys
-from aecls.hpo import load_study, run_study
+from aecls.hpo.run import run_study
+from aecls.hpo.space import load_study
 spec = load_study(sys.argv[1])
 run_study(spec, 1, sys.argv[2], data_dir=sys.argv[3], progress=False, heartbeat_s=1, grace_s=3)
 """

@@ -11,11 +11,11 @@ import yaml
 from optuna.trial import TrialState
 
 from aecls.cli import main
-from aecls.cli.study import dashboard_args
-from aecls.hpo import load_study, run_study
 from aecls.hpo.best import rerun_best
-from aecls.hpo.run import open_study
+from aecls.hpo.run import open_study, run_study
 from aecls.hpo.sampler import derive_seed, rerun_seeds, trial_seed
+from aecls.hpo.space import load_study
+from aecls.hpo.storage import dashboard_args
 from aecls.nets import NetConfig
 from aecls.paths import REPO_CONFIGS
 from tests.test_hpo import SPACE, finished, write_study

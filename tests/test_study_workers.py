@@ -14,8 +14,8 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from aecls.hpo import load_study, run_study
-from aecls.hpo.run import WORKER_ATTR, open_study, visible_gpus, worker_plan
+from aecls.hpo.run import WORKER_ATTR, open_study, run_study, visible_gpus, worker_plan
+from aecls.hpo.space import load_study
 from tests.test_hpo import finished, write_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +86,8 @@ def test_killed_worker_trial_is_failed_and_rerun_and_the_study_ends_with_n(tiny_
 
 WORKER = """
 import sys
-from aecls.hpo import load_study, run_study
+from aecls.hpo.run import run_study
+from aecls.hpo.space import load_study
 run_study(load_study(sys.argv[1]), 2, sys.argv[2], data_dir=sys.argv[3], progress=False)
 """
 

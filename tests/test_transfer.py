@@ -12,7 +12,7 @@ from aecls.cli import main
 from aecls.encoders import export_encoder
 from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
-from aecls.transfer import METHODS
+from aecls.transfer.config import METHODS
 
 
 def _encoder(tmp_path) -> Path:

@@ -14,9 +14,9 @@ from optuna.trial import TrialState, create_trial
 
 from aecls.cli import main
 from aecls.errors import AeclsError
-from aecls.hpo import load_study, run_study
 from aecls.hpo.best import rerun_best, select_trial
-from aecls.hpo.run import open_study
+from aecls.hpo.run import open_study, run_study
+from aecls.hpo.space import load_study
 from aecls.hpo.summary import summary
 from aecls.probe import PROBE_METRIC, probe_accuracy
 from tests.test_hpo import finished, write_study

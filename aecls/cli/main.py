@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from aecls.errors import AeclsError
+from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 
 LIGHTNING_COMMANDS = ("fit", "validate")  # aecls.fit's; not imported from there: it loads Lightning
 
@@ -26,7 +27,22 @@ LIGHTNING_COMMANDS = ("fit", "validate")  # aecls.fit's; not imported from there
 def _test(args: argparse.Namespace) -> None:
     from aecls.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(args.ckpt, args.data_dir, args.accelerator, args.baselines)
+    data_dir = args.data_dir
+    if data_dir is None and args.config:
+        data_dir = _config_data_dir(args.config)
+    evaluate_checkpoint(args.ckpt, data_dir, args.accelerator, args.baselines)
+
+
+def _config_data_dir(path: str) -> str | None:
+    import yaml
+
+    from aecls.paths import find_config
+
+    try:
+        cfg = yaml.safe_load(find_config(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise AeclsError(f"{path}: not valid YAML ({e})") from e
+    return (cfg.get("data") or {}).get("data_dir")
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -62,15 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"LightningCLI {name}: see `aecls {name} --help`", add_help=False)
     t = sub.add_parser("test", help="test metrics of an aecls checkpoint")
-    t.add_argument("--ckpt", required=True, help="checkpoint written by `aecls fit` (or a study)")
-    t.add_argument("--data-dir", help="IDX directory (default: where the checkpoint's data was found)")
+    t.add_argument("--ckpt", "--ckpt_path", dest="ckpt", required=True,
+                   help="checkpoint written by `aecls fit` (or a study); --ckpt_path is Lightning's spelling")
+    t.add_argument("--config", help="a fit config (configs/NAME.yaml): its data.data_dir is used unless "
+                                    "--data-dir is given; the model comes from the checkpoint")
+    t.add_argument(*DATA_DIR_ALIASES, dest="data_dir",
+                   help="IDX directory (default: the config's, else where the checkpoint's data was found)")
     t.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
     t.add_argument("--no-baselines", dest="baselines", action="store_false",
                    help="skip the reference numbers (PCA at the same latent dim for an AE, "
                         "the independent-pixel likelihood for a VAE)")
     t.set_defaults(func=_test)
     d = sub.add_parser("data", help="find, validate and summarise the IDX files")
-    d.add_argument("--data-dir", help="directory with the four IDX files (default: search order)")
+    d.add_argument(*DATA_DIR_ALIASES, dest="data_dir",
+                   help="directory with the four IDX files (default: search order)")
     d.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"])
     d.add_argument("--download", action="store_true", help="allow torchvision's download")
     d.set_defaults(func=_data)
@@ -83,16 +104,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--name", default="main", help="report folder name (default main)")
     r.add_argument("--study", default="quickstart",
                    help="study whose plots and best.json to include (default quickstart, the pipeline's)")
-    r.add_argument("--log-dir", default="lightning_logs")
-    r.add_argument("--artifacts", default="artifacts")
-    r.add_argument("--out", default="reports")
-    r.add_argument("--data-dir", help="IDX directory (default: where the checkpoints' data was found)")
+    r.add_argument("--log-dir", default=LOG_DIR)
+    r.add_argument("--artifacts", default=ARTIFACTS)
+    r.add_argument("--out", default=REPORTS)
+    r.add_argument(*DATA_DIR_ALIASES, dest="data_dir",
+                   help="IDX directory (default: where the checkpoints' data was found)")
     r.set_defaults(func=_report)
     pl = sub.add_parser("pipeline", help="study -> best re-run -> fits -> transfer -> report, "
                                          "skipping finished stages")
-    pl.add_argument("--full", action="store_true", help="the seed-report scale (hours on a CPU)")
+    pl.add_argument("--full", action="store_true",
+                    help="the full scale: studies/cae_seed004.yaml, 3 seeds, all labels (hours on a CPU)")
     pl.add_argument("--fresh", action="store_true", help="delete earlier pipeline outputs first")
-    pl.add_argument("--data-dir")
+    pl.add_argument(*DATA_DIR_ALIASES, dest="data_dir", help="IDX directory (default: the search order)")
     pl.set_defaults(func=_pipeline)
     return p
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from aecls.hpo.run import DEFAULT_STORAGE
+from aecls.paths import (
+    ARTIFACTS,
+    DATA_DIR_ALIASES,
+    DEFAULT_STORAGE,
+    LOG_DIR,
+    PARALLEL_STORAGE,
+    SERVER_ARTIFACTS,
+)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -12,9 +19,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help=f"sqlite:///FILE (default {DEFAULT_STORAGE}), journal:FILE (parallel workers "
                         "on one host; the default with --workers > 1) or postgresql://USER@HOST/DB")
-    p.add_argument("--data-dir", help="IDX directory (default: the usual search order)")
-    p.add_argument("--log-dir", default="lightning_logs", help="TensorBoard runs: LOG_DIR/STUDY/trial_N")
-    p.add_argument("--out", default="artifacts", help="plots, best.json, best_encoder.pt: OUT/STUDY/")
+    p.add_argument(*DATA_DIR_ALIASES, dest="data_dir", help="IDX directory (default: the usual search order)")
+    p.add_argument("--log-dir", default=LOG_DIR, help="TensorBoard runs: LOG_DIR/STUDY/trial_N")
+    p.add_argument("--out", default=ARTIFACTS, help="plots, best.json, best_encoder.pt: OUT/STUDY/")
 
 
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +42,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     r.add_argument("--artifacts", metavar="DIR",
                    help="artifact store for the trials' reconstruction grids: a directory all hosts "
-                        "share (default: beside a file storage, ./optuna_artifacts for a server)")
+                        f"share (default: beside a file storage, ./{SERVER_ARTIFACTS} for a server)")
     r.add_argument("--allow-changes", action="store_true",
                    help="continue a study although its file changed (space, epochs, objective, "
                         "model, data or seed) since the study was created")
@@ -54,14 +61,14 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _rules() -> dict[str, str]:
-    from aecls.hpo.best import RULES
+    from aecls.hpo.rules import RULES
 
     return RULES
 
 
 def _storage(args: argparse.Namespace) -> str:
     if getattr(args, "workers", 1) > 1 and args.storage == DEFAULT_STORAGE:
-        return "journal:optuna.journal"  # SQLite is not for parallel writers
+        return PARALLEL_STORAGE
     return args.storage
 
 
@@ -69,6 +76,7 @@ def _run(args: argparse.Namespace) -> None:
     from aecls.errors import check
     from aecls.hpo.run import run_study
     from aecls.hpo.space import load_study
+    from aecls.hpo.storage import dashboard_args
     from aecls.hpo.summary import study_outputs
 
     check(args.workers >= 1, "--workers must be >= 1")
@@ -81,14 +89,6 @@ def _run(args: argparse.Namespace) -> None:
     print(f"plots: {', '.join(str(p) for p in plots)}")
     print(f"dashboard: .venv/bin/optuna-dashboard {dashboard_args(storage, args.artifacts)}")
     print(f"TensorBoard: .venv/bin/tensorboard --logdir {args.log_dir}/{spec.name}")
-
-
-def dashboard_args(storage: str, artifacts: str | None = None) -> str:
-    """optuna-dashboard's arguments for this storage, with no password from its URL."""
-    from aecls.hpo.storage import artifact_dir, is_journal, journal_path, safe_url
-
-    target = str(journal_path(storage)) if is_journal(storage) else safe_url(storage)
-    return f"{target} --artifact-dir {artifact_dir(storage, artifacts)}"
 
 
 def _best(args: argparse.Namespace) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import MISSING, fields
 
 from aecls.errors import AeclsError
+from aecls.paths import COMPARE_OUT, DATA_DIR_ALIASES
+from aecls.transfer.config import SweepConfig
 
 
 def _budgets(text: str) -> list[int | None]:
@@ -19,26 +22,7 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     tsub = p.add_subparsers(dest="transfer_command", required=True)
     s = tsub.add_parser("sweep", help="scratch / frozen / finetune + logistic-regression baselines "
                                       "per label budget and seed")
-    s.add_argument("--encoder", required=True,
-                   help="artifacts/STUDY/best_encoder.pt (or its folder), or an AE checkpoint")
-    s.add_argument("--labels", type=_budgets, default=[100, 1000, 10000, None],
-                   help="label budgets, comma-separated; 'all' = the whole training split "
-                        "(default 100,1000,10000,all)")
-    s.add_argument("--seeds", type=int, default=3)
-    s.add_argument("--epochs", type=int, default=10, help="passes over each labelled subset")
-    s.add_argument("--min-steps", type=int, default=300, help="at least this many steps per run")
-    s.add_argument("--lr", type=float, default=3e-3)
-    s.add_argument("--head-hidden", type=int, default=64,
-                   help="hidden width of the classifier head (0 = linear; default 64, the seed report's)")
-    s.add_argument("--encoder-lr-scale", type=float, default=0.1,
-                   help="finetune: the encoder's lr = --lr * this (default 0.1)")
-    s.add_argument("--augment", action="store_true",
-                   help="random crop + flip of the training batches (deep methods only)")
-    s.add_argument("--methods", default=",".join(_methods()),
-                   help=f"comma-separated subset of {','.join(_methods())}")
-    s.add_argument("--data-dir")
-    s.add_argument("--val-size", type=int, default=5000, help="images held out of the training set")
-    s.add_argument("--out", default="artifacts/transfer", help="sweep.csv, sweep.md, sweep.png go here")
+    add_config_flags(s, SweepConfig)
     s.add_argument("--no-progress", dest="progress", action="store_false")
     s.set_defaults(func=_sweep)
     c = tsub.add_parser("compare", help="two or more sweeps side by side (paired by seed)",
@@ -48,7 +32,7 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="+", type=_named,
                    help="NAME=PATH per sweep (its sweep.csv or folder); the first is the reference, "
                         "e.g. recon=artifacts/transfer probe=artifacts/transfer_probe")
-    c.add_argument("--out", default="artifacts/transfer_compare", help="compare.md, compare.png go here")
+    c.add_argument("--out", default=COMPARE_OUT, help="compare.md, compare.png go here")
     c.set_defaults(func=_compare)
 
 
@@ -59,25 +43,37 @@ def _named(text: str) -> tuple[str, str]:
     return name, path
 
 
-def _methods() -> tuple[str, ...]:
-    from aecls.transfer import METHODS
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field of the config dataclass `cls`, with its default and its `help` metadata
+    (so each default is written once, in the dataclass): --name-with-dashes; a bool is a switch;
+    lists and tuples are comma-separated; a field without a default is required."""
+    for f in fields(cls):
+        flag, help_ = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if f.type == "bool":
+            parser.add_argument(flag, action="store_true", help=help_)
+            continue
+        kind = {"int": int, "float": float, "list[int | None]": _budgets,
+                "tuple[str, ...]": _names}.get(f.type, str)
+        shown = ",".join("all" if v is None else str(v) for v in default) \
+            if isinstance(default, (list, tuple)) else default
+        names = [flag, *DATA_DIR_ALIASES[1:]] if f.name == "data_dir" else [flag]
+        parser.add_argument(*names, dest=f.name, type=kind, default=None if default is MISSING else default,
+                            required=default is MISSING,
+                            help=help_ + ("" if default in (MISSING, None) else f" (default {shown})"))
 
-    return METHODS
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from aecls.transfer import SweepConfig, markdown_table, run_sweep
+    from aecls.transfer.sweep import markdown_table, run_sweep
 
-    if args.lr <= 0 or args.epochs < 1 or args.min_steps < 1:
-        raise AeclsError("--lr must be > 0, --epochs and --min-steps >= 1")
-    cfg = SweepConfig(encoder=args.encoder, labels=args.labels, seeds=args.seeds, epochs=args.epochs,
-                      min_steps=args.min_steps, lr=args.lr, head_hidden=args.head_hidden,
-                      encoder_lr_scale=args.encoder_lr_scale, augment=args.augment, data_dir=args.data_dir,
-                      val_size=args.val_size, out=args.out,
-                      methods=tuple(m.strip() for m in args.methods.split(",")))
+    cfg = SweepConfig(**{f.name: getattr(args, f.name) for f in fields(SweepConfig)})
     rows = run_sweep(cfg, progress=args.progress)
     print(markdown_table(rows))
-    print(f"written: {args.out}/sweep.csv, sweep.md, sweep.png")
+    print(f"written: {cfg.out}/sweep.csv, sweep.md, sweep.png")
 
 
 def _compare(args: argparse.Namespace) -> None:

@@ -1,6 +1,4 @@
-"""Optuna studies over the autoencoders: study files -> trials -> best config."""
-
-from aecls.hpo.run import DEFAULT_STORAGE, open_study, run_study
-from aecls.hpo.space import StudySpec, load_study
-
-__all__ = ["DEFAULT_STORAGE", "StudySpec", "load_study", "open_study", "run_study"]
+"""Optuna studies over the autoencoders: study files (space.py) -> trials (objective.py, run.py on
+storage.py's storages) -> the best config re-run (best.py) and summarised (summary.py). Import from
+the modules: this package re-exports nothing, so the command line can read rules.py without
+loading torch."""

@@ -19,21 +19,14 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import ENCODER_FILE, export_encoder
 from aecls.errors import check
 from aecls.hpo.objective import checkpoint_callback
+from aecls.hpo.rules import RULES
 from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import DIRECTIONS, StudySpec
+from aecls.paths import ARTIFACTS, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.training import make_trainer, quiet_lightning
 
 INFO_FILE = "best.json"
-
-
-# How `aecls study best --select RULE` picks the trial to re-run. On a `multi` study every rule
-# chooses from the Pareto front; a single-objective study has one rule, its own objective.
-RULES = {
-    "recon": "lowest val/loss",
-    "probe": "highest val/probe_acc (linear probe on the frozen latents)",
-    "knee": "the Pareto-front trial nearest the ideal point, both objectives min-max scaled over the front",
-}
 
 
 def select_trial(spec: StudySpec, study: optuna.Study, rule: str | None = None) -> tuple[FrozenTrial, str]:
@@ -81,7 +74,7 @@ def _fit_and_test(spec: StudySpec, params: dict[str, Any], seed: int, monitor: s
 
 
 def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: str | None = None,
-               log_dir: str = "lightning_logs", out_root: str = "artifacts",
+               log_dir: str = LOG_DIR, out_root: str = ARTIFACTS,
                select: str | None = None) -> dict[str, Any]:
     """Train the selected trial's config once per seed (the trial's own seed first, full epochs),
     test each best checkpoint, export the encoder of the seed best on the rule's validation

@@ -21,6 +21,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.hpo.sampler import trial_seed
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.modules.base import GRID_IMAGES
+from aecls.paths import LOG_DIR
 from aecls.probe import LatentProbe
 from aecls.training import make_trainer
 
@@ -35,7 +36,7 @@ def checkpoint_callback(spec: StudySpec, dirpath: Path, monitor: str | None = No
 
 
 def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
-              log_dir: str = "lightning_logs",
+              log_dir: str = LOG_DIR,
               artifacts: FileSystemArtifactStore | None = None) -> float | tuple[float, ...]:
     # The trial's own seed, applied before the model is built (weights, DAE noise); the data
     # split and batch order stay the study's (`data.seed`). A re-queued trial keeps the seed of

@@ -34,9 +34,9 @@ from aecls.hpo.objective import objective
 from aecls.hpo.sampler import TrialSeededTPESampler
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import MAX_RETRY, artifact_store, is_journal, make_storage, safe_url, trial_lock
+from aecls.paths import DEFAULT_STORAGE, LOG_DIR
 from aecls.training import quiet_lightning
 
-DEFAULT_STORAGE = "sqlite:///optuna.db"
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 WORKER_ATTR = "worker"
@@ -291,7 +291,7 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
 
 
 def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAULT_STORAGE,
-              workers: int = 1, data_dir: str | None = None, log_dir: str = "lightning_logs",
+              workers: int = 1, data_dir: str | None = None, log_dir: str = LOG_DIR,
               progress: bool = True, artifacts: str | None = None, allow_changes: bool = False,
               **storage_kw) -> optuna.Study:
     """Run the study up to `n_trials` (default: the study file's) trials in total, continuing an

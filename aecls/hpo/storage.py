@@ -16,6 +16,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from aecls.errors import AeclsError
+from aecls.paths import SERVER_ARTIFACTS
 
 HEARTBEAT_S, GRACE_S = 30, 90  # a trial with no heartbeat for 90 s is failed and re-queued
 MAX_RETRY = 3
@@ -70,11 +71,11 @@ def safe_url(url: str) -> str:
 
 def artifact_dir(url: str, directory: str | Path | None = None) -> Path:
     """Where trial artifacts (reconstruction grids) go: `directory` if given (one that several
-    hosts share, for a server storage), else beside a file storage, else ./optuna_artifacts."""
+    hosts share, for a server storage), else beside a file storage, else SERVER_ARTIFACTS."""
     if directory is not None:
         return Path(directory)
     path = storage_file(url)
-    return Path("optuna_artifacts") if path is None else path.with_name(path.stem + "_artifacts")
+    return Path(SERVER_ARTIFACTS) if path is None else path.with_name(path.stem + "_artifacts")
 
 
 def artifact_store(url: str, directory: str | Path | None = None) -> FileSystemArtifactStore:
@@ -121,3 +122,9 @@ def trial_lock(url: str) -> FileLock | NoLock:
     # Not PATH.lock: Optuna's journal backend takes that name for its own symlink lock, and a
     # file of ours there would make it wait forever.
     return NoLock() if path is None else FileLock(path.with_name(path.stem + "_workers.lock"))
+
+
+def dashboard_args(storage: str, artifacts: str | None = None) -> str:
+    """optuna-dashboard's arguments for this storage, with no password from its URL."""
+    target = str(journal_path(storage)) if is_journal(storage) else safe_url(storage)
+    return f"{target} --artifact-dir {artifact_dir(storage, artifacts)}"

@@ -16,6 +16,7 @@ import torch
 
 from aecls.baselines import flat, pca_test_mse
 from aecls.checkpoints import load_datamodule, load_module
+from aecls.paths import ARTIFACTS, LOG_DIR, REPORTS
 from aecls.probe import encode
 from aecls.report import figures
 from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
@@ -222,7 +223,7 @@ def _classifier_baselines(r: Report, csv_path: Path) -> None:
     """Baseline rows for the classifiers: the sweep's largest budget, mean over seeds."""
     import csv
 
-    from aecls.transfer import summarise
+    from aecls.transfer.sweep import summarise
 
     rows = list(csv.DictReader(open(csv_path)))
     stats = summarise(rows)
@@ -235,8 +236,8 @@ def _classifier_baselines(r: Report, csv_path: Path) -> None:
                                f"PCA + logreg: {pca} | {raw} |")
 
 
-def build_report(name: str = "main", out_root: str = "reports", log_dir: str = "lightning_logs",
-                 artifacts: str = "artifacts", study_name: str = "quickstart",
+def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG_DIR,
+                 artifacts: str = ARTIFACTS, study_name: str = "quickstart",
                  data_dir: str | None = None) -> Path:
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)

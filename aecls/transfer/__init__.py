@@ -1,7 +1,3 @@
-"""The transfer stage: label-efficiency sweeps of pretrained encoders and their comparison."""
-
-from aecls.transfer.compare import compare_sweeps, read_sweep
-from aecls.transfer.sweep import METHODS, SweepConfig, markdown_table, run_sweep, summarise, write_outputs
-
-__all__ = ["METHODS", "SweepConfig", "compare_sweeps", "markdown_table", "read_sweep", "run_sweep",
-           "summarise", "write_outputs"]
+"""The transfer stage: label-efficiency sweeps of pretrained encoders (sweep.py, its settings in
+config.py) and their comparison (compare.py, plots.py). Import from the modules: this package
+re-exports nothing, so the command line can read config.py without loading torch."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -23,41 +22,10 @@ from tqdm import tqdm
 from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
-from aecls.errors import check
 from aecls.modules import Classifier, OptimConfig
 from aecls.training import make_trainer, quiet_lightning
+from aecls.transfer.config import DEEP, METHODS, SweepConfig
 from aecls.transfer.plots import accuracy_plot
-
-DEEP = ("scratch", "frozen", "finetune")
-METHODS = (*DEEP, "logreg_pixels", "logreg_pca")
-
-
-@dataclass
-class SweepConfig:
-    encoder: str  # best_encoder.pt, its folder, or an AE checkpoint
-    labels: list[int | None] = field(default_factory=lambda: [100, 1000, 10000, None])  # None: all
-    seeds: int = 3
-    epochs: int = 10  # passes over the labelled subset ...
-    min_steps: int = 300  # ... but at least this many optimiser steps (small budgets)
-    batch_size: int = 128
-    lr: float = 3e-3
-    head_hidden: int = 64  # the classifier head's hidden width (0 = linear), as Classifier's
-    encoder_lr_scale: float = 0.1  # finetune: encoder lr = lr * this
-    augment: bool = False  # random crop + flip of the labelled training batches (all deep methods)
-    data_dir: str | None = None
-    val_size: int = 5000  # held out as in every other stage, though no run uses it for selection
-    out: str = "artifacts/transfer"
-    methods: tuple[str, ...] = METHODS
-
-    def validate(self) -> SweepConfig:
-        check(self.seeds >= 1, "seeds must be >= 1")
-        check(self.head_hidden >= 0, f"head_hidden (--head-hidden) must be >= 0, got {self.head_hidden}")
-        check(self.encoder_lr_scale > 0,
-              f"encoder_lr_scale (--encoder-lr-scale) must be > 0, got {self.encoder_lr_scale}")
-        check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
-        unknown = set(self.methods) - set(METHODS)
-        check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
-        return self
 
 
 def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> float:

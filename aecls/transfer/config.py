@@ -1,0 +1,53 @@
+"""The sweep's settings, written once: `SweepConfig`'s fields are the defaults of the library call
+and, through their `help` metadata, the flags of `aecls transfer sweep` (aecls.cli.transfer builds
+them). Kept free of torch and Lightning so the command line loads fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aecls.errors import check
+from aecls.paths import TRANSFER_OUT
+
+DEEP = ("scratch", "frozen", "finetune")
+METHODS = (*DEEP, "logreg_pixels", "logreg_pca")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class SweepConfig:
+    encoder: str = field(metadata=_help(
+        "artifacts/STUDY/best_encoder.pt (or its folder), or an AE checkpoint"))
+    labels: list[int | None] = field(default_factory=lambda: [100, 1000, 10000, None], metadata=_help(
+        "label budgets, comma-separated; 'all' = the whole training split"))
+    seeds: int = field(default=3, metadata=_help("seeds per budget and method"))
+    epochs: int = field(default=10, metadata=_help("passes over each labelled subset ..."))
+    min_steps: int = field(default=300, metadata=_help("... but at least this many optimiser steps per run"))
+    batch_size: int = field(default=128, metadata=_help("batch size of the deep methods"))
+    lr: float = field(default=3e-3, metadata=_help("learning rate of the head (and of scratch)"))
+    head_hidden: int = field(default=64, metadata=_help(
+        "hidden width of the classifier head (0 = linear), as Classifier's"))
+    encoder_lr_scale: float = field(default=0.1, metadata=_help("finetune: the encoder's lr = lr * this"))
+    augment: bool = field(default=False, metadata=_help(
+        "random crop + flip of the labelled training batches (deep methods only)"))
+    data_dir: str | None = field(default=None, metadata=_help("IDX directory (default: the search order)"))
+    val_size: int = field(default=5000, metadata=_help(
+        "images held out of the training set, as in every other stage (no run selects on them)"))
+    out: str = field(default=TRANSFER_OUT, metadata=_help("sweep.csv, sweep.md, sweep.png go here"))
+    methods: tuple[str, ...] = field(default=METHODS, metadata=_help(
+        f"comma-separated subset of {','.join(METHODS)}"))
+
+    def validate(self) -> SweepConfig:
+        check(self.seeds >= 1, "seeds must be >= 1")
+        check(self.lr > 0 and self.epochs >= 1 and self.min_steps >= 1,
+              "lr must be > 0, epochs and min_steps >= 1")
+        check(self.head_hidden >= 0, f"head_hidden (--head-hidden) must be >= 0, got {self.head_hidden}")
+        check(self.encoder_lr_scale > 0,
+              f"encoder_lr_scale (--encoder-lr-scale) must be > 0, got {self.encoder_lr_scale}")
+        check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
+        unknown = set(self.methods) - set(METHODS)
+        check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+        return self

@@ -1,0 +1,113 @@
+"""The house: imports point one way (no circles, deferred imports included), the command line
+loads no torch for --help, and its flags follow Lightning's conventions."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from aecls.cli import main
+from aecls.transfer.config import SweepConfig
+from tests.test_cli import _ckpts, fit
+
+PACKAGE = Path(__file__).resolve().parents[1] / "aecls"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """aecls module -> the aecls modules it imports anywhere in its file (functions too)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            deps |= {t for t in targets if t in modules and t != name}
+        graph[name] = deps
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle (as a path that ends where it starts), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep):], dep]
+            if dep not in state and (found := visit(dep, [*path, dep])):
+                return found
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [start])):
+            return found
+    return None
+
+
+def test_the_circle_finder_finds_circles():
+    assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_circle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_import_circles_in_aecls():
+    graph = import_graph()
+    assert "aecls.pipeline" in graph["aecls.cli.main"]  # deferred imports are seen
+    assert find_circle(graph) is None
+
+
+def test_nothing_imports_the_cli_but_the_cli():
+    graph = import_graph()
+    users = {m for m, deps in graph.items() if any(d.startswith("aecls.cli") for d in deps)}
+    assert users <= {m for m in graph if m.startswith("aecls.cli")}
+
+
+def test_help_loads_neither_torch_nor_lightning():
+    code = ("import sys; from aecls.cli.main import _parser; p = _parser(); p.format_help(); "
+            "[a.choices[c].format_help() for a in p._subparsers._group_actions for c in a.choices]; "
+            "print(sorted(m for m in ('torch', 'lightning', 'optuna', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "[]"
+
+
+def test_sweep_flags_come_from_its_config(capsys):
+    with pytest.raises(SystemExit):
+        main(["transfer", "sweep", "--help"])
+    out = capsys.readouterr().out
+    for f in fields(SweepConfig):
+        assert "--" + f.name.replace("_", "-") in out
+    assert "(default 100,1000,10000,all)" in out and "(default 0.1)" in out and "--data.data_dir" in out
+
+
+def test_fit_offers_no_optimizer_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert "--trainer.max_epochs" in out and "--optimizer" not in out and "--lr_scheduler" not in out
+
+
+def test_test_takes_lightnings_spelling(tiny_data, capsys):
+    assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false") == 0
+    (best,) = _ckpts()
+    config = Path("c.yaml")
+    config.write_text(f"data:\n  data_dir: {tiny_data}\n")
+    assert main(["test", "--config", str(config), "--ckpt_path", str(best), "--no-baselines"]) == 0
+    assert "test/mse" in capsys.readouterr().out
+    assert main(["test", "--ckpt", str(best), "--data.data_dir", str(tiny_data / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
