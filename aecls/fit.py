@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -13,21 +14,29 @@ from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError
 from aecls.evaluate import evaluate_checkpoint
 from aecls.modules import BaseModule
+from aecls.paths import LOG_DIR
 
 
 class AeclsCLI(LightningCLI):
-    """LightningCLI with a ModelCheckpoint on val/loss (best + last), `--ckpt_path last` that
-    resumes the newest run, and `--test_after_fit`."""
+    """LightningCLI with the defaults every config shares, so a config holds only what differs:
+    a TensorBoardLogger in LOG_DIR/<config name> (unless `trainer.logger` is given), a
+    ModelCheckpoint on val/loss (best + last), `--test_after_fit` (on), and `--ckpt_path last`
+    that resumes the newest run."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.save_last": True,
                              "checkpoint.filename": "best-{epoch}"})
-        parser.add_argument("--test_after_fit", type=bool, default=False,
+        parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint and print its metrics")
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand]
+        if cfg.trainer.get("logger") in (None, True):
+            configs = cfg.get("config") or []
+            name = Path(str(configs[-1])).stem if configs else "lightning_logs"
+            cfg.trainer.logger = Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger",
+                                           init_args=Namespace(save_dir=LOG_DIR, name=name))
         if cfg.get("ckpt_path") == "last":
             resolve_last(cfg)
 

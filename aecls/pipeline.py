@@ -1,6 +1,6 @@
 """The whole chain in one command: study -> best-trial re-run -> autoencoder fits -> transfer sweep
 -> classifier test -> report. Finished stages are found on disk and skipped (the study continues
-to its total), unless `fresh`. Small honest defaults; `full` gives the seed-report scale."""
+to its total), unless `fresh`. Small honest defaults; `full` runs studies/cae_seed004.yaml at full scale."""
 
 from __future__ import annotations
 

@@ -3,13 +3,12 @@
 The transfer-aware study objective (`objective: probe` in a study file) needs a score every epoch,
 for the pruner. We use logistic regression on the latents of the validation split (5k images),
 5-fold stratified cross-validation with fixed folds, mean accuracy:
-- fast: Newton-CG converges in ~10 iterations on these small problems; encoding 5k images plus
-  the five fits took 0.35 s for a latent-50 CAE on this 2-core CPU (L-BFGS needed ~130
-  iterations, 1.4 s for a single fit), against ~8 s for a training epoch;
+- fast: Newton-CG converges in a few iterations on these small problems (L-BFGS needed many
+  more), so encoding 5k images and the five fits cost a small fraction of a training epoch;
 - stable: each fit is convex and deterministic, so the score moves only when the encoder does (a
   small trained head would add its own seed and schedule noise to every epoch's number), and all
   5,000 images are scored once: a single held-out 1,000 could not tell apart two encoders whose
-  label sweeps differ by 1.3 points (both 0.834; 5-fold: 0.829 vs 0.822, ranked like the sweep);
+  label sweeps differ, 5-fold ranks them like the sweep (RESULTS.md, Transfer-aware search);
 - honest: it uses no training labels and never touches the test set.
 """
 
@@ -26,6 +25,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from aecls.data.transforms import to_unit
+
 PROBE_METRIC = "val/probe_acc"
 
 
@@ -36,7 +37,7 @@ def encode(module, images: torch.Tensor, batch: int = 1000) -> np.ndarray:
     module.eval()
     out = []
     for i in range(0, len(images), batch):
-        x = images[i : i + batch].unsqueeze(1).float().div(255).to(module.device)
+        x = to_unit(images[i : i + batch]).to(module.device)
         z = module.encode(x)
         out.append((z[0] if isinstance(z, tuple) else z).float().cpu())
     module.train(was_training)

@@ -14,7 +14,7 @@ from aecls.errors import AeclsError
 from aecls.modules import VAE, AutoEncoder, Classifier, OptimConfig
 from aecls.nets import NetConfig
 from aecls.training import make_trainer
-from tests.test_cli import fit
+from tests.helpers import fit
 
 NET = NetConfig(latent_dim=6, n_channels=4, hidden=16, batch_norm=True)
 

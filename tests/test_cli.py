@@ -8,16 +8,7 @@ import pytest
 import torch
 
 from aecls.cli import main
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TINY = ["--data.val_size", "50", "--data.batch_size", "32", "--model.init_args.net.n_channels", "4"]
-
-
-def fit(tiny_data, config="cae.yaml", *extra) -> int:
-    return main(["fit", "--config", str(CONFIGS / config), "--data.data_dir", str(tiny_data), *TINY,
-                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-                 *extra])
-
+from tests.helpers import CONFIGS, checkpoints, fit
 
 NEEDS_ENCODER = {"cnn_finetune.yaml"}  # checked by the test after this one
 
@@ -40,14 +31,10 @@ def test_cnn_pretrain_then_finetune_configs(tiny_data, capsys):
     assert hp["mode"] == "finetune" and hp["net"]["arch"] == "cnn" and hp["encoder_source"] == "ae"
 
 
-def _ckpts(pattern="best-*.ckpt"):
-    return sorted(Path("lightning_logs").glob(f"*/version_*/checkpoints/{pattern}"))
-
-
 def test_fit_then_test_checkpoint(tiny_data, capsys):
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "2") == 0
     out = capsys.readouterr().out
-    (best,) = _ckpts()
+    (best,) = checkpoints()
     assert f"best checkpoint: {best}" in out
     assert main(["test", "--ckpt", str(best), "--accelerator", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -62,7 +49,7 @@ def test_fit_then_test_checkpoint(tiny_data, capsys):
 def test_same_seed_same_weights(tiny_data):
     for _ in range(2):
         assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false") == 0
-    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in _ckpts("last.ckpt"))
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in checkpoints("last.ckpt"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -71,10 +58,10 @@ def test_resume_from_last(tiny_data, capsys):
     # at the start, so this test uses the cosine schedule, which may be stretched on resume.)
     args = ["--test_after_fit", "false", "--model.init_args.optim.scheduler", "cosine"]
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", *args) == 0
-    first = torch.load(_ckpts("last.ckpt")[0], weights_only=True)["global_step"]
+    first = torch.load(checkpoints("last.ckpt")[0], weights_only=True)["global_step"]
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "2", "--ckpt_path", "last", *args) == 0
     assert "resuming lightning_logs/cae/version_0/checkpoints/last.ckpt" in capsys.readouterr().out
-    (last,) = _ckpts("last.ckpt")  # continued in version_0, no new run
+    (last,) = checkpoints("last.ckpt")  # continued in version_0, no new run
     assert torch.load(last, weights_only=True)["global_step"] == 2 * first
 
 
@@ -113,7 +100,7 @@ def test_help_lists_options(capsys):
 def test_test_prints_baselines(tiny_data, capsys):
     assert fit(tiny_data, "vae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false",
                "--model.init_args.nll_samples", "3") == 0
-    (best,) = _ckpts()
+    (best,) = checkpoints()
     assert main(["test", "--ckpt", str(best)]) == 0
     out = capsys.readouterr().out
     assert "test/nll" in out and "test/elbo" in out and "baseline/independent_pixel_nll" in out

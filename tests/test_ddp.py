@@ -23,7 +23,7 @@ from aecls.hpo.space import load_study
 from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
 from aecls.training import make_trainer
-from tests.test_hpo import SPACE, finished, write_study
+from tests.helpers import SPACE, finished, write_study
 
 DDP_CPU = {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}
 

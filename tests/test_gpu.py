@@ -9,7 +9,7 @@ import torch
 from aecls.data.batches import DeviceBatches
 from aecls.hpo.run import run_study, visible_gpus
 from aecls.hpo.space import load_study
-from tests.test_hpo import finished, write_study
+from tests.helpers import finished, write_study
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]

@@ -13,7 +13,7 @@ import pytest
 
 from aecls.cli import main
 from aecls.transfer.config import SweepConfig
-from tests.test_cli import _ckpts, fit
+from tests.helpers import checkpoints, fit
 
 PACKAGE = Path(__file__).resolve().parents[1] / "aecls"
 
@@ -104,7 +104,7 @@ def test_fit_offers_no_optimizer_flags(capsys):
 
 def test_test_takes_lightnings_spelling(tiny_data, capsys):
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false") == 0
-    (best,) = _ckpts()
+    (best,) = checkpoints()
     config = Path("c.yaml")
     config.write_text(f"data:\n  data_dir: {tiny_data}\n")
     assert main(["test", "--config", str(config), "--ckpt_path", str(best), "--no-baselines"]) == 0

@@ -9,7 +9,6 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-import yaml
 from optuna.trial import TrialState
 
 from aecls.cli import main
@@ -19,26 +18,7 @@ from aecls.hpo.best import rerun_best
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.summary import summary
-
-SPACE = {
-    "latent_dim": {"type": "int", "low": 2, "high": 8, "log": True},
-    "n_channels": {"type": "categorical", "choices": [2, 4]},
-    "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop"]},
-    "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
-    "hidden": 16,
-}
-
-
-def write_study(name="tiny", epochs=2, **over) -> Path:
-    spec = {"name": name, "model": "cae", "epochs": epochs, "n_trials": 2, "seed": 0,
-            "data": {"val_size": 50, "batch_size": 64}, "space": dict(SPACE), **over}
-    path = Path(f"{name}.yaml")
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def finished(study):
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+from tests.helpers import SPACE, finished, write_study
 
 
 def test_two_trial_sqlite_study_and_resume(tiny_data):

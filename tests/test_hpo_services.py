@@ -11,13 +11,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
+from tests.helpers import finished, write_study
 from tests.services import free_port
-from tests.test_hpo import finished, write_study
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 FAST_HEARTBEAT = {"heartbeat_s": 1, "grace_s": 3}
 

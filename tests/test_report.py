@@ -10,8 +10,7 @@ import numpy as np
 from PIL import Image
 
 from aecls.cli import main
-from tests.test_cli import fit
-from tests.test_hpo import write_study
+from tests.helpers import fit, write_study
 
 
 def _check_report(path: Path) -> str:

@@ -18,7 +18,7 @@ from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_args
 from aecls.nets import NetConfig
 from aecls.paths import REPO_CONFIGS
-from tests.test_hpo import SPACE, finished, write_study
+from tests.helpers import SPACE, finished, write_study
 
 
 def test_seeds_are_derived_not_summed():

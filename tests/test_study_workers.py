@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from aecls.hpo.run import WORKER_ATTR, open_study, run_study, visible_gpus, worker_plan
 from aecls.hpo.space import load_study
-from tests.test_hpo import finished, write_study
+from tests.helpers import finished, write_study
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}

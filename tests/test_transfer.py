@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sklearn.decomposition import PCA
 
 from aecls.cli import main
 from aecls.encoders import export_encoder
@@ -40,7 +41,16 @@ def test_sweep_writes_csv_markdown_png(tiny_data, tmp_path, capsys):
     assert "| labels |" in capsys.readouterr().out
 
 
-def test_pca_baseline_with_a_latent_wider_than_the_budget(tiny_data, tmp_path):
+def test_pca_baseline_with_a_latent_wider_than_the_budget(tiny_data, tmp_path, monkeypatch):
+    import aecls.transfer.sweep as sweep
+
+    kept = []
+
+    def pca(n_components, **kw):
+        kept.append(n_components)
+        return PCA(n_components, **kw)
+
+    monkeypatch.setattr(sweep, "PCA", pca)
     torch.manual_seed(0)
     ae = AutoEncoder(NetConfig(latent_dim=30, n_channels=4, hidden=0))
     enc = export_encoder(tmp_path / "wide.pt", ae.encoder, ae.net_cfg, "cae")
@@ -49,6 +59,7 @@ def test_pca_baseline_with_a_latent_wider_than_the_budget(tiny_data, tmp_path):
                  "--out", "sw", "--no-progress"]) == 0  # PCA keeps 20 components, not 30
     (row,) = csv.DictReader(open("sw/sweep.csv"))
     assert row["method"] == "logreg_pca" and 0 <= float(row["test_acc"]) <= 1
+    assert kept == [20]  # as many components as labelled images, not the latent's 30
 
 
 def test_budget_larger_than_data_is_a_clear_error(tiny_data, tmp_path, capsys):
@@ -98,13 +109,14 @@ def test_bad_encoder_path(tiny_data, capsys):
 def test_mnist_pretraining_transfers_to_fashion(tiny_data, tmp_path, capsys):
     """Seed 001's experiment on synthetic files: a DAE pretrained on 'MNIST', fine-tuned on Fashion."""
     from tests.conftest import write_dataset
-    from tests.test_cli import fit
+    from tests.helpers import fit
 
     mnist = write_dataset(tmp_path / "mnist_root" / "MNIST" / "raw", seed=7)  # torchvision layout
     assert fit(tiny_data, "dae.yaml", "--data.dataset", "mnist", "--data.data_dir",
                str(tmp_path / "mnist_root"), "--trainer.max_epochs", "1", "--test_after_fit", "false") == 0
     (ckpt,) = Path("lightning_logs/dae").glob("version_0/checkpoints/best-*.ckpt")
-    assert mnist.is_dir()
+    hp = torch.load(ckpt, map_location="cpu", weights_only=True)["datamodule_hyper_parameters"]
+    assert hp["dataset"] == "mnist" and Path(hp["data_dir"]) == mnist.parents[1]  # pretrained on 'MNIST'
     argv = ["transfer", "sweep", "--encoder", str(ckpt), "--labels", "50", "--seeds", "1",
             "--epochs", "1", "--min-steps", "3", "--data-dir", str(tiny_data), "--val-size", "50",
             "--methods", "scratch,finetune", "--out", "mn", "--no-progress"]

@@ -19,7 +19,7 @@ from aecls.hpo.run import open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.summary import summary
 from aecls.probe import PROBE_METRIC, probe_accuracy
-from tests.test_hpo import finished, write_study
+from tests.helpers import finished, write_study
 
 
 def test_probe_accuracy_separates_separable_codes():

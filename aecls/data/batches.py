@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import torch
 
 from aecls.data.transforms import augment as augment_batch
+from aecls.data.transforms import to_unit
 
 
 class DeviceBatches:
@@ -74,7 +75,7 @@ class DeviceBatches:
             idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
             if order is not None:
                 idx = order[idx]
-            x = self.images[idx].unsqueeze(1).float().div_(255.0)  # (B, 28, 28) u8 -> (B, 1, 28, 28)
+            x = to_unit(self.images[idx])
             if self.augment:
                 x = augment_batch(x, generator=g)
             yield x, self.labels[idx]

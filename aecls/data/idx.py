@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from aecls.constants import N_CLASSES
 from aecls.errors import DataError
 
 UBYTE = 0x08
 IMAGE_SIDE = 28
-N_CLASSES = 10
 
 
 def read_bytes(path: Path) -> bytes:

@@ -10,6 +10,11 @@ import torch
 import torch.nn.functional as F
 
 
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28) uint8 images -> (N, 1, 28, 28) float in [0, 1], on the same device."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
 def add_noise(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """x + N(0, sigma^2) per pixel, clipped back to [0, 1]."""
     if sigma <= 0:

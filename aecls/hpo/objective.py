@@ -18,6 +18,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
 from aecls.data import FashionMNISTDataModule
+from aecls.data.transforms import to_unit
 from aecls.hpo.sampler import trial_seed
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.modules.base import GRID_IMAGES
@@ -149,7 +150,7 @@ def upload_grid(trial: optuna.Trial, module, dm, path: Path, store: FileSystemAr
 
     if not dm.splits:  # a DDP trial set up its data in the spawned ranks only
         dm.setup()
-    x = dm.splits["val"][0][:GRID_IMAGES].unsqueeze(1).float().div(255).to(module.device)
+    x = to_unit(dm.splits["val"][0][:GRID_IMAGES]).to(module.device)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(module.image_grid(x), path)
     optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)

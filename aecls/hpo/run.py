@@ -147,7 +147,8 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
     failed ones do not). Optuna's MaxTrialsCallback checks only after a trial and can overshoot.
     """
     if threads:
-        # Two processes each spinning 2 OpenMP threads on 2 cores ran 30x slower: split the cores.
+        # Processes that together spin more OpenMP threads than there are cores slow each other
+        # down many times over: split the cores.
         import torch
 
         torch.set_num_threads(threads)

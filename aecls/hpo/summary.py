@@ -62,11 +62,9 @@ def study_outputs(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> 
 def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> list[Path]:
     """Optimisation history, parallel coordinates, importances (per objective for `multi`), the
     Pareto front (`multi`), and the validation curves of the non-pruned trials."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
+
+    from aecls.plotting import save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,16 +88,13 @@ def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> lis
     for name, plot in plots.items():
         ax = plot(study)
         ax.figure.set_size_inches(9, 5)
-        ax.figure.tight_layout()
-        ax.figure.savefig(out / f"{name}.png", dpi=100)
-        plt.close(ax.figure)
-        written.append(out / f"{name}.png")
+        written.append(save_figure(ax.figure, out / f"{name}.png"))
     return [*written, *_curves(spec, complete, out)]
 
 
 def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
-    """One panel per metric: its value per epoch for each non-pruned trial (as the seed report)."""
-    import matplotlib.pyplot as plt
+    """One panel per metric: its value per epoch for each non-pruned trial."""
+    from aecls.plotting import plt, save_figure
 
     fig, axes = plt.subplots(1, len(spec.metrics), figsize=(9 * len(spec.metrics), 5), squeeze=False)
     for ax, metric in zip(axes[0], spec.metrics, strict=True):
@@ -112,7 +107,4 @@ def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
                title=f"{spec.name}: {metric} of the non-pruned trials")
         if complete:
             ax.legend(fontsize="small", ncol=2)
-    fig.tight_layout()
-    fig.savefig(out / "val_curves.png", dpi=100)
-    plt.close(fig)
-    return [out / "val_curves.png"]
+    return [save_figure(fig, out / "val_curves.png")]

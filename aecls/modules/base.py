@@ -52,7 +52,7 @@ class BaseModule(L.LightningModule):
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         # Metrics are summed here and logged once an epoch (`_log_epoch`), the same means as
-        # `self.log` per step: that cost ~1 ms a step on a CPU (Lightning moves its result metric
+        # `self.log` per step: that costs time on every step (Lightning moves its result metric
         # to the device on each call), and under DDP its synced mean of uneven shards divides by
         # an integer-averaged batch count (51 images on 2 ranks counted as 50).
         metrics = self.compute(batch, stage)

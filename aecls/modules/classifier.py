@@ -11,13 +11,13 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
+from aecls.constants import CLASSIFIER_MODES, N_CLASSES
 from aecls.errors import AeclsError, check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
 from aecls.nets import NetConfig, build_encoder
 
-MODES = ("scratch", "frozen", "finetune")
-N_CLASSES = 10
+MODES = CLASSIFIER_MODES
 
 
 class EncoderFreezer(BaseFinetuning):
@@ -54,7 +54,7 @@ class Classifier(BaseModule):
         mode: scratch (random encoder), frozen (pretrained encoder, only the head trains) or
             finetune (pretrained encoder trained too, at a lower lr).
         encoder_path: best_encoder.pt (or its folder) from `aecls study best`, or an AE checkpoint.
-        head_hidden: width of the head's hidden layer (0 = a linear head); the seed report's is 64.
+        head_hidden: width of the head's hidden layer (0 = a linear head) (default 64).
         freeze_epochs: finetune only: train the head alone for this many epochs first.
         encoder_lr_scale: finetune only: encoder lr = lr * this.
         encoder_source: set from `encoder_path` (the model the encoder comes from); kept so a

@@ -1,4 +1,4 @@
-"""The supervised CNN baseline the seed reports built: conv blocks with BatchNorm, max-pool and
+"""The supervised CNN baseline: conv blocks with BatchNorm, max-pool and
 dropout, as a plain nn.Module feature extractor (the Classifier adds the head), and a decoder
 that mirrors it, so the same feature extractor can be pretrained as an autoencoder and then
 fine-tuned: the transfer question asked of an encoder as strong as the supervised baseline's."""

@@ -19,7 +19,7 @@ class NetConfig:
     """Architecture of an encoder/decoder pair.
 
     Args:
-        arch: "conv" (the seed reports' CAE), "mlp", or "cnn" (the supervised baseline's
+        arch: "conv" (the CAE), "mlp", or "cnn" (the supervised baseline's
             feature extractor, with a mirrored upsampling decoder; its code passes a ReLU, so
             the VAE refuses it).
         latent_dim: size of the code z.

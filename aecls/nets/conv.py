@@ -1,4 +1,4 @@
-"""Convolutional encoder/decoder of the seed reports, as plain nn.Modules.
+"""Convolutional encoder/decoder of the CAE, as plain nn.Modules.
 
 Encoder: three 3x3 stride-2 convs 1 -> c -> 2c -> 4c (28 -> 14 -> 7 -> 4), flatten, FC `hidden`,
 FC `out_dim`. The decoder mirrors it with transposed convs and returns logits; the modules apply

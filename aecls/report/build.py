@@ -16,6 +16,9 @@ import torch
 
 from aecls.baselines import flat, pca_test_mse
 from aecls.checkpoints import load_datamodule, load_module
+from aecls.constants import CLASSIFIER_MODES
+from aecls.data.transforms import add_noise, to_unit
+from aecls.modules.autoencoder import EVAL_NOISE_SEED
 from aecls.paths import ARTIFACTS, LOG_DIR, REPORTS
 from aecls.probe import encode
 from aecls.report import figures
@@ -83,7 +86,7 @@ class Report:
 
 @torch.no_grad()
 def _mse(module, x: torch.Tensor) -> float:
-    xs = x.unsqueeze(1).float().div(255)
+    xs = to_unit(x)
     return float(((module(xs) - xs) ** 2).mean())
 
 
@@ -97,8 +100,8 @@ def reconstructions(r: Report) -> None:
         d = r.data(ckpt)
         x = d["x"][d["first"]]
         if not rows:
-            rows, labels = [x.float().div(255).numpy()], ["test"]
-        rows.append(module(x.unsqueeze(1).float().div(255))[:, 0].numpy())
+            rows, labels = [to_unit(x)[:, 0].numpy()], ["test"]
+        rows.append(module(to_unit(x))[:, 0].numpy())
         labels.append(name.upper())
         k = module.net_cfg.latent_dim
         mse, pca = _mse(module, d["x"]), pca_test_mse(flat(d["train"].numpy()), flat(d["x"].numpy()), k)
@@ -116,12 +119,11 @@ def denoising(r: Report) -> None:
     module, ckpt, path = r.model("dae")
     if module is None:
         return
-    from aecls.data.transforms import add_noise
     from aecls.modules.autoencoder import psnr
 
     d = r.data(ckpt)
-    x = d["x"].unsqueeze(1).float().div(255)
-    noisy = add_noise(x, module.hparams.noise_sigma, torch.Generator().manual_seed(1234))
+    x = to_unit(d["x"])
+    noisy = add_noise(x, module.hparams.noise_sigma, torch.Generator().manual_seed(EVAL_NOISE_SEED))
     with torch.no_grad():
         out = module(noisy)
     p_out, p_in = float(psnr(out, x)), float(psnr(noisy, x))
@@ -131,7 +133,7 @@ def denoising(r: Report) -> None:
                                f"DAE, sigma {module.hparams.noise_sigma}: {p_in:.2f} dB -> {p_out:.2f} dB",
                                d["classes"]), "denoising")
     r.lines.append(f"\n`{shown(path)}`: test PSNR {p_out:.2f} dB (noisy input {p_in:.2f} dB), "
-                   f"mean over the {len(x)} test images, noise seed 1234.")
+                   f"mean over the {len(x)} test images, noise seed {EVAL_NOISE_SEED}.")
 
 
 def latent_space(r: Report, n_tsne: int = 2000) -> None:
@@ -229,7 +231,7 @@ def _classifier_baselines(r: Report, csv_path: Path) -> None:
     stats = summarise(rows)
     top = max(b for b, _ in stats)
     pct = {m: f"{100 * stats[(top, m)][0]:.2f} %" for b, m in stats if b == top}
-    for m in ("scratch", "frozen", "finetune"):
+    for m in CLASSIFIER_MODES:
         if m in pct:
             pca, raw = pct.get("logreg_pca", "-"), pct.get("logreg_pixels", "-")
             r.baselines.append(f"| classifier, {m} ({top} labels, `{shown(csv_path)}`) | accuracy {pct[m]} | "

@@ -14,10 +14,7 @@ def write_classification_report(probs: np.ndarray, targets: np.ndarray, classes:
                                 out_dir: str | Path, title: str = "") -> dict[str, Path]:
     """probs (N, 10), targets (N,) -> report.txt (precision/recall/F1 + class-wise accuracy),
     confusion_matrix.png, predictions.csv (index, true, predicted, probability)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from aecls.plotting import plt, save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -35,9 +32,7 @@ def write_classification_report(probs: np.ndarray, targets: np.ndarray, classes:
     ConfusionMatrixDisplay(cm, display_labels=list(classes)).plot(ax=ax, xticks_rotation=45,
                                                                    colorbar=False)
     ax.set(title=title or "Confusion matrix (test set)", xlabel="predicted class", ylabel="true class")
-    fig.tight_layout()
-    fig.savefig(out / "confusion_matrix.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "confusion_matrix.png")
     with open(out / "predictions.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "true", "predicted", "probability"])

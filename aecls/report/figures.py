@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+
+from aecls.plotting import plt, save_figure
 
 
 def image_rows(rows: Sequence[np.ndarray], row_labels: Sequence[str], path: Path, title: str,
@@ -29,10 +27,7 @@ def image_rows(rows: Sequence[np.ndarray], row_labels: Sequence[str], path: Path
                 ax.set_title(col_labels[c], fontsize=7)
     fig.suptitle(title)
     fig.supxlabel(xlabel, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def scatter_2d(points: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: Path, title: str,
@@ -45,7 +40,4 @@ def scatter_2d(points: np.ndarray, labels: np.ndarray, classes: Sequence[str], p
         ax.scatter(points[m, 0], points[m, 1], s=4, color=cmap(k), label=name, alpha=0.7)
     ax.set(title=title, xlabel=f"{axis} 1", ylabel=f"{axis} 2")
     ax.legend(markerscale=4, fontsize=8, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)

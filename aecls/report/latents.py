@@ -30,6 +30,6 @@ def interpolate(z_a: np.ndarray, z_b: np.ndarray, steps: int = 8) -> np.ndarray:
 
 
 def gaussian_samples(z: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """n codes from a full-covariance Gaussian fitted to `z` (the seed report's CAE sampler)."""
+    """n codes from a full-covariance Gaussian fitted to `z`."""
     rng = np.random.default_rng(seed)
     return rng.multivariate_normal(z.mean(0), np.cov(z, rowvar=False), size=n)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aecls.constants import CLASSIFIER_MODES
 from aecls.errors import check
 from aecls.paths import TRANSFER_OUT
 
-DEEP = ("scratch", "frozen", "finetune")
+DEEP = CLASSIFIER_MODES
 METHODS = (*DEEP, "logreg_pixels", "logreg_pca")
 
 

@@ -10,10 +10,7 @@ import numpy as np
 def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str) -> None:
     """Test accuracy (%) vs labels (log x): one error-bar line per (stats from `summarise`,
     method, matplotlib style) in `curves`; methods a sweep did not run are left out."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from aecls.plotting import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for stats, method, style in curves:
@@ -25,6 +22,4 @@ def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str) 
            title=f"Label efficiency: {title}")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

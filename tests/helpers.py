@@ -1,0 +1,44 @@
+"""Helpers the test files share: tiny study files, fits of the real configs on tiny data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from optuna.trial import TrialState
+
+from aecls.cli import main
+
+SPACE = {
+    "latent_dim": {"type": "int", "low": 2, "high": 8, "log": True},
+    "n_channels": {"type": "categorical", "choices": [2, 4]},
+    "optimizer": {"type": "categorical", "choices": ["adam", "rmsprop"]},
+    "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+    "hidden": 16,
+}
+
+
+def write_study(name="tiny", epochs=2, **over) -> Path:
+    spec = {"name": name, "model": "cae", "epochs": epochs, "n_trials": 2, "seed": 0,
+            "data": {"val_size": 50, "batch_size": 64}, "space": dict(SPACE), **over}
+    path = Path(f"{name}.yaml")
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def finished(study):
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TINY = ["--data.val_size", "50", "--data.batch_size", "32", "--model.init_args.net.n_channels", "4"]
+
+
+def fit(tiny_data, config="cae.yaml", *extra) -> int:
+    return main(["fit", "--config", str(CONFIGS / config), "--data.data_dir", str(tiny_data), *TINY,
+                 "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+                 *extra])
+
+
+def checkpoints(pattern="best-*.ckpt"):
+    return sorted(Path("lightning_logs").glob(f"*/version_*/checkpoints/{pattern}"))
