@@ -64,8 +64,10 @@ def _from_checkpoint(path: Path) -> tuple[nn.Module, NetConfig, str]:
     ckpt = read_checkpoint(path)
     state = ckpt.get("state_dict", {})
     kind = ckpt.get("aecls_model")
-    if kind not in ("AutoEncoder", "VAE") or not any(k.startswith("decoder.") for k in state):
-        raise AeclsError(f"{path} is not an autoencoder checkpoint (it is a {kind or 'non-aecls'} one)")
+    autoencoder = kind in ("AutoEncoder", "VAE") and any(k.startswith("decoder.") for k in state)
+    if not (autoencoder or kind == "SimCLR"):
+        raise AeclsError(f"{path} is not an autoencoder or pretext checkpoint "
+                         f"(it is a {kind or 'non-aecls'} one)")
     try:
         net = NetConfig(**ckpt["hyper_parameters"]["net"]).validate()
         encoder = build_encoder(net, out_mult=2 if kind == "VAE" else 1)
@@ -73,4 +75,4 @@ def _from_checkpoint(path: Path) -> tuple[nn.Module, NetConfig, str]:
                                  if k.startswith("encoder.")})
     except (KeyError, TypeError, RuntimeError) as e:
         raise AeclsError(f"{path}: checkpoint does not match its {kind} encoder ({e})") from e
-    return encoder.train(), net, "vae" if kind == "VAE" else "ae"
+    return encoder.train(), net, {"VAE": "vae", "SimCLR": "simclr"}.get(kind, "ae")

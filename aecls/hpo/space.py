@@ -24,16 +24,16 @@ from optuna.distributions import (
 )
 
 from aecls.errors import AeclsError, check
-from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig
+from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig, SimCLR
 from aecls.nets import NetConfig
 from aecls.paths import find_config
 from aecls.probe import PROBE_METRIC
 
-MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE}
+MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE, "simclr": SimCLR}
 NET_KEYS = {f.name for f in fields(NetConfig)}
 OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
 MODULE_KEYS = {"cae": {"loss", "noise_sigma"}, "dae": {"loss", "noise_sigma"},
-               "vae": {"beta", "kl_warmup_epochs"}}
+               "vae": {"beta", "kl_warmup_epochs"}, "simclr": {"temperature", "proj_dim"}}
 # What a trial returns, in order; `probe` is the linear-probe accuracy of the frozen latents on
 # validation images (aecls.probe), `multi` returns both.
 OBJECTIVES = {"recon": ("val/loss",), "probe": (PROBE_METRIC,), "multi": ("val/loss", PROBE_METRIC)}
