@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from aecls.data.batches import DeviceBatches
-from aecls.data.idx import read_pair
+from aecls.data.idx import read_images, read_pair
 from aecls.data.locate import dataset_spec, locate
 from aecls.data.subsets import stratified_subset, train_val_split
 from aecls.errors import DataError
@@ -71,6 +71,15 @@ class FashionMNISTDataModule(L.LightningDataModule):
             tr = tr[stratified_subset(train_y[tr], hp.n_labels, hp.seed, hp.labels_per_class)]
         return {"train": (train_x[tr], train_y[tr]), "val": (train_x[va], train_y[va]),
                 "test": (test_x, test_y)}
+
+    def unlabelled_images(self) -> torch.Tensor:
+        """The training split's images (the labelled subset's among them), (N, 28, 28) uint8 on
+        the CPU, read from the image file alone: what a semi-supervised method may use beside
+        its labelled subset, with no label it may not see."""
+        hp = self.hparams
+        images = read_images(locate(hp.dataset, hp.data_dir, download=False)["train"][0])
+        train, _ = train_val_split(len(images), hp.val_size, hp.seed)
+        return torch.from_numpy(images[train].copy())
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -11,7 +11,9 @@ from aecls.errors import check
 from aecls.paths import TRANSFER_OUT
 
 DEEP = CLASSIFIER_MODES
-METHODS = (*DEEP, "logreg_pixels", "logreg_pca")
+SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outside the subset, unlabelled
+METHODS = (*DEEP, *SEMI, "logreg_pixels", "logreg_pca")
+DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch is opt-in: many more steps
 
 
 def _help(text: str) -> dict[str, str]:
@@ -38,8 +40,13 @@ class SweepConfig:
     val_size: int = field(default=5000, metadata=_help(
         "images held out of the training set, as in every other stage (no run selects on them)"))
     out: str = field(default=TRANSFER_OUT, metadata=_help("sweep.csv, sweep.md, sweep.png go here"))
-    methods: tuple[str, ...] = field(default=METHODS, metadata=_help(
+    methods: tuple[str, ...] = field(default=DEFAULT_METHODS, metadata=_help(
         f"comma-separated subset of {','.join(METHODS)}"))
+    fixmatch_steps: int = field(default=2000, metadata=_help("fixmatch: optimiser steps per run"))
+    threshold: float = field(default=0.95, metadata=_help(
+        "fixmatch: confidence a pseudo-label needs to count"))
+    unlabelled_ratio: int = field(default=3, metadata=_help(
+        "fixmatch: unlabelled images per labelled image in a step"))
 
     def validate(self) -> SweepConfig:
         check(self.seeds >= 1, "seeds must be >= 1")
@@ -49,6 +56,8 @@ class SweepConfig:
         check(self.encoder_lr_scale > 0,
               f"encoder_lr_scale (--encoder-lr-scale) must be > 0, got {self.encoder_lr_scale}")
         check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
+        check(self.fixmatch_steps >= 1 and self.unlabelled_ratio >= 1 and 0 < self.threshold <= 1,
+              "fixmatch_steps and unlabelled_ratio must be >= 1, threshold in (0, 1]")
         unknown = set(self.methods) - set(METHODS)
         check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
         return self

@@ -23,8 +23,9 @@ from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
 from aecls.modules import Classifier, OptimConfig
+from aecls.modules.semisupervised import FixMatch
 from aecls.training import make_trainer, quiet_lightning
-from aecls.transfer.config import DEEP, METHODS, SweepConfig
+from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot
 
 
@@ -37,6 +38,18 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> flo
                        optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))
     trainer = make_trainer(-1, max_steps=steps, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
+    return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"])
+
+
+def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> float:
+    """FixMatch from the pretrained encoder (fine-tuned), the subset's labels and the training
+    split's images, read without labels."""
+    model = FixMatch(mode="finetune", encoder_path=cfg.encoder, head_hidden=cfg.head_hidden,
+                     encoder_lr_scale=cfg.encoder_lr_scale, threshold=cfg.threshold,
+                     optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"),
+                     unlabelled_ratio=cfg.unlabelled_ratio, seed=seed)
+    trainer = make_trainer(-1, max_steps=cfg.fixmatch_steps, limit_val_batches=0)
+    trainer.fit(model.set_unlabelled(dm.unlabelled_images()), datamodule=dm)
     return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"])
 
 
@@ -66,6 +79,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
         start = time.perf_counter()
         if method in DEEP:
             acc = _deep(cfg, method, dm, net)
+        elif method in SEMI:
+            acc = _fixmatch(cfg, dm, seed)
         else:
             acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
         rows.append({"labels": len(dm.splits["train"][0]), "budget": budget or "all", "seed": seed,
