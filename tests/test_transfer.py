@@ -13,7 +13,7 @@ from aecls.cli import main
 from aecls.encoders import export_encoder
 from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
-from aecls.transfer.config import METHODS
+from aecls.transfer.config import DEFAULT_METHODS as METHODS  # what a sweep runs unless told
 
 
 def _encoder(tmp_path) -> Path:
