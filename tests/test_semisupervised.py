@@ -94,3 +94,16 @@ def test_a_sweep_with_fixmatch_writes_its_rows(tiny_data, tmp_path):
     assert [r["method"] for r in written] == ["frozen", "fixmatch", "logreg_pixels"]
     assert "fixmatch" in (tmp_path / "sw" / "sweep.md").read_text()
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 1000
+
+
+def test_an_ema_teacher_gives_the_pseudo_labels_and_is_not_trained(tiny_data, tmp_path):
+    dm = FashionMNISTDataModule(data_dir=str(tiny_data), n_labels=BUDGET, seed=0, val_size=VAL, batch_size=16)
+    model = FixMatch(mode="finetune", encoder_path=str(_encoder(tmp_path)), optim=OptimConfig(lr=3e-3),
+                     threshold=0.5, teacher_ema=0.9)
+    make_trainer(-1, max_steps=4, limit_val_batches=0).fit(model.set_unlabelled(dm.unlabelled_images()),
+                                                            datamodule=dm)
+    student = dict(model.head.named_parameters())
+    teacher = dict(model.teacher.module.head.named_parameters())
+    assert teacher.keys() == student.keys()
+    assert all(not torch.equal(teacher[k], student[k]) for k in student)  # a moving average, behind
+    assert not any(k.startswith("teacher") for k in model.state_dict())  # not saved, not optimised

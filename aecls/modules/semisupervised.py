@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from aecls.constants import N_CLASSES
@@ -32,26 +34,53 @@ def fixmatch_loss(logits_weak: torch.Tensor, logits_strong: torch.Tensor,
     return (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean(), mask.mean()
 
 
+class _Net(nn.Module):
+    """A classifier's encoder + head as one plain module (what the EMA teacher averages)."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.encoder, self.head, self.latent = model.encoder, model.head, model.net_cfg.latent_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x)[:, : self.latent])
+
+
 class FixMatch(Classifier):
     """A Classifier (`mode` finetune or scratch) trained with FixMatch. Args as Classifier, and:
         threshold: confidence a pseudo-label needs to count.
         unlabelled_ratio: unlabelled images per labelled image in a step.
         unlabelled_weight: weight of the unlabelled loss.
+        teacher_ema: 0 (FixMatch as published: the model labels its own weak views), or the decay
+            of an exponential moving average of the model (torch's AveragedModel) that gives the
+            pseudo-labels instead, in eval mode: a slower, steadier teacher (as in Mean Teacher).
         seed: seeds the unlabelled batches and their views (with the step).
     """
 
     def __init__(self, *args, threshold: float = 0.95, unlabelled_ratio: int = 3,
-                 unlabelled_weight: float = 1.0, seed: int = 0, **kwargs) -> None:
+                 unlabelled_weight: float = 1.0, teacher_ema: float = 0.0, seed: int = 0,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         check(0 < threshold <= 1, f"threshold must be in (0, 1], got {threshold}")
         check(unlabelled_ratio >= 1, f"unlabelled_ratio must be >= 1, got {unlabelled_ratio}")
+        check(0 <= teacher_ema < 1, f"teacher_ema must be in [0, 1), got {teacher_ema}")
         self.hparams.update({"threshold": threshold, "unlabelled_ratio": unlabelled_ratio,
-                             "unlabelled_weight": unlabelled_weight, "seed": seed})
+                             "unlabelled_weight": unlabelled_weight, "teacher_ema": teacher_ema,
+                             "seed": seed})
         self.unlabelled: torch.Tensor | None = None
+        # Kept out of the module tree (object.__setattr__): not trained, not in the checkpoint.
+        object.__setattr__(self, "teacher", None)
 
     def on_fit_start(self) -> None:
         if self.unlabelled is not None:  # once, not per step
             self.unlabelled = self.unlabelled.to(self.device)
+        if self.hparams.teacher_ema > 0:
+            teacher = AveragedModel(_Net(self), multi_avg_fn=get_ema_multi_avg_fn(self.hparams.teacher_ema),
+                                    use_buffers=True)
+            object.__setattr__(self, "teacher", teacher.eval())
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.teacher is not None:
+            self.teacher.update_parameters(_Net(self))
 
     def set_unlabelled(self, images: torch.Tensor) -> FixMatch:
         """(N, 28, 28) uint8 training images, no labels; kept on the training device."""
@@ -69,8 +98,13 @@ class FixMatch(Classifier):
                              device=x.device)
         u = to_unit(self.unlabelled[pick].to(x.device))
         weak, strong = augment(u, generator=g), contrastive_view(u, g)
-        logits = self(torch.cat([x, weak, strong]))  # one pass: BatchNorm sees all three
-        sup_logits, weak_logits, strong_logits = logits.split([len(x), len(u), len(u)])
+        if self.teacher is None:
+            logits = self(torch.cat([x, weak, strong]))  # one pass: BatchNorm sees all three
+            sup_logits, weak_logits, strong_logits = logits.split([len(x), len(u), len(u)])
+        else:
+            with torch.no_grad():
+                weak_logits = self.teacher(weak)
+            sup_logits, strong_logits = self(torch.cat([x, strong])).split([len(x), len(u)])
         sup = F.cross_entropy(sup_logits, y)
         unsup, mask = fixmatch_loss(weak_logits, strong_logits, self.hparams.threshold)
         acc = multiclass_accuracy(sup_logits, y, num_classes=N_CLASSES, average="micro")

@@ -47,6 +47,9 @@ class SweepConfig:
         "fixmatch: confidence a pseudo-label needs to count"))
     unlabelled_ratio: int = field(default=3, metadata=_help(
         "fixmatch: unlabelled images per labelled image in a step"))
+    unlabelled_weight: float = field(default=1.0, metadata=_help("fixmatch: weight of the unlabelled loss"))
+    teacher_ema: float = field(default=0.0, metadata=_help(
+        "fixmatch: 0 = pseudo-labels from the model itself; else an EMA teacher with this decay"))
 
     def validate(self) -> SweepConfig:
         check(self.seeds >= 1, "seeds must be >= 1")

@@ -47,7 +47,8 @@ def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> float:
     model = FixMatch(mode="finetune", encoder_path=cfg.encoder, head_hidden=cfg.head_hidden,
                      encoder_lr_scale=cfg.encoder_lr_scale, threshold=cfg.threshold,
                      optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"),
-                     unlabelled_ratio=cfg.unlabelled_ratio, seed=seed)
+                     unlabelled_ratio=cfg.unlabelled_ratio, unlabelled_weight=cfg.unlabelled_weight,
+                     teacher_ema=cfg.teacher_ema, seed=seed)
     trainer = make_trainer(-1, max_steps=cfg.fixmatch_steps, limit_val_batches=0)
     trainer.fit(model.set_unlabelled(dm.unlabelled_images()), datamodule=dm)
     return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"])
