@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Real-data quality runs (README "Quality"): each config is trained with its own values, then its
+# Real-data quality runs (RESULTS.md, Autoencoders): each config is trained with its own values, then its
 # best checkpoint is tested beside its baseline (PCA at the same latent dim / independent pixels).
-# Use: bash scripts/quality.sh [cae dae vae mlp_ae]      (about 20 minutes on 2 CPU cores)
+# Use: bash scripts/quality.sh [cae dae vae mlp_ae]      (tens of minutes on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for cfg in "${@:-cae dae vae}"; do

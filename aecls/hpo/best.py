@@ -132,7 +132,7 @@ def format_best(info: dict[str, Any]) -> str:
     rep = info["reproduced"]
     if rep is not None:
         lines.append(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
-                     f"({'identical' if rep['identical'] else 'differs: see README, Reproducibility'})")
+                     f"({'identical' if rep['identical'] else 'differs: see RESULTS.md, Reproducibility'})")
     lines += [f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}" for name, s in info["test"].items()]
     lines.append(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
                  f"record: {Path(info['encoder']['path']).with_name(INFO_FILE)}")

@@ -44,7 +44,7 @@ ENTRY_KEYS = {"int": {"low", "high", "log", "step"}, "float": {"low", "high", "l
               "categorical": {"choices"}}
 ENTRY_NEEDS = {"int": {"low", "high"}, "float": {"low", "high"}, "categorical": {"choices"}}
 # Trainer arguments a study may set; a trial uses one device unless the study asks for more.
-# `deterministic: true` makes GPU trials bit-reproducible at some speed (README, Reproducibility).
+# `deterministic: true` makes GPU trials bit-reproducible at some speed (RESULTS.md, Reproducibility).
 TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "deterministic"}
 TRAINER_DEFAULTS = {"devices": 1}
 # What a continued study must share with the run that created it (n_trials, pruner, trainer and
