@@ -172,7 +172,11 @@ class StudySpec:
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw (or fix) every parameter of the space for `trial`."""
-        return {name: _suggest(trial, name, dist) for name, dist in self.space.items()}
+        params = {}
+        for name, entry in self.space.items():
+            fixed = not isinstance(entry, dict)
+            params[name] = entry if fixed else _suggest(trial, name, distribution(self.name, name, entry))
+        return params
 
     def configs(self, params: dict[str, Any]) -> tuple[dict, dict, dict]:
         """(net, optim, other module arguments): the model config's init_args with `params` on top."""
@@ -216,17 +220,13 @@ def distribution(study: str, name: str, entry: dict[str, Any]) -> BaseDistributi
         raise AeclsError(f"{where}: {e}") from e
 
 
-def _suggest(trial: optuna.Trial, name: str, entry: Any) -> Any:
-    if not isinstance(entry, dict):
-        return entry  # a fixed value
-    kind, log, step = entry["type"], bool(entry.get("log", False)), entry.get("step")
-    if kind == "int":
-        return trial.suggest_int(name, int(entry["low"]), int(entry["high"]), log=log,
-                                 step=int(step) if step is not None else 1)
-    if kind == "float":
-        return trial.suggest_float(name, float(entry["low"]), float(entry["high"]), log=log,
-                                   step=float(step) if step is not None else None)
-    return trial.suggest_categorical(name, entry["choices"])
+def _suggest(trial: optuna.Trial, name: str, d: BaseDistribution) -> Any:
+    """Draw `name` from its space entry's Optuna distribution (built, and checked, by `distribution`)."""
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    if isinstance(d, FloatDistribution):
+        return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+    return trial.suggest_categorical(name, d.choices)
 
 
 def load_study(path: str | Path) -> StudySpec:
