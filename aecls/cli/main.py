@@ -48,12 +48,13 @@ def _config_data_dir(path: str) -> str | None:
 def _data(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from aecls.constants import N_CLASSES
     from aecls.data.idx import read_pair
     from aecls.data.locate import locate
 
     for split, paths in locate(args.dataset, args.data_dir, args.download).items():
         x, y = read_pair(*paths)
-        counts = np.bincount(y, minlength=10)
+        counts = np.bincount(y, minlength=N_CLASSES)
         print(f"{split:5s} {len(x):6d} images, pixel mean {x.mean() / 255:.4f}, "
               f"{counts.min()}..{counts.max()} per class  ({paths[0]}, {paths[1]})")
 
