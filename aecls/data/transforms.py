@@ -10,6 +10,12 @@ import torch
 import torch.nn.functional as F
 
 
+def step_generator(device: torch.device | str, seed: int, step: int) -> torch.Generator:
+    """The generator for optimiser step `step` of a run seeded `seed`: each step draws its own
+    augmentations, and the run draws them again the same way."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+
 def to_unit(images: torch.Tensor) -> torch.Tensor:
     """(N, 28, 28) uint8 images -> (N, 1, 28, 28) float in [0, 1], on the same device."""
     return images.unsqueeze(1).float().div_(255.0)

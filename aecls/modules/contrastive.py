@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecls.data.transforms import contrastive_view
+from aecls.data.transforms import contrastive_view, step_generator
 from aecls.errors import check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
@@ -63,9 +63,10 @@ class SimCLR(BaseModule):
 
     def views(self, x: torch.Tensor, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Two views of each image: seeded by (seed, step) in training, fixed for evaluation."""
-        g = torch.Generator(device=x.device)
-        step = self.global_step if self._trainer is not None else 0
-        g.manual_seed(EVAL_VIEW_SEED if stage != "train" else self.hparams.seed * 1_000_003 + step)
+        if stage == "train":
+            g = step_generator(x.device, self.hparams.seed, self.global_step)
+        else:
+            g = torch.Generator(device=x.device).manual_seed(EVAL_VIEW_SEED)
         return contrastive_view(x, g), contrastive_view(x, g)
 
     def compute(self, batch, stage: str) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from aecls.constants import N_CLASSES
-from aecls.data.transforms import augment, contrastive_view, to_unit
+from aecls.data.transforms import augment, contrastive_view, step_generator, to_unit
 from aecls.errors import check
 from aecls.modules.classifier import Classifier
 
@@ -93,7 +93,7 @@ class FixMatch(Classifier):
             return super().compute(batch, stage)
         check(self.unlabelled is not None, "FixMatch needs its unlabelled images: call set_unlabelled")
         x, y = batch
-        g = torch.Generator(device=x.device).manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
+        g = step_generator(x.device, self.hparams.seed, self.global_step)
         pick = torch.randint(len(self.unlabelled), (self.hparams.unlabelled_ratio * len(x),), generator=g,
                              device=x.device)
         u = to_unit(self.unlabelled[pick].to(x.device))
