@@ -75,16 +75,33 @@ def _plain_epoch(model, loader, opt) -> None:
         opt.step()
 
 
+# Lightning fits measured against the plain loop: name -> (Speed options, Trainer precision).
+# "before" is the step as it was before the speed options (NCHW, Adam's per-parameter loop).
+FIT_VARIANTS = {
+    "before": ({"channels_last": "false", "fused_optimizer": "false"}, "32-true"),
+    "channels_last": ({"channels_last": "true", "fused_optimizer": "false"}, "32-true"),
+    "fused_adam": ({"channels_last": "false", "fused_optimizer": "true"}, "32-true"),
+    "bf16": ({"channels_last": "false", "fused_optimizer": "false"}, "bf16-mixed"),
+    "channels_last_bf16": ({"channels_last": "true", "fused_optimizer": "false"}, "bf16-mixed"),
+    "default": ({}, "32-true"),
+}
+
+
 def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None, batch_size: int = 128,
               rounds: int = 2, limit_batches: int | None = None, val_size: int = 5000,
-              device: str = "cpu") -> dict[str, float]:
-    """One CAE training epoch: plain PyTorch loop vs aecls's Lightning fit, alternating `rounds` times
-    (best round of each kept, to reject interference), both on `device` (cpu or cuda) with the
-    data resident there. Returns images/s of both and their ratio."""
+              device: str = "cpu", batch_norm: bool = True,
+              variants: Iterable[str] = ("default",)) -> dict[str, float]:
+    """One CAE training epoch: the plain PyTorch loop vs aecls's Lightning fit in each of
+    `variants` (FIT_VARIANTS; "default" is what `aecls fit` does), alternating `rounds` times (best
+    round of each kept, to reject interference), all on `device` (cpu or cuda) with the data
+    resident there. The net is configs/cae.yaml's (BatchNorm, hidden 64) at width `n_channels`.
+    Returns images/s of each side (`plain_loop`, `lightning_<variant>` for the epoch itself,
+    `lightning_<variant>_fit_call` for the whole fit() call) and `ratio_<variant>` to the plain loop."""
     import torch
 
     from aecls.modules import AutoEncoder, OptimConfig
     from aecls.nets import NetConfig
+    from aecls.speed import Speed
     from aecls.training import make_trainer, quiet_lightning
 
     quiet_lightning()  # no banners between the table's rows
@@ -92,7 +109,8 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
     dm.setup()
     n_batches = limit_batches or len(dm.train_dataloader())
     images = n_batches * batch_size
-    net, optim = NetConfig(latent_dim=latent_dim, n_channels=n_channels), OptimConfig(lr=1e-3)
+    net = NetConfig(latent_dim=latent_dim, n_channels=n_channels, batch_norm=batch_norm)
+    optim = OptimConfig(lr=1e-3)
 
     def plain() -> float:
         torch.manual_seed(0)
@@ -104,25 +122,31 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
         _sync(device)
         return images / (time.perf_counter() - start)
 
-    def lightning() -> tuple[float, float]:
+    def lightning(variant: str) -> tuple[float, float]:
         """(images/s of the epoch itself, images/s including Trainer.fit's start-up and tear-down)."""
+        speed, precision = FIT_VARIANTS[variant]
         torch.manual_seed(0)
         model = AutoEncoder(net, optim)
         timer = _EpochTimer()
-        trainer = make_trainer(1, limit_train_batches=n_batches, limit_val_batches=0, callbacks=[timer],
+        trainer = make_trainer(1, limit_train_batches=n_batches, limit_val_batches=0,
+                               callbacks=[timer, Speed(**speed)], precision=precision,
                                accelerator="gpu" if device.startswith("cuda") else "cpu")
         start = time.perf_counter()
         trainer.fit(model, datamodule=dm)
         return images / timer.seconds, images / (time.perf_counter() - start)
 
-    best = {"plain_loop": 0.0, "lightning_epoch": 0.0, "lightning_fit_call": 0.0}
+    variants = list(variants)
+    best = dict.fromkeys(["plain_loop", *(f"lightning_{v}{s}" for v in variants for s in ("", "_fit_call"))],
+                         0.0)
     for _ in range(rounds):
         best["plain_loop"] = max(best["plain_loop"], plain())
-        epoch, call = lightning()
-        best["lightning_epoch"] = max(best["lightning_epoch"], epoch)
-        best["lightning_fit_call"] = max(best["lightning_fit_call"], call)
-    return {**best, "ratio": best["lightning_epoch"] / best["plain_loop"],
-            "ratio_fit_call": best["lightning_fit_call"] / best["plain_loop"]}
+        for v in variants:
+            epoch, call = lightning(v)
+            best[f"lightning_{v}"] = max(best[f"lightning_{v}"], epoch)
+            best[f"lightning_{v}_fit_call"] = max(best[f"lightning_{v}_fit_call"], call)
+    ratios = {f"ratio_{k.removeprefix('lightning_')}": v / best["plain_loop"]
+              for k, v in best.items() if k.startswith("lightning_")}
+    return {**best, **ratios}
 
 
 def _sync(device: str | object) -> None:
@@ -202,3 +226,45 @@ def peak_rss_mib() -> dict[str, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"self": own, "children": kids}
+
+
+def speed_parity(config: str = "cae", seeds: Iterable[int] = (0, 1, 2), epochs: int = 3,
+                 variants: Iterable[str] = ("before", "default"), data_dir: str | None = None,
+                 limit_batches: int | None = None) -> dict[str, dict[int, float]]:
+    """Quality check of the speed options: the model config `config` (configs/<config>.yaml) trained
+    `epochs` epochs per seed in each of `variants` (FIT_VARIANTS); returns variant -> seed ->
+    best val/loss. A speed default may change only where these agree within seed noise."""
+    import yaml
+
+    from aecls.modules import AutoEncoder
+    from aecls.paths import find_config
+    from aecls.speed import Speed
+    from aecls.training import make_trainer, quiet_lightning
+
+    quiet_lightning()
+    cfg = yaml.safe_load(find_config(config).read_text())
+    data = {k: v for k, v in (cfg.get("data") or {}).items() if k != "data_dir"}
+    out: dict[str, dict[int, float]] = {v: {} for v in variants}
+    for seed in seeds:
+        for v in variants:
+            speed, precision = FIT_VARIANTS[v]
+            L.seed_everything(seed, verbose=False)
+            module = AutoEncoder(**cfg["model"]["init_args"])
+            dm = FashionMNISTDataModule(data_dir=data_dir, **data)
+            best = _BestVal()
+            trainer = make_trainer(epochs, callbacks=[best, Speed(**speed)], precision=precision,
+                                   limit_train_batches=limit_batches, limit_val_batches=limit_batches)
+            trainer.fit(module, datamodule=dm)
+            out[v][seed] = best.value
+    return out
+
+
+class _BestVal(L.Callback):
+    """The lowest val/loss of a fit's epochs."""
+
+    value = float("inf")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and not trainer.sanity_checking:
+            self.value = min(self.value, float(loss))

@@ -15,18 +15,21 @@ from aecls.errors import AeclsError
 from aecls.evaluate import evaluate_checkpoint
 from aecls.modules import BaseModule
 from aecls.paths import LOG_DIR
+from aecls.speed import Speed
 
 
 class AeclsCLI(LightningCLI):
     """LightningCLI with the defaults every config shares, so a config holds only what differs:
     a TensorBoardLogger in LOG_DIR/<config name> (unless `trainer.logger` is given), a
-    ModelCheckpoint on val/loss (best + last), `--test_after_fit` (on), and `--ckpt_path last`
+    ModelCheckpoint on val/loss (best + last), the speed options (`--speed.channels_last`,
+    `--speed.fused_optimizer`, aecls.speed), `--test_after_fit` (on), and `--ckpt_path last`
     that resumes the newest run."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.save_last": True,
                              "checkpoint.filename": "best-{epoch}"})
+        parser.add_lightning_class_args(Speed, "speed")
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint and print its metrics")
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import lightning as L
 
+from aecls.speed import Speed
+
 
 def quiet_lightning() -> None:
     """Silence Lightning's per-run banners (GPU available..., tips) and a deprecation warning it
@@ -23,10 +25,15 @@ def quiet_lightning() -> None:
 
 def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
                  checkpointing: bool = False, callbacks: list | None = None, devices: Any = 1,
+                 channels_last: str | bool = "auto", fused_optimizer: str | bool = "auto",
                  **kwargs: Any) -> L.Trainer:
     """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
     take every GPU of the host and launch DDP inside a study); `kwargs` pass through
-    (accelerator, strategy, limit_*_batches, precision, ...)."""
+    (accelerator, strategy, limit_*_batches, precision, ...); `channels_last` and
+    `fused_optimizer` are aecls.speed's options (ignored when `callbacks` holds a `Speed`)."""
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, Speed) for c in callbacks):
+        callbacks.append(Speed(channels_last, fused_optimizer))
     return L.Trainer(
         devices=devices,
         max_epochs=max_epochs,
@@ -34,7 +41,7 @@ def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
         enable_checkpointing=checkpointing,
         enable_progress_bar=not quiet,
         enable_model_summary=not quiet,
-        callbacks=callbacks or [],
+        callbacks=callbacks,
         num_sanity_val_steps=0 if quiet else 2,
         **kwargs,
     )

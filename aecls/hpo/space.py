@@ -28,6 +28,7 @@ from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig, SimCLR
 from aecls.nets import NetConfig
 from aecls.paths import find_config
 from aecls.probe import PROBE_METRIC
+from aecls.speed import SPEED_KEYS, parse_switch
 
 MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE, "simclr": SimCLR}
 NET_KEYS = {f.name for f in fields(NetConfig)}
@@ -44,8 +45,9 @@ ENTRY_KEYS = {"int": {"low", "high", "log", "step"}, "float": {"low", "high", "l
               "categorical": {"choices"}}
 ENTRY_NEEDS = {"int": {"low", "high"}, "float": {"low", "high"}, "categorical": {"choices"}}
 # Trainer arguments a study may set; a trial uses one device unless the study asks for more.
-# `deterministic: true` makes GPU trials bit-reproducible at some speed (RESULTS.md, Reproducibility).
-TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "deterministic"}
+# `deterministic: true` makes GPU trials bit-reproducible at some speed (RESULTS.md, Reproducibility);
+# the speed options (aecls.speed: channels_last, fused_optimizer) go to make_trainer beside them.
+TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "deterministic", *SPEED_KEYS}
 TRAINER_DEFAULTS = {"devices": 1}
 # What a continued study must share with the run that created it (n_trials, pruner, trainer and
 # storage may change between runs: they change how, not what, is searched).
@@ -109,6 +111,12 @@ class StudySpec:
         check(not unknown,
               f"study {self.name}: unknown trainer keys {unknown}; known: {sorted(TRAINER_KEYS)}")
         self.trainer = {**TRAINER_DEFAULTS, **self.trainer}
+        for key in SPEED_KEYS:
+            if key in self.trainer:
+                try:
+                    self.trainer[key] = parse_switch(key, self.trainer[key])
+                except AeclsError as e:
+                    raise AeclsError(f"study {self.name}: trainer.{e}") from e
         devices = self.trainer["devices"]
         check(isinstance(devices, int) and devices >= 1,
               f"study {self.name}: trainer.devices must be a number >= 1, got {devices!r}")

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from aecls.errors import check
+from aecls.speed import speed_of
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -16,6 +17,7 @@ OPTIMIZERS = {
     "rmsprop": torch.optim.RMSprop,
 }
 SCHEDULERS = ("none", "onecycle", "cosine", "plateau")
+FUSED = {"adam", "adamw", "sgd"}  # optimisers with a fused kernel (CPU and CUDA)
 
 
 @dataclass
@@ -54,6 +56,8 @@ class OptimConfig:
             kwargs.update(momentum=self.momentum, nesterov=self.momentum > 0)
         elif self.name == "rmsprop":
             kwargs["momentum"] = self.momentum
+        if self.name in FUSED and speed_of(trainer).fused_on():
+            kwargs["fused"] = True
         opt = OPTIMIZERS[self.name](params, **kwargs)
         if self.scheduler == "none":
             return {"optimizer": opt}
