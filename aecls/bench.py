@@ -190,17 +190,19 @@ class EpochTimes(L.Callback):
 
 
 def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, workers: int = 1,
-                data_dir: str | None = None) -> dict[str, float]:
+                data_dir: str | None = None, trainer: dict | None = None) -> dict[str, float]:
     """Trials per minute of a study file's space, `n_trials` trials of `epochs` epochs, in a fresh
-    storage (journal with workers > 1, else SQLite) in a temporary directory."""
+    storage (journal with workers > 1, else SQLite) in a temporary directory; `trainer` goes over
+    the study's `trainer:` (e.g. a FIT_VARIANTS entry's speed options). Also the best value."""
     import os
     from dataclasses import replace
 
     from aecls.hpo.run import run_study
     from aecls.hpo.space import load_study
 
-    spec = replace(load_study(study_file), epochs=epochs, pruner=pruner,
-                   name=f"bench_{pruner}_{workers}w").validate()  # re-reads the model config's defaults
+    base = load_study(study_file)
+    spec = replace(base, epochs=epochs, pruner=pruner, name=f"bench_{pruner}_{workers}w",
+                   trainer={**base.trainer, **(trainer or {})}).validate()  # re-reads the config's defaults
     tmp = Path(tempfile.mkdtemp(prefix="aecls_bench_study_"))
     cwd = os.getcwd()
     try:
@@ -211,12 +213,13 @@ def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, worker
                           log_dir=str(tmp / "logs"), progress=False)
         minutes = (time.perf_counter() - start) / 60
         trials = study.get_trials(deepcopy=False)  # before the storage's folder is removed
+        best = study.best_value if len(spec.metrics) == 1 else float("nan")
     finally:
         os.chdir(cwd)
         shutil.rmtree(tmp, ignore_errors=True)
     pruned = sum(t.state.name == "PRUNED" for t in trials)
     return {"trials": len(trials), "pruned": pruned, "minutes": minutes,
-            "trials_per_min": len(trials) / minutes}
+            "trials_per_min": len(trials) / minutes, "best": best}
 
 
 def peak_rss_mib() -> dict[str, float]:

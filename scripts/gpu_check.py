@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The GPU check's measurements (run by scripts/gpu_check.sh, which adds the GPU-marked tests):
-a CUDA fit of configs/cae.yaml (seconds per epoch), the plain-loop vs Lightning epoch on CUDA, a
-study on one GPU with 1 and 2 workers (trials per minute, measured one after the other), and
+a CUDA fit of configs/cae.yaml (seconds per epoch), the plain-loop vs Lightning epoch on CUDA in
+each speed variant (aecls.bench.FIT_VARIANTS) at batch 128 and 512, a study on one GPU with 1, 2,
+4 and 8 workers (trials per minute, measured one after the other), and
 whether a trial re-run with its seed reproduces its val/loss on the GPU. Prints a Markdown table
 and writes it to OUT/gpu_check.md."""
 
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import torch
 
-from aecls.bench import bench_fit, bench_study
+from aecls.bench import FIT_VARIANTS, bench_fit, bench_study
+
+GPU_VARIANTS = ["before", "default", "channels_last", "bf16", "channels_last_bf16"]
 
 
 def cli_fit(epochs: int, out: Path, data_dir: str | None) -> dict:
@@ -72,6 +75,9 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--fit-epochs", type=int, default=5)
     p.add_argument("--channels", type=int, nargs="+", default=[16, 32])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--variants", nargs="+", default=GPU_VARIANTS, choices=list(FIT_VARIANTS))
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--study", default="studies/quickstart.yaml")
     p.add_argument("--study-trials", type=int, default=6)
     p.add_argument("--study-epochs", type=int, default=3)
@@ -103,17 +109,20 @@ def main() -> None:
             f"first {f['epoch_seconds'][0]:.2f})", f"{steady:.2f}", f"whole command {f['wall']:.0f} s, "
             f"test MSE {f['test_mse']}", "")
     for c in a.channels if "bench" in a.sections else []:
-        r = bench_fit(c, rounds=2, data_dir=a.data_dir, device="cuda")
-        row(f"CAE epoch c={c} on CUDA, images/s", f"{r['lightning_epoch']:,.0f} (Lightning fit)",
-            f"{r['plain_loop']:,.0f} (plain loop)", f"{r['ratio']:.2f}")
+        for b in a.batch_sizes:
+            r = bench_fit(c, rounds=2, data_dir=a.data_dir, device="cuda", batch_size=b, variants=a.variants)
+            for v in a.variants:
+                row(f"CAE epoch c={c}, batch {b} on CUDA, Lightning `{v}`, images/s",
+                    f"{r[f'lightning_{v}']:,.0f}", f"{r['plain_loop']:,.0f} (plain loop)",
+                    f"{r[f'ratio_{v}']:.2f}")
     if "study" in a.sections:
         runs = {w: bench_study(a.study, a.study_trials, a.study_epochs, "none", w, a.data_dir)
-                for w in (1, 2)}
+                for w in a.workers}
         for w, r in runs.items():
             row(f"study {Path(a.study).stem} ({a.study_trials} trials x {a.study_epochs} epochs, "
                 f"no pruning), {w} worker(s) on one GPU, trials/min", f"{r['trials_per_min']:.2f}",
-                f"{runs[1]['trials_per_min']:.2f} (1 worker)",
-                f"{r['trials_per_min'] / runs[1]['trials_per_min']:.2f}")
+                f"{runs[a.workers[0]]['trials_per_min']:.2f} ({a.workers[0]} worker(s))",
+                f"{r['trials_per_min'] / runs[a.workers[0]]['trials_per_min']:.2f}")
     for deterministic in (False, True) if "reproduce" in a.sections else ():
         rep = reproduce(a.study, a.data_dir, deterministic)
         row(f"best trial re-run with its own seed on CUDA, val/loss (deterministic={deterministic})",

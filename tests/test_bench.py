@@ -14,8 +14,11 @@ from tests.helpers import write_study
 def test_bench_helpers_run(tiny_data):
     d = bench_data(str(tiny_data), batch_size=32, min_seconds=0.05, val_size=50)
     assert d["aecls_device_batches"] > 0 and d["torchvision_dataloader"] > 0
-    f = bench_fit(4, data_dir=str(tiny_data), batch_size=32, rounds=1, limit_batches=3, val_size=50)
-    assert f["plain_loop"] > 0 and f["lightning_epoch"] > 0
+    f = bench_fit(4, data_dir=str(tiny_data), batch_size=32, rounds=1, limit_batches=3, val_size=50,
+                  variants=("before", "channels_last", "default"))
+    assert f["plain_loop"] > 0
+    for v in ("before", "channels_last", "default"):
+        assert f[f"lightning_{v}"] > 0 and f[f"ratio_{v}"] == f[f"lightning_{v}"] / f["plain_loop"]
     path = write_study("bench", epochs=1).resolve()
     for workers in (1, 2):
         s = bench_study(str(path), 2, 1, "none", workers=workers, data_dir=str(tiny_data))
