@@ -5,8 +5,35 @@ may show a traceback.
 """
 
 
+import re
+
+# user:password@ in a URL (a storage URL in a message): the password shows as ***
+_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*:)[^@\s'\"]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ***: applied to every error the
+    CLI prints, so no message path can show one."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 class AeclsError(Exception):
     """A problem with the user's input: a path, a file or a configuration value."""
+
+    exit_code = 2
+
+
+class Interrupted(AeclsError):
+    """The user stopped a command (Ctrl-C): one line saying what was left how, exit 130 (the
+    shell's code for SIGINT)."""
+
+    exit_code = 130
+
+
+class FitInterrupted(BaseException):
+    """Ctrl-C during a study trial's fit. Lightning turns it into SystemExit(1); this is raised
+    instead, past Optuna (which would fail the trial and lose its params), so the study's launcher
+    can fail and re-queue the trial as it does a killed worker's. Not an Exception on purpose."""
 
 
 class DataError(AeclsError):

@@ -4,18 +4,22 @@ after `aecls fit` when `test_after_fit` is set."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aecls.checkpoints import load_datamodule, load_module
 from aecls.training import make_trainer
 
 
 def evaluate_checkpoint(ckpt_path: str | Path, data_dir: str | None = None, accelerator: str = "auto",
-                        baselines: bool = True) -> dict[str, float]:
+                        baselines: bool = True, logger: Any = False) -> dict[str, float]:
     """Test metrics of a checkpoint (and, with `baselines`, its reference numbers), printed one
-    per line and returned; a classifier's per-class report is written beside its checkpoints."""
+    per line and returned; a classifier's per-class report is written beside its checkpoints.
+    With a `logger` (the fit's, after `aecls fit`), the test/* metrics are logged to it too."""
     module, ckpt = load_module(ckpt_path)
     dm = load_datamodule(ckpt, data_dir=data_dir)
-    results = make_trainer(1, accelerator=accelerator).test(module, datamodule=dm, verbose=False)[0]
+    # A bar over the test batches: a VAE's importance-sampled NLL takes minutes on a CPU.
+    trainer = make_trainer(1, accelerator=accelerator, logger=logger, progress=True)
+    results = trainer.test(module, datamodule=dm, verbose=False)[0]
     if baselines:
         from aecls.baselines import baselines_for
 

@@ -17,6 +17,9 @@ from aecls.modules import BaseModule
 from aecls.paths import LOG_DIR
 from aecls.speed import Speed
 
+# --ckpt_path values Lightning resolves itself (no file to check); `last` is aecls's (resolve_last).
+LIGHTNING_CKPT_WORDS = ("best", "hpc", "registry")
+
 
 class AeclsCLI(LightningCLI):
     """LightningCLI with the defaults every config shares, so a config holds only what differs:
@@ -31,7 +34,18 @@ class AeclsCLI(LightningCLI):
                              "checkpoint.filename": "best-{epoch}"})
         parser.add_lightning_class_args(Speed, "speed")
         parser.add_argument("--test_after_fit", type=bool, default=True,
-                            help="after fit, test the best checkpoint and print its metrics")
+                            help="after fit, test the best checkpoint: its test/* metrics are printed "
+                                 "and logged to the fit's TensorBoard run")
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs) -> LightningArgumentParser:
+        # Lightning's own help for --ckpt_path does not know aecls's `last` (resolve_last).
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        for action in parser._actions:
+            if "--ckpt_path" in action.option_strings and subcommand == "fit":
+                action.help = ("checkpoint to resume from: a path, or `last` = the newest last.ckpt of "
+                               "this config's runs (lightning_logs/CONFIG/version_*), resumed in its "
+                               "own log version")
+        return parser
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand]
@@ -40,8 +54,12 @@ class AeclsCLI(LightningCLI):
             name = Path(str(configs[-1])).stem if configs else "lightning_logs"
             cfg.trainer.logger = Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger",
                                            init_args=Namespace(save_dir=LOG_DIR, name=name))
-        if cfg.get("ckpt_path") == "last":
+        ckpt = cfg.get("ckpt_path")
+        if ckpt == "last":
             resolve_last(cfg)
+        elif ckpt is not None and ckpt not in LIGHTNING_CKPT_WORDS and not Path(ckpt).is_file():
+            raise AeclsError(f"--ckpt_path {ckpt}: no such checkpoint file (or `last`: the newest "
+                             "last.ckpt of this config's runs)")
 
     def after_fit(self) -> None:
         if self.trainer.world_size > 1:
@@ -56,7 +74,7 @@ class AeclsCLI(LightningCLI):
         best = self.trainer.checkpoint_callback.best_model_path
         print(f"best checkpoint: {best}")
         if self.config.fit.test_after_fit and best:
-            evaluate_checkpoint(best, self.datamodule.hparams.data_dir)
+            evaluate_checkpoint(best, self.datamodule.hparams.data_dir, logger=self.trainer.logger)
 
 
 def resolve_last(cfg) -> None:

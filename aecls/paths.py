@@ -33,3 +33,13 @@ def find_config(name_or_path: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     raise AeclsError(f"model config not found: {' or '.join(map(str, candidates))}")
+
+
+def tool_command(name: str) -> str:
+    """How to run a tool installed beside this Python (the venv's bin/: optuna-dashboard,
+    tensorboard), as an absolute path that works from any folder; else its name on PATH."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / name
+    return str(here) if here.is_file() else (shutil.which(name) or name)

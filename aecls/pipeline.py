@@ -11,11 +11,11 @@ from pathlib import Path
 
 from aecls.errors import AeclsError
 from aecls.hpo.best import format_best, rerun_best
-from aecls.hpo.run import open_study, run_study
+from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_args
 from aecls.hpo.summary import study_outputs
-from aecls.paths import ARTIFACTS, DEFAULT_STORAGE, LOG_DIR, REPORTS, TRANSFER_OUT
+from aecls.paths import ARTIFACTS, DEFAULT_STORAGE, LOG_DIR, REPORTS, TRANSFER_OUT, tool_command
 from aecls.report.build import build_report, latest
 from aecls.transfer.config import SweepConfig
 from aecls.transfer.sweep import markdown_table, run_sweep
@@ -55,6 +55,16 @@ def stage(title: str, done: Path | None = None):
     return True
 
 
+def _study_progress(spec) -> str:
+    """How far the pipeline's study is: fresh, or continuing an earlier run (read only)."""
+    try:
+        study = open_study(spec, create=False, allow_changes=True)
+    except AeclsError:  # no storage or no study yet
+        return f"{spec.n_trials} trials"
+    done = len(study.get_trials(deepcopy=False, states=DONE))
+    return f"continues an earlier run ({done} of {spec.n_trials} trials done)"
+
+
 def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None = None) -> Path:
     s = FULL if full else QUICK
     name = Path(s.study).stem
@@ -71,8 +81,8 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     fit_data = ["--data.data_dir", data_dir] if data_dir else []
     start = time.perf_counter()
     spec = load_study(s.study)
-    stage(f"1/6 study {name} (continues an earlier run)")
-    study = run_study(spec, data_dir=data_dir, progress=False)
+    stage(f"1/6 study {name}: {_study_progress(spec)}")
+    study = run_study(spec, data_dir=data_dir, progress=True)
     print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
     if stage("2/6 re-run the best trial, export its encoder", Path(ARTIFACTS) / name / "best.json"):
         print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
@@ -100,6 +110,6 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
           f"   report:      {report}\n"
           f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
           f"   transfer:    {TRANSFER_OUT}/sweep.md\n"
-          f"   TensorBoard: .venv/bin/tensorboard --logdir {LOG_DIR}\n"
-          f"   dashboard:   .venv/bin/optuna-dashboard {dashboard_args(DEFAULT_STORAGE)}")
+          f"   TensorBoard: {tool_command('tensorboard')} --logdir {LOG_DIR}\n"
+          f"   dashboard:   {tool_command('optuna-dashboard')} {dashboard_args(DEFAULT_STORAGE)}")
     return report

@@ -26,11 +26,14 @@ def quiet_lightning() -> None:
 def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
                  checkpointing: bool = False, callbacks: list | None = None, devices: Any = 1,
                  channels_last: str | bool = "auto", fused_optimizer: str | bool = "auto",
-                 **kwargs: Any) -> L.Trainer:
+                 progress: bool | None = None, **kwargs: Any) -> L.Trainer:
     """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
     take every GPU of the host and launch DDP inside a study); `kwargs` pass through
-    (accelerator, strategy, limit_*_batches, precision, ...); `channels_last` and
+    (accelerator, strategy, limit_*_batches, precision, ...); `progress` shows Lightning's
+    bar even when `quiet` (default: not quiet); `channels_last` and
     `fused_optimizer` are aecls.speed's options (ignored when `callbacks` holds a `Speed`)."""
+    if quiet:
+        quiet_lightning()
     callbacks = list(callbacks or [])
     if not any(isinstance(c, Speed) for c in callbacks):
         callbacks.append(Speed(channels_last, fused_optimizer))
@@ -39,7 +42,7 @@ def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
         max_epochs=max_epochs,
         logger=logger,
         enable_checkpointing=checkpointing,
-        enable_progress_bar=not quiet,
+        enable_progress_bar=not quiet if progress is None else progress,
         enable_model_summary=not quiet,
         callbacks=callbacks,
         num_sanity_val_steps=0 if quiet else 2,

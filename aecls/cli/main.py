@@ -1,16 +1,19 @@
 """`aecls` command line.
 
     aecls fit --config configs/cae.yaml [--model.init_args.net.latent_dim 14 ...]   (LightningCLI)
-    aecls validate --config ... --ckpt_path PATH                                   (LightningCLI)
+    aecls validate --config ... --ckpt_path PATH   validation metrics of a checkpoint (LightningCLI)
     aecls test --ckpt PATH [--data-dir DIR]     test metrics of any aecls checkpoint
     aecls data [--data-dir DIR] [--dataset mnist]   find, validate and summarise the IDX files
     aecls study run STUDY [--n-trials N] [--workers K] [--storage URL]   Optuna study
     aecls study best STUDY [--seeds 3]          re-run the best trial, export its encoder
+    aecls study plots STUDY                     the study's summary and PNG plots
     aecls transfer sweep --encoder PATH [--labels 100,1000,all] [--seeds 3]   label efficiency
+    aecls transfer compare A=PATH B=PATH        two or more sweeps side by side
     aecls report [--name main]                  reports/NAME/report.md from what is on disk
     aecls pipeline [--full] [--fresh]            the whole chain, finished stages skipped
 
-Errors a user can cause (`AeclsError`) print one line on stderr and exit with code 2.
+Errors a user can cause (`AeclsError`) print one line on stderr and exit with code 2; Ctrl-C in
+`study run` says which trial it re-queued and exits with 130.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aecls.errors import AeclsError
+from aecls.errors import AeclsError, Interrupted, mask_secrets
 from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 
 LIGHTNING_COMMANDS = ("fit", "validate")  # aecls.fit's; not imported from there: it loads Lightning
@@ -72,9 +75,30 @@ def _pipeline(args: argparse.Namespace) -> None:
     run_pipeline(args.full, args.fresh, args.data_dir)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option's help ends with its default, unless it is off, empty
+    or the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and action.nargs != 0  # a switch: its default is "off"
+                and default not in (None, False, argparse.SUPPRESS) and "default" not in text):
+            shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+            text += f" (default: {shown})"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """aecls's parsers (sub-commands inherit the class, so each gets the help formatter)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aecls", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="aecls", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"LightningCLI {name}: see `aecls {name} --help`", add_help=False)
@@ -93,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="find, validate and summarise the IDX files")
     d.add_argument(*DATA_DIR_ALIASES, dest="data_dir",
                    help="directory with the four IDX files (default: search order)")
-    d.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"])
+    d.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"],
+                   help="which IDX files to look for (their names and sizes)")
     d.add_argument("--download", action="store_true", help="allow torchvision's download")
     d.set_defaults(func=_data)
     from aecls.cli.study import add_study_parser
@@ -102,12 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     add_study_parser(sub)
     add_transfer_parser(sub)
     r = sub.add_parser("report", help="build reports/NAME/report.md from logs, studies and artifacts")
-    r.add_argument("--name", default="main", help="report folder name (default main)")
+    r.add_argument("--name", default="main", help="report folder name")
     r.add_argument("--study", default="quickstart",
-                   help="study whose plots and best.json to include (default quickstart, the pipeline's)")
-    r.add_argument("--log-dir", default=LOG_DIR)
-    r.add_argument("--artifacts", default=ARTIFACTS)
-    r.add_argument("--out", default=REPORTS)
+                   help="study whose plots and best.json to include (the pipeline's by default)")
+    r.add_argument("--log-dir", default=LOG_DIR, help="TensorBoard runs and checkpoints to read")
+    r.add_argument("--artifacts", default=ARTIFACTS, help="study and transfer outputs to read")
+    r.add_argument("--out", default=REPORTS, help="the report goes to OUT/NAME/report.md")
     r.add_argument(*DATA_DIR_ALIASES, dest="data_dir",
                    help="IDX directory (default: where the checkpoints' data was found)")
     r.set_defaults(func=_report)
@@ -145,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if (err := user_error(e)) is None:
             raise
-        print(f"aecls: error: {err}", file=sys.stderr)
-        return 2
+        prefix = "aecls: " if isinstance(err, Interrupted) else "aecls: error: "
+        text = " ".join(line.strip() for line in str(err).splitlines())  # one line, always
+        print(f"{prefix}{mask_secrets(text)}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 

@@ -11,6 +11,7 @@ from aecls.paths import (
     LOG_DIR,
     PARALLEL_STORAGE,
     SERVER_ARTIFACTS,
+    tool_command,
 )
 
 
@@ -18,10 +19,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", help="study file (studies/NAME.yaml) or its NAME")
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help=f"sqlite:///FILE (default {DEFAULT_STORAGE}), journal:FILE (parallel workers "
-                        "on one host; the default with --workers > 1) or postgresql://USER@HOST/DB")
+                        f"on one host; {PARALLEL_STORAGE} is the default with --workers > 1) or "
+                        "postgresql://USER[:PASSWORD]@HOST/DB (a password is never printed)")
     p.add_argument(*DATA_DIR_ALIASES, dest="data_dir", help="IDX directory (default: the usual search order)")
     p.add_argument("--log-dir", default=LOG_DIR, help="TensorBoard runs: LOG_DIR/STUDY/trial_N")
     p.add_argument("--out", default=ARTIFACTS, help="plots, best.json, best_encoder.pt: OUT/STUDY/")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="use the study although its file changed (space, epochs, objective, "
+                        "model, data or seed) since the study was created")
 
 
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,24 +43,29 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     _common(r)
     r.add_argument("--n-trials", type=int, help="total trials of the study (default: the study file's)")
     r.add_argument("--workers", type=int, default=1,
-                   help="worker processes sharing the study (CPU threads are split between them)")
+                   help="worker processes sharing the study (CPU threads are split between them; more "
+                        "workers than GPUs share the GPUs round-robin)")
     r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     r.add_argument("--artifacts", metavar="DIR",
                    help="artifact store for the trials' reconstruction grids: a directory all hosts "
                         f"share (default: beside a file storage, ./{SERVER_ARTIFACTS} for a server)")
-    r.add_argument("--allow-changes", action="store_true",
-                   help="continue a study although its file changed (space, epochs, objective, "
-                        "model, data or seed) since the study was created")
     r.set_defaults(func=_run)
-    b = ssub.add_parser("best", help="re-train the best trial per seed, test it, export its encoder")
+    b = ssub.add_parser("best", help="re-train the best trial per seed, test it, export its encoder",
+                        description="Re-train the selected trial's config once per seed (the trial's own "
+                                    "seed first, all epochs), test each best checkpoint, and export the "
+                                    "encoder of the best seed to OUT/STUDY/best_encoder.pt with "
+                                    "OUT/STUDY/best.json. Reads the study; never creates one.")
     _common(b)
-    b.add_argument("--seeds", type=int, default=3, help="seeds to re-train the best config with")
+    b.add_argument("--seeds", type=int, default=3, help="seeds to re-train the best config with (>= 1)")
     b.add_argument("--select", choices=_rules(),
                    help="which trial to re-run: " + "; ".join(f"{k}: {v}" for k, v in _rules().items())
                         + ". Default: the study's objective (knee for multi); a single-objective "
                           "study accepts only its own objective. Recorded in best.json.")
     b.set_defaults(func=_best)
-    pl = ssub.add_parser("plots", help="save the study's PNG plots under OUT/STUDY/")
+    pl = ssub.add_parser("plots", help="save the study's PNG plots under OUT/STUDY/",
+                         description="Print the study's summary and save its plots (history, "
+                                     "importances, Pareto front for multi) as PNG under OUT/STUDY/. "
+                                     "Reads the study; never creates one.")
     _common(pl)
     pl.set_defaults(func=_plots)
 
@@ -74,41 +84,50 @@ def _storage(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace) -> None:
     from aecls.errors import check
-    from aecls.hpo.run import run_study
+    from aecls.hpo.run import open_study, run_study
     from aecls.hpo.space import load_study
-    from aecls.hpo.storage import dashboard_args
+    from aecls.hpo.storage import claim_outputs, dashboard_args
     from aecls.hpo.summary import study_outputs
 
     check(args.workers >= 1, "--workers must be >= 1")
     check(args.n_trials is None or args.n_trials >= 1, "--n-trials must be >= 1")
     spec, storage = load_study(args.study), _storage(args)
+    open_study(spec, storage, allow_changes=args.allow_changes)  # a bad storage fails before the claim
+    claim_outputs(spec.name, storage, args.log_dir, args.out)
     study = run_study(spec, args.n_trials, storage, args.workers, args.data_dir, args.log_dir,
                       progress=args.progress, artifacts=args.artifacts, allow_changes=args.allow_changes)
     text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")
     print(text)
     print(f"plots: {', '.join(str(p) for p in plots)}")
-    print(f"dashboard: .venv/bin/optuna-dashboard {dashboard_args(storage, args.artifacts)}")
-    print(f"TensorBoard: .venv/bin/tensorboard --logdir {args.log_dir}/{spec.name}")
+    print(f"dashboard: {tool_command('optuna-dashboard')} {dashboard_args(storage, args.artifacts)}")
+    print(f"TensorBoard: {tool_command('tensorboard')} --logdir {args.log_dir}/{spec.name}")
 
 
 def _best(args: argparse.Namespace) -> None:
+    from aecls.errors import check
     from aecls.hpo.best import format_best, rerun_best
     from aecls.hpo.run import open_study
     from aecls.hpo.space import load_study
+    from aecls.hpo.storage import claim_outputs
 
+    check(args.seeds >= 1, f"--seeds must be >= 1, got {args.seeds}")
     spec = load_study(args.study)
-    info = rerun_best(spec, open_study(spec, args.storage), args.seeds, args.data_dir, args.log_dir,
-                      args.out, select=args.select)
+    study = open_study(spec, args.storage, allow_changes=args.allow_changes, create=False)
+    claim_outputs(spec.name, args.storage, args.log_dir, args.out)
+    info = rerun_best(spec, study, args.seeds, args.data_dir, args.log_dir, args.out, select=args.select)
     print(format_best(info))
 
 
 def _plots(args: argparse.Namespace) -> None:
     from aecls.hpo.run import open_study
     from aecls.hpo.space import load_study
+    from aecls.hpo.storage import claim_outputs
     from aecls.hpo.summary import study_outputs
 
     spec = load_study(args.study)
-    text, plots = study_outputs(spec, open_study(spec, args.storage), f"{args.out}/{spec.name}")
+    study = open_study(spec, args.storage, allow_changes=args.allow_changes, create=False)
+    claim_outputs(spec.name, args.storage, args.out)
+    text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")
     print(text)
     for p in plots:
         print(p)

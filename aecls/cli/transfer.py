@@ -18,12 +18,13 @@ def _budgets(text: str) -> list[int | None]:
 
 
 def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("transfer", help="transfer learning: label-efficiency sweep")
+    p = sub.add_parser("transfer", help="transfer learning: label-efficiency sweep, sweeps compared")
     tsub = p.add_subparsers(dest="transfer_command", required=True)
     s = tsub.add_parser("sweep", help="scratch / frozen / finetune + logistic-regression baselines "
                                       "per label budget and seed")
     add_config_flags(s, SweepConfig)
-    s.add_argument("--no-progress", dest="progress", action="store_false")
+    s.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar over the runs (for logs)")
     s.set_defaults(func=_sweep)
     c = tsub.add_parser("compare", help="two or more sweeps side by side (paired by seed)",
                         description="Read sweep CSVs (nothing is re-trained) and write compare.md "
@@ -32,7 +33,7 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="+", type=_named,
                    help="NAME=PATH per sweep (its sweep.csv or folder); the first is the reference, "
                         "e.g. recon=artifacts/transfer probe=artifacts/transfer_probe")
-    c.add_argument("--out", default=COMPARE_OUT, help="compare.md, compare.png go here")
+    c.add_argument("--out", default=COMPARE_OUT, help="folder for compare.md (the table) and compare.png")
     c.set_defaults(func=_compare)
 
 

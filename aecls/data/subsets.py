@@ -22,6 +22,18 @@ def per_class_counts(n_labels: int, n_classes: int) -> np.ndarray:
     return counts
 
 
+def balanced_counts(n_labels: int, pools: np.ndarray) -> np.ndarray:
+    """Images to take of each class: `per_class_counts` where every class has enough; a class
+    with fewer images than its share gives them all and the others share the rest (so a budget
+    up to the whole split works although its classes are not exactly balanced)."""
+    counts = np.zeros(len(pools), dtype=int)
+    while (remaining := n_labels - int(counts.sum())) > 0:
+        room = np.flatnonzero(counts < pools)
+        share = per_class_counts(remaining, len(room))
+        counts[room] += np.minimum(share, pools[room] - counts[room])
+    return counts
+
+
 def stratified_subset(labels: np.ndarray, n_labels: int, seed: int, per_class: bool = False) -> np.ndarray:
     """Sorted indices of a class-balanced random subset of `labels`.
 
@@ -29,9 +41,15 @@ def stratified_subset(labels: np.ndarray, n_labels: int, seed: int, per_class: b
     labels, budget and seed give the same subset on every run; subsets for one seed are not nested.
     """
     classes = np.unique(labels)
-    counts = np.full(len(classes), n_labels) if per_class else per_class_counts(n_labels, len(classes))
     if n_labels <= 0:
         raise DataError(f"n_labels={n_labels} must be positive")
+    if per_class:
+        counts = np.full(len(classes), n_labels)
+    else:
+        if n_labels > len(labels):
+            raise DataError(f"label budget {n_labels} is more than the {len(labels)} images of the "
+                            "training split; use a smaller n_labels (or all labels)")
+        counts = balanced_counts(n_labels, np.array([np.sum(labels == c) for c in classes]))
     rng = np.random.default_rng(seed)
     chosen = []
     for cls, k in zip(classes, counts, strict=True):

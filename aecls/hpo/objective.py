@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from aecls.data import FashionMNISTDataModule
 from aecls.data.transforms import to_unit
+from aecls.errors import FitInterrupted
 from aecls.hpo.sampler import trial_seed
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.modules.base import GRID_IMAGES
@@ -72,7 +74,14 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
     grid = Path(log_dir) / spec.name / version / "reconstructions.png"
     start = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=dm)
+        try:
+            trainer.fit(module, datamodule=dm)
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            # Lightning caught Ctrl-C, ignores further ones and exits: undo both (see FitInterrupted).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise FitInterrupted from None
         if pruning is not None and spec.distributed:
             # DDP: rank 0 reported each epoch to the storage and asked every rank to stop; the
             # pruned state reaches this process only through check_pruned().

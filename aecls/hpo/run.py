@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from aecls.data.locate import locate
-from aecls.errors import AeclsError, check
+from aecls.errors import AeclsError, FitInterrupted, Interrupted, check
 from aecls.hpo.objective import objective
 from aecls.hpo.sampler import TrialSeededTPESampler
 from aecls.hpo.space import StudySpec
@@ -43,24 +43,36 @@ WORKER_ATTR = "worker"
 # Replacements the launcher starts for workers that died, per worker, before it gives up.
 RESTARTS_PER_WORKER = 3
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
 
 
 def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: bool = False,
-               **storage_kw) -> optuna.Study:
+               create: bool = True, **storage_kw) -> optuna.Study:
     """The study named in `spec` on `storage`; a second call continues it (load_if_exists).
 
     `constant_liar` lets parallel workers' TPE avoid sampling right where a running trial is.
     TPE handles the two objectives of `multi` too (multi-objective TPE); NSGA-II's generations
     (population 50 by default) need more trials than a 20-trial CPU study has. A continued study
     must have been created from the same study file (space, epochs, objective, ...) unless
-    `allow_changes`.
+    `allow_changes`. With `create=False` (`study best`, `study plots`, `report`: commands that
+    only read) neither the storage nor the study is created, and nothing is written to it.
     """
     # set_metric_names and heartbeats are "experimental" in Optuna: warned about in every worker
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler = TrialSeededTPESampler(spec.seed, constant_liar=True)
-    study = optuna.create_study(study_name=spec.name, storage=make_storage(storage, **storage_kw),
-                                directions=spec.directions, sampler=sampler, pruner=spec.build_pruner(),
-                                load_if_exists=True)
+    backend = make_storage(storage, create=create, **storage_kw)
+    if create:
+        study = optuna.create_study(study_name=spec.name, storage=backend, directions=spec.directions,
+                                    sampler=sampler, pruner=spec.build_pruner(), load_if_exists=True)
+    else:
+        try:
+            study = optuna.load_study(study_name=spec.name, storage=backend, sampler=sampler,
+                                      pruner=spec.build_pruner())
+        except KeyError as e:
+            raise AeclsError(f"no study {spec.name} on {safe_url(storage)}; `aecls study run` "
+                             "creates it") from e
+        except Exception as e:  # a server storage without Optuna's tables (sqlalchemy's errors)
+            raise AeclsError(f"no study {spec.name} on {safe_url(storage)} ({type(e).__name__})") from e
     have = [d.name.lower() for d in study.directions]
     if have != spec.directions:
         raise AeclsError(f"study {spec.name} on {safe_url(storage)} was created to {have} (objective "
@@ -71,6 +83,8 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
         raise AeclsError(f"study {spec.name} on {safe_url(storage)} was created from a different study "
                          f"file ({', '.join(changed)} changed); pass --allow-changes to continue it "
                          "anyway, or give the study another name")
+    if not create:
+        return study
     if before != now:
         study.set_user_attr("spec", now)
     if study.metric_names != list(spec.metrics):
@@ -226,6 +240,8 @@ def _worker_main(plan: WorkerPlan, error_file: str, *args, **kwargs) -> None:
     except AeclsError as e:
         Path(error_file).write_text(str(e))
         sys.exit(USER_ERROR_EXIT)
+    except (KeyboardInterrupt, FitInterrupted):  # Ctrl-C reached the whole process group: the
+        sys.exit(INTERRUPTED_EXIT)  # launcher fails and re-queues this worker's trial and says so
 
 
 def _exit_reason(code: int) -> str:
@@ -236,7 +252,7 @@ def _exit_reason(code: int) -> str:
 
 
 def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, bar: tqdm,
-               storage: str, storage_kw: dict) -> None:
+               storage: str, storage_kw: dict, recovered: list) -> None:
     ctx = mp.get_context("spawn")  # fresh interpreters: no CUDA or thread state inherited
     gpus, cpus = visible_gpus(), os.cpu_count() or 1
     devices = spec.trainer["devices"] if spec.trainer.get("accelerator") != "cpu" else 1
@@ -262,6 +278,9 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
                 del procs[slot]
                 if p.exitcode == 0:
                     continue
+                if p.exitcode == INTERRUPTED_EXIT:  # Ctrl-C reached the worker before this process
+                    recovered += recover_trials(study, storage, dead={p.pid})
+                    raise KeyboardInterrupt
                 if (errors / str(slot)).is_file():
                     user_error = True
                     raise AeclsError((errors / str(slot)).read_text())
@@ -287,7 +306,8 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
                 p.terminate()
             for p in procs.values():
                 p.join()
-            recover_trials(study, storage, dead={p.pid for p in procs.values()}, requeue=not user_error)
+            recovered += recover_trials(study, storage, dead={p.pid for p in procs.values()},
+                                        requeue=not user_error)
         shutil.rmtree(errors, ignore_errors=True)
 
 
@@ -310,10 +330,19 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
     args = (spec, total, storage, data_dir, log_dir, artifacts)
     bar = tqdm(total=total, desc=f"study {spec.name}", unit="trial", disable=not progress)
     bar.n = len(study.get_trials(deepcopy=False, states=DONE))
-    if workers > 1:
-        _supervise(spec, study, args, workers, bar, storage, storage_kw)
-    else:
-        work(*args, bar=bar, **storage_kw)
+    recovered: list[tuple[int, int | None]] = []
+    try:
+        if workers > 1:
+            _supervise(spec, study, args, workers, bar, storage, storage_kw, recovered)
+        else:
+            work(*args, bar=bar, **storage_kw)
+    except (KeyboardInterrupt, FitInterrupted):
+        bar.close()
+        recovered += recover_trials(study, storage, dead={os.getpid()})  # this process's trial
+        what = "; ".join(f"trial {f} failed and re-queued as trial {r}" if r is not None
+                         else f"trial {f} failed (retried {MAX_RETRY} times already)" for f, r in recovered)
+        raise Interrupted(f"study {spec.name} interrupted: {what or 'no trial was running'}; "
+                          "`aecls study run` continues it") from None
     bar.n = len(study.get_trials(deepcopy=False, states=DONE))
     bar.close()
     return study

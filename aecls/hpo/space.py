@@ -10,6 +10,7 @@ study trains the model `aecls fit --config` trains.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,14 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError, check
 from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig, SimCLR
 from aecls.nets import NetConfig
 from aecls.paths import find_config
 from aecls.probe import PROBE_METRIC
 from aecls.speed import SPEED_KEYS, parse_switch
+from aecls.training import make_trainer
 
 MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE, "simclr": SimCLR}
 NET_KEYS = {f.name for f in fields(NetConfig)}
@@ -72,8 +75,13 @@ class StudySpec:
     defaults: dict[str, Any] = field(default_factory=dict, init=False)
 
     def validate(self) -> StudySpec:
+        for key in ("epochs", "n_trials", "seed"):
+            value = getattr(self, key)
+            check(isinstance(value, int) and not isinstance(value, bool),
+                  f"study {self.name}: {key} must be a whole number, got {value!r}")
         check(self.model in MODELS, f"study {self.name}: model must be one of {sorted(MODELS)}")
         check(self.epochs >= 1, f"study {self.name}: epochs must be >= 1")
+        check(self.n_trials >= 1, f"study {self.name}: n_trials must be >= 1")
         check(self.pruner in PRUNERS, f"study {self.name}: pruner must be one of {list(PRUNERS)}")
         check(self.objective in OBJECTIVES,
               f"study {self.name}: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
@@ -93,18 +101,38 @@ class StudySpec:
                 distribution(self.name, name, entry)
         self._validate_trainer()
         self._load_defaults()
-        self._check_fixed()
+        self._check_data()
+        self._check_values()
         return self
 
-    def _check_fixed(self) -> None:
-        """The config's values with the space's fixed ones on top must make a valid net and
-        optimiser: a bad fixed value is an error now, not in every trial."""
-        net, optim, _ = self.configs({k: v for k, v in self.space.items() if not isinstance(v, dict)})
+    def _check_data(self) -> None:
+        """The `data:` keys build the DataModule (no data is read): a typo is an error now, not
+        a failure of every trial."""
         try:
-            NetConfig(**net).validate()
-            OptimConfig(**optim).validate()
-        except (AeclsError, TypeError) as e:
-            raise AeclsError(f"study {self.name}: {e}") from e
+            FashionMNISTDataModule(**{k: v for k, v in self.data.items() if k != "data_dir"})
+        except TypeError as e:
+            known = sorted(set(inspect.signature(FashionMNISTDataModule).parameters) - {"data_dir"})
+            raise AeclsError(f"study {self.name}: data: {e} (known keys: {known})") from e
+        except AeclsError as e:
+            raise AeclsError(f"study {self.name}: data: {e}") from e
+
+    def _check_values(self) -> None:
+        """Every value a trial can draw must make a valid module (net, optimiser, loss, ...) with
+        the config's values and the space's fixed ones: each categorical choice and each bound of
+        a range is built once now, so a bad one is an error before the first trial, naming the
+        entry."""
+        fixed = {k: v for k, v in self.space.items() if not isinstance(v, dict)}
+        candidates: list[tuple[str, dict[str, Any]]] = [("", fixed)]
+        for name, entry in self.space.items():
+            if isinstance(entry, dict):
+                d = distribution(self.name, name, entry)
+                values = d.choices if isinstance(d, CategoricalDistribution) else (d.low, d.high)
+                candidates += [(f"search-space entry {name}={v!r}: ", {**fixed, name: v}) for v in values]
+        for where, params in candidates:
+            try:
+                self._module(params)
+            except (TypeError, AeclsError) as e:
+                raise AeclsError(f"study {self.name}: {where}{e}") from e
 
     def _validate_trainer(self) -> None:
         unknown = sorted(set(self.trainer) - TRAINER_KEYS)
@@ -123,6 +151,12 @@ class StudySpec:
         strategy = str(self.trainer.get("strategy", ""))
         check(strategy != "ddp", f"study {self.name}: trainer.strategy ddp re-runs the whole command "
               "once per device; a study's trials use ddp_spawn")
+        try:  # the Trainer's own checks (precision, strategy, ...), without data or a fit
+            make_trainer(1, **self.trainer)
+        except Exception as e:
+            # A GPU study read on a host without one (`study plots` on a laptop) is no mistake.
+            if "not available" not in str(e) and "CUDA" not in str(e):
+                raise AeclsError(f"study {self.name}: trainer: {type(e).__name__}: {e}") from e
         if self.distributed:
             check(len(self.metrics) == 1, f"study {self.name}: a multi-device trial is pruned through "
                   "Optuna's DDP pruning callback, which needs a single objective (recon or probe)")
@@ -197,11 +231,14 @@ class StudySpec:
 
     def build_module(self, params: dict[str, Any]) -> BaseModule:
         """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""
-        net, optim, extra = self.configs(params)
         try:
-            return MODELS[self.model](net=NetConfig(**net), optim=OptimConfig(**optim), **extra)
-        except TypeError as e:  # a config key the model does not take
+            return self._module(params)
+        except (TypeError, AeclsError) as e:  # a config key the model does not take, a bad value
             raise AeclsError(f"study {self.name}: {e}") from e
+
+    def _module(self, params: dict[str, Any]) -> BaseModule:
+        net, optim, extra = self.configs(params)
+        return MODELS[self.model](net=NetConfig(**net), optim=OptimConfig(**optim), **extra)
 
 
 def distribution(study: str, name: str, entry: dict[str, Any]) -> BaseDistribution:
@@ -256,4 +293,7 @@ def load_study(path: str | Path) -> StudySpec:
     for key in ("data", "trainer", "space", "pruner_args"):
         check(isinstance(raw.get(key) or {}, dict), f"{path}: `{key}:` must be a mapping")
         raw[key] = raw.get(key) or {}
-    return StudySpec(**raw).validate()
+    try:
+        return StudySpec(**raw).validate()
+    except AeclsError as e:  # name the file as well as the study
+        raise AeclsError(f"{path}: {e}") from e

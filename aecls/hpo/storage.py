@@ -15,7 +15,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from aecls.errors import AeclsError
+from aecls.errors import AeclsError, mask_secrets
 from aecls.paths import SERVER_ARTIFACTS
 
 HEARTBEAT_S, GRACE_S = 30, 90  # a trial with no heartbeat for 90 s is failed and re-queued
@@ -30,22 +30,31 @@ def journal_path(url: str) -> Path:
     return Path(url.removeprefix("journal:"))
 
 
-def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
-                 grace_s: int = GRACE_S) -> optuna.storages.BaseStorage:
+def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S,
+                 create: bool = True) -> optuna.storages.BaseStorage:
+    """The storage behind `url`. A file storage's folder must exist (journal and SQLite alike: a
+    mistyped path is an error, not a new folder); with `create=False` (commands that only read a
+    study) the file must exist too, and a server's tables are not created."""
+    if not (is_journal(url) or url.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql"))):
+        raise AeclsError(f"storage {safe_url(url)!r}: use sqlite:///FILE, journal:FILE or postgresql://...")
+    path = storage_file(url)
+    if path is not None:
+        if not create and not path.is_file():
+            raise AeclsError(f"storage {url}: no such file ({path}); `aecls study run` creates it")
+        if not path.parent.is_dir():
+            raise AeclsError(f"storage {url}: folder {path.parent} does not exist; create it first")
     if is_journal(url):
-        path = journal_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    if not url.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql")):
-        raise AeclsError(f"storage {url!r}: use sqlite:///FILE, journal:FILE or postgresql://...")
     try:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+            url, heartbeat_interval=heartbeat_s, grace_period=grace_s, skip_table_creation=not create,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
         )
     except Exception as e:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
-        raise AeclsError(f"cannot open storage {url}: {type(e).__name__}: {e}") from e
+        first = (str(e).strip().splitlines() or [""])[0]  # sqlalchemy adds a "Background" line
+        raise AeclsError(mask_secrets(f"cannot open storage {safe_url(url)}: {type(e).__name__}: "
+                                      f"{first}")) from e
 
 
 def storage_file(url: str) -> Path | None:
@@ -128,3 +137,31 @@ def dashboard_args(storage: str, artifacts: str | None = None) -> str:
     """optuna-dashboard's arguments for this storage, with no password from its URL."""
     target = str(journal_path(storage)) if is_journal(storage) else safe_url(storage)
     return f"{target} --artifact-dir {artifact_dir(storage, artifacts)}"
+
+
+OWNER_FILE = ".aecls_storage"  # in each output folder of a study: the storage it belongs to
+
+
+def storage_key(url: str) -> str:
+    """Which storage `url` names, comparable across working directories: a file's absolute path,
+    a server's URL without its password."""
+    path = storage_file(url)
+    return f"file:{path.resolve()}" if path is not None else safe_url(url)
+
+
+def claim_outputs(study: str, url: str, *roots: str | Path) -> None:
+    """Outputs are kept under ROOT/STUDY (TensorBoard runs, plots, best.json): mark each such folder
+    with the storage it belongs to, and refuse to mix in a same-named study of another storage."""
+    key = storage_key(url)
+    for root in roots:
+        folder = Path(root) / study
+        owner = folder / OWNER_FILE
+        if owner.is_file():
+            had = owner.read_text().strip()
+            if had != key:
+                raise AeclsError(f"{folder} holds study {study} of storage {had.removeprefix('file:')}, "
+                                 f"not of {safe_url(url)}: give the study another name, or pass "
+                                 "--out/--log-dir to keep its outputs elsewhere")
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            owner.write_text(key + "\n")

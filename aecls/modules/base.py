@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
+from aecls.errors import AeclsError
 from aecls.modules.optim import OptimConfig
 from aecls.nets import NetConfig
 
@@ -126,6 +127,22 @@ class BaseModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         return self.optim.build(self.parameters(), self.trainer)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Resuming a fit: a one-cycle schedule is laid out for the run's total steps when it starts,
+        # and Lightning restores that layout over the new one, so a run resumed with another
+        # length would fail part-way ("Tried to step N times"). Say so before it starts.
+        trainer = self._trainer
+        if trainer is None or not trainer.training:
+            return
+        for state in checkpoint.get("lr_schedulers") or []:
+            total = state.get("total_steps")
+            if total is not None and total != (now := max(1, int(trainer.estimated_stepping_batches))):
+                raise AeclsError(
+                    f"--ckpt_path: this run's one-cycle lr schedule was laid out for {total} steps, and "
+                    f"this fit has {now} (max_epochs changed?); a one-cycle schedule cannot be "
+                    "stretched. Resume with the run's own max_epochs, or start a new run with the "
+                    "longer length (scheduler cosine or none can be resumed longer)")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `aecls test --ckpt` rebuild the right class without a config file.

@@ -17,6 +17,7 @@ from aecls.errors import AeclsError, check
 from aecls.transfer.plots import accuracy_plot
 
 PRETRAINED = ("frozen", "finetune")
+MIN_PAIRED_SEEDS = 2  # a verdict needs a spread of paired differences
 
 
 def read_sweep(path: str | Path) -> dict[tuple[int, str], dict[int, float]]:
@@ -56,13 +57,17 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
             for n, r in zip(names[1:], runs[1:], strict=True):
                 seeds = sorted(set(r) & set(runs[0]))
                 d = np.array([r[s] - runs[0][s] for s in seeds])
+                if len(seeds) < MIN_PAIRED_SEEDS:  # a std of one difference is 0: no evidence either way
+                    cells.append(f"{100 * d.mean():+.2f} (1 seed)" if len(seeds) else "no shared seed")
+                    verdicts.append(f"{n} vs {ref}: {len(seeds)} paired seed(s), no verdict")
+                    continue
                 cells.append(f"{100 * d.mean():+.2f} ± {100 * d.std():.2f} ({len(seeds)} seeds)")
                 better = "beats" if d.mean() > d.std() else "loses to" if -d.mean() > d.std() else "ties"
                 verdicts.append(f"{n} {better} {ref}")
             lines.append(f"| {b} | {m} | " + " | ".join([*cells, "; ".join(verdicts)]) + " |")
     return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds; differences paired by "
             "seed (same labelled subset). 'beats' / 'loses to': the mean difference is larger than "
-            "its std; otherwise 'ties'.\n")
+            f"its std; otherwise 'ties'; no verdict with fewer than {MIN_PAIRED_SEEDS} paired seeds.\n")
 
 
 def compare_sweeps(runs: dict[str, str], out: str | Path) -> dict[str, Path]:
