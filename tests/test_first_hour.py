@@ -137,7 +137,7 @@ def test_file_storages_need_an_existing_folder_and_make_none():
 ])
 def test_mask_secrets(text):
     masked = mask_secrets(text)
-    assert "s3cret" not in masked and "aecls:***@" in masked or "u:***@" in masked
+    assert "s3cret" not in masked and ":***@" in masked
 
 
 def test_no_password_when_the_server_is_down(capsys):
@@ -186,7 +186,7 @@ def test_ctrl_c_fails_and_requeues_the_running_trial(tiny_data):
         time.sleep(0.5)
     time.sleep(2)  # into the fit
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
     assert lines == ["aecls: study tiny interrupted: trial 0 failed and re-queued as trial 1; "
