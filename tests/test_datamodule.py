@@ -49,8 +49,10 @@ def test_stratified_subset_deterministic_and_balanced():
 
 
 def test_subset_too_large_is_a_clear_error():
-    with pytest.raises(DataError, match="only 50"):
+    with pytest.raises(DataError, match="label budget 600 is more than the 500 images"):
         stratified_subset(np.repeat(np.arange(10), 50), 600, seed=0)
+    with pytest.raises(DataError, match="only 50"):  # 60 of each class
+        stratified_subset(np.repeat(np.arange(10), 50), 60, seed=0, per_class=True)
 
 
 def test_datamodule_label_subset(tiny_data):

@@ -112,17 +112,20 @@ def test_a_crashed_launchers_running_trial_is_recovered_on_continue(tiny_data):
 
 @pytest.mark.slow
 def test_a_user_error_in_a_worker_is_one_line_and_exit_2(tiny_data):
-    """A value only a trial can find bad (drawn from the space): raised in the worker processes,
-    shown as the CLI shows it without workers."""
-    path = write_study("usererr", space={"n_channels": {"type": "categorical", "choices": [0]}})
+    """A value only a trial can find bad (a label budget above the data's images: the study file's
+    check reads no data): raised in the worker processes, shown as the CLI shows it without
+    workers."""
+    path = write_study("usererr", data={"val_size": 50, "batch_size": 64, "n_labels": 100_000})
     for workers in ("1", "2"):
         r = subprocess.run([sys.executable, "-m", "aecls.cli", "study", "run", str(path), "--storage",
                             f"journal:u{workers}.journal", "--data-dir", str(tiny_data), "--workers", workers,
+                            "--log-dir", f"logs{workers}", "--out", f"out{workers}",  # two storages
                             "--no-progress"], env=ENV, capture_output=True, text=True, timeout=300)
         assert r.returncode == 2, r.stderr
         assert "Traceback" not in r.stderr
         lines = [line for line in r.stderr.splitlines() if not line.startswith("[I ")]  # Optuna's info log
-        assert lines == ["aecls: error: net.n_channels must be >= 1, got 0"]
+        assert lines == ["aecls: error: label budget 100000 is more than the 350 images of the training "
+                         "split; use a smaller n_labels (or all labels)"]
 
 
 def test_a_bad_data_dir_fails_before_any_worker_starts(tmp_path, capsys):
