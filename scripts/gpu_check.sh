@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check, one script, a few minutes on one GPU: measurements (scripts/gpu_check.py: CUDA fit of
-# configs/cae.yaml, plain loop vs Lightning on CUDA, a study with 1 and 2 workers on one GPU, the
-# best trial re-run with its seed) and then the GPU-marked tests. Results: OUT/gpu_check.md
+# configs/cae.yaml, plain loop vs Lightning on CUDA per speed variant at batch 128 and 512, a study
+# with 1, 2, 4 and 8 workers on one GPU, the best trial re-run with its seed) and then the
+# GPU-marked tests. Results: OUT/gpu_check.md
 # (default OUT: gpu_check/), the tests' summary in OUT/gpu_tests.log.
 # Use: bash scripts/gpu_check.sh [OUT]    PYTHON=python3 to use another interpreter than .venv's.
 set -euo pipefail

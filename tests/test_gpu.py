@@ -37,3 +37,41 @@ def test_study_trials_train_on_the_gpu(tiny_data, workers):
     study = run_study(spec, 3, storage, workers=workers, data_dir=str(tiny_data), progress=False)
     assert len(finished(study)) == 3
     assert all(t.user_attrs["device"].startswith("cuda") for t in finished(study))
+
+
+@pytest.mark.parametrize("option", [["--speed.channels_last", "true"], ["--trainer.precision", "bf16-mixed"],
+                                    ["--speed.fused_optimizer", "true"]])
+def test_speed_options_train_on_the_gpu_and_load(tiny_data, option):
+    from aecls.cli import main
+    from tests.helpers import checkpoints, fit
+
+    assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--trainer.accelerator", "gpu",
+               "--test_after_fit", "false", *option) == 0
+    (best,) = checkpoints()
+    assert main(["test", "--ckpt", str(best), "--accelerator", "gpu"]) == 0
+
+
+def test_fused_and_channels_last_steps_match_eager_on_cuda():
+    from aecls.modules import AutoEncoder
+    from aecls.nets import NetConfig
+
+    def steps(channels_last: bool, fused: bool) -> list[float]:
+        torch.manual_seed(0)
+        model = AutoEncoder(NetConfig(latent_dim=8, n_channels=4, hidden=16)).cuda()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2, fused=fused)
+        g = torch.Generator(device="cuda").manual_seed(1)
+        out = []
+        for _ in range(4):
+            opt.zero_grad()
+            x = torch.rand(16, 1, 28, 28, device="cuda", generator=g)
+            loss = model.compute((x, None), "train")["loss"]
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        return out
+
+    ref = steps(False, False)
+    for cl, fused in ((True, False), (False, True), (True, True)):
+        assert steps(cl, fused) == pytest.approx(ref, rel=1e-3), (cl, fused)
