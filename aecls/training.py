@@ -26,17 +26,18 @@ def quiet_lightning() -> None:
 def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
                  checkpointing: bool = False, callbacks: list | None = None, devices: Any = 1,
                  channels_last: str | bool = "auto", fused_optimizer: str | bool = "auto",
-                 progress: bool | None = None, **kwargs: Any) -> L.Trainer:
+                 steps_per_call: int = 1, progress: bool | None = None, **kwargs: Any) -> L.Trainer:
     """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
     take every GPU of the host and launch DDP inside a study); `kwargs` pass through
     (accelerator, strategy, limit_*_batches, precision, ...); `progress` shows Lightning's
-    bar even when `quiet` (default: not quiet); `channels_last` and
-    `fused_optimizer` are aecls.speed's options (ignored when `callbacks` holds a `Speed`)."""
+    bar even when `quiet` (default: not quiet); `channels_last`,
+    `fused_optimizer` and `steps_per_call` are aecls.speed's options (ignored when `callbacks`
+    holds a `Speed`)."""
     if quiet:
         quiet_lightning()
     callbacks = list(callbacks or [])
     if not any(isinstance(c, Speed) for c in callbacks):
-        callbacks.append(Speed(channels_last, fused_optimizer))
+        callbacks.append(Speed(channels_last, fused_optimizer, steps_per_call))
     return L.Trainer(
         devices=devices,
         max_epochs=max_epochs,

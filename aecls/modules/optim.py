@@ -18,6 +18,7 @@ OPTIMIZERS = {
 }
 SCHEDULERS = ("none", "onecycle", "cosine", "plateau")
 FUSED = {"adam", "adamw", "sgd"}  # optimisers with a fused kernel (CPU and CUDA)
+PLATEAU_MONITOR = "val/loss"  # what the plateau schedule watches
 
 
 @dataclass
@@ -70,4 +71,9 @@ class OptimConfig:
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, trainer.max_epochs or 1))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/loss"}}
+        module = getattr(trainer, "lightning_module", None)
+        if module is not None and not module.automatic_optimization:
+            # manual optimisation (steps_per_call > 1): Lightning ignores a monitor, and warns;
+            # BaseModule steps the schedule on PLATEAU_MONITOR itself
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": PLATEAU_MONITOR}}
