@@ -166,6 +166,15 @@ def test_several_steps_per_call_train_what_the_eager_step_trains(tiny_data, sche
         assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-6), k
 
 
+def test_steps_per_call_stops_at_max_steps(tiny_data):
+    from aecls.data import FashionMNISTDataModule
+
+    trainer = make_trainer(-1, max_steps=5, steps_per_call=4, accelerator="cpu", limit_val_batches=0)
+    dm = FashionMNISTDataModule(str(tiny_data), val_size=50, batch_size=48)
+    trainer.fit(AutoEncoder(NET), datamodule=dm)
+    assert trainer.global_step == 5  # not 8: the second group stops at the limit
+
+
 def test_steps_per_call_checks(tiny_data):
     from aecls.modules.semisupervised import FixMatch
 

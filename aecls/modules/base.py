@@ -128,7 +128,10 @@ class BaseModule(L.LightningModule):
     def _grouped_training_step(self, dataloader_iter) -> None:
         opt = self.optimizers()
         configs = self.trainer.lr_scheduler_configs
+        max_steps = self.trainer.max_steps
         for _ in range(self._steps_per_call):
+            if 0 < max_steps <= self.trainer.global_step:  # Lightning checks only between calls
+                return
             try:
                 batch, _, _ = next(dataloader_iter)
             except StopIteration:  # the epoch ended inside this group
