@@ -189,7 +189,7 @@ def test_ctrl_c_fails_and_requeues_the_running_trial(tiny_data):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
-    assert lines == ["aecls: study tiny interrupted: trial 0 failed and re-queued as trial 1; "
+    assert lines == ["aecls: study tiny interrupted: trial 0 failed, re-queued as trial 1; "
                      "`aecls study run` continues it"], err
     study = optuna.load_study(study_name="tiny", storage="sqlite:///optuna.db")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]

@@ -54,8 +54,8 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
     TPE handles the two objectives of `multi` too (multi-objective TPE); NSGA-II's generations
     (population 50 by default) need more trials than a 20-trial CPU study has. A continued study
     must have been created from the same study file (space, epochs, objective, ...) unless
-    `allow_changes`. With `create=False` (`study best`, `study plots`, `report`: commands that
-    only read) neither the storage nor the study is created, and nothing is written to it.
+    `allow_changes`. With `create=False` (`study best`, `study plots`: commands that only
+    read) neither the storage nor the study is created, and nothing is written to it.
     """
     # set_metric_names and heartbeats are "experimental" in Optuna: warned about in every worker
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -244,6 +244,12 @@ def _worker_main(plan: WorkerPlan, error_file: str, *args, **kwargs) -> None:
         sys.exit(INTERRUPTED_EXIT)  # launcher fails and re-queues this worker's trial and says so
 
 
+def describe(recovered: list[tuple[int, int | None]]) -> str:
+    """What recover_trials did, for the user: "trial 2 failed, re-queued as trial 3; ..."."""
+    return "; ".join(f"trial {f} failed, re-queued as trial {r}" if r is not None
+                     else f"trial {f} failed (retried {MAX_RETRY} times already)" for f, r in recovered)
+
+
 def _exit_reason(code: int) -> str:
     if code < 0:
         with contextlib.suppress(ValueError):
@@ -287,10 +293,7 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
                 if p.exitcode > 0:  # an exception that is not the user's: a bug, its traceback is above
                     raise RuntimeError(f"study worker {slot} failed ({_exit_reason(p.exitcode)}); "
                                        "see its traceback above")
-                recovered = recover_trials(study, storage, dead={p.pid})
-                what = "; ".join(f"trial {f} failed, re-queued as trial {r}" if r is not None
-                                 else f"trial {f} failed (retried {MAX_RETRY} times already)"
-                                 for f, r in recovered) or "it held no trial"
+                what = describe(recover_trials(study, storage, dead={p.pid})) or "it held no trial"
                 check(restarts < budget, f"study {spec.name}: workers died {restarts + 1} times "
                       f"(last: worker {slot}, {_exit_reason(p.exitcode)}); giving up. {what}")
                 restarts += 1
@@ -339,9 +342,7 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
     except (KeyboardInterrupt, FitInterrupted):
         bar.close()
         recovered += recover_trials(study, storage, dead={os.getpid()})  # this process's trial
-        what = "; ".join(f"trial {f} failed and re-queued as trial {r}" if r is not None
-                         else f"trial {f} failed (retried {MAX_RETRY} times already)" for f, r in recovered)
-        raise Interrupted(f"study {spec.name} interrupted: {what or 'no trial was running'}; "
+        raise Interrupted(f"study {spec.name} interrupted: {describe(recovered) or 'no trial was running'}; "
                           "`aecls study run` continues it") from None
     bar.n = len(study.get_trials(deepcopy=False, states=DONE))
     bar.close()

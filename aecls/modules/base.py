@@ -109,8 +109,8 @@ class BaseModule(L.LightningModule):
     # (its `dataloader_iter` signature) and the step trains on the next k batches, one optimiser
     # step each: the same batches, order, updates and schedule as k calls of the eager step, the
     # last partial batch included. Manual optimisation, so the schedulers are stepped here as
-    # Lightning's automatic loop steps them. A single fixed-shape step is also what a CUDA graph
-    # captures (the GPU half of issue #19).
+    # Lightning's automatic loop steps them. A group of fixed-shape steps is also the unit a CUDA
+    # graph would capture (not done yet: the GPU half of issue #19).
 
     def group_steps(self, k: int) -> None:
         """Train with `k` optimiser steps per training_step call (for this module's fits)."""
