@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -89,3 +90,24 @@ def test_dashboard_serves_the_study(tiny_data):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_server_study_no_password_and_no_mixing(tiny_data, postgres_url, capsys):
+    """Issue #20 items 6-8 on a real server: the password (trust auth takes any) never shows, a
+    reading command creates no study there, and a same-named SQLite study keeps out of its folders."""
+    from aecls.cli import main
+
+    url = postgres_url.replace("postgres@", "postgres:s3cret@")
+    path = str(write_study("srv", epochs=1))
+    assert main(["study", "best", path, "--storage", url]) == 2  # no such study yet
+    err = capsys.readouterr().err
+    assert "no study srv on" in err and "s3cret" not in err and "postgres:***@" in err
+    assert "srv" not in optuna.get_all_study_names(postgres_url)
+    assert main(["study", "run", path, "--storage", url, "--n-trials", "1", "--data-dir", str(tiny_data),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "postgres:***@" in out  # the dashboard command
+    assert main(["study", "run", path, "--n-trials", "1", "--data-dir", str(tiny_data), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "lightning_logs/srv holds study srv of storage postgresql://postgres@127.0.0.1" in err
+    assert "s3cret" not in err

@@ -144,9 +144,9 @@ OWNER_FILE = ".aecls_storage"  # in each output folder of a study: the storage i
 
 def storage_key(url: str) -> str:
     """Which storage `url` names, comparable across working directories: a file's absolute path,
-    a server's URL without its password."""
+    a server's URL without its password (given or not, the same server)."""
     path = storage_file(url)
-    return f"file:{path.resolve()}" if path is not None else safe_url(url)
+    return f"file:{path.resolve()}" if path is not None else safe_url(url).replace(":***@", "@")
 
 
 def claim_outputs(study: str, url: str, *roots: str | Path) -> None:
