@@ -175,25 +175,30 @@ def test_best_refuses_zero_seeds(capsys):
 # -- 11: Ctrl-C in `study run` ---------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_ctrl_c_fails_and_requeues_the_running_trial(tiny_data):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_fails_and_requeues_the_running_trials(tiny_data, workers):
     path = write_study("tiny", epochs=200)  # long enough to be interrupted mid-fit
-    cmd = [sys.executable, "-m", "aecls.cli", "study", "run", str(path), "--n-trials", "1",
-           "--data-dir", str(tiny_data), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    storage = "sqlite:///optuna.db" if workers == 1 else "journal:optuna.journal"
+    cmd = [sys.executable, "-m", "aecls.cli", "study", "run", str(path), "--n-trials", str(workers),
+           "--data-dir", str(tiny_data), "--no-progress", "--workers", str(workers), "--storage", storage]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # its own process group, as in a terminal
     deadline = time.time() + 120
-    while time.time() < deadline and not list(Path("lightning_logs/tiny").glob("trial_0/events.*")):
+    started = lambda: len(list(Path("lightning_logs/tiny").glob("trial_*/events.*")))  # noqa: E731
+    while time.time() < deadline and started() < workers:
         time.sleep(0.5)
-    time.sleep(2)  # into the fit
-    proc.send_signal(signal.SIGINT)
+    time.sleep(2)  # into the fits
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
-    assert lines == ["aecls: study tiny interrupted: trial 0 failed, re-queued as trial 1; "
-                     "`aecls study run` continues it"], err
-    study = optuna.load_study(study_name="tiny", storage="sqlite:///optuna.db")
-    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
-    assert study.trials[1].params == study.trials[0].params
+    (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
+    assert line.startswith("aecls: study tiny interrupted: trial 0 failed, re-queued as trial ")
+    assert line.endswith("; `aecls study run` continues it") and line.count("re-queued") == workers, err
+    study = optuna.load_study(study_name="tiny", storage=make_storage(storage))
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * workers + [TrialState.WAITING] * workers
+    params = sorted(str(t.params) for t in study.trials[:workers])
+    assert sorted(str(t.params) for t in study.trials[workers:]) == params  # the same configs again
 
 
 # -- 12: test metrics in TensorBoard after `aecls fit` ----------------------------------------------------

@@ -247,7 +247,8 @@ def _worker_main(plan: WorkerPlan, error_file: str, *args, **kwargs) -> None:
 def describe(recovered: list[tuple[int, int | None]]) -> str:
     """What recover_trials did, for the user: "trial 2 failed, re-queued as trial 3; ..."."""
     return "; ".join(f"trial {f} failed, re-queued as trial {r}" if r is not None
-                     else f"trial {f} failed (retried {MAX_RETRY} times already)" for f, r in recovered)
+                     else f"trial {f} failed (retried {MAX_RETRY} times already)"
+                     for f, r in sorted(recovered))
 
 
 def _exit_reason(code: int) -> str:
