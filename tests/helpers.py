@@ -42,3 +42,31 @@ def fit(tiny_data, config="cae.yaml", *extra) -> int:
 
 def checkpoints(pattern="best-*.ckpt"):
     return sorted(Path("lightning_logs").glob(f"*/version_*/checkpoints/{pattern}"))
+
+
+def _join(barrier, url: str, study_file: str, results) -> None:
+    """One of several processes released together into open_study (a host of a job script)."""
+    from aecls.hpo.run import open_study
+    from aecls.hpo.space import load_study
+
+    spec = load_study(study_file)
+    barrier.wait()
+    try:
+        results.put(("ok", open_study(spec, url)._study_id))
+    except Exception as e:  # reported to the test, which names it
+        results.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def join_together(url: str, study_file: str, n: int = 8) -> list[tuple[str, object]]:
+    """Start `n` processes that open the same study on `url` at the same moment; their results."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_join, args=(barrier, url, study_file, results)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join()
+    return out

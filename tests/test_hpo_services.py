@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
-from tests.helpers import finished, write_study
+from tests.helpers import finished, join_together, write_study
 from tests.services import free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -111,3 +111,19 @@ def test_server_study_no_password_and_no_mixing(tiny_data, postgres_url, capsys)
     err = capsys.readouterr().err
     assert "lightning_logs/srv holds study srv of storage postgresql://postgres@127.0.0.1" in err
     assert "s3cret" not in err
+
+
+def test_processes_started_together_all_join_a_new_postgresql_study(postgres_url):
+    """Issue #22: 8 processes started at once on an empty PostgreSQL database all join the study
+    (before: 1 of 8, the others UniqueViolation while creating Optuna's schema)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.execute(sqlalchemy.text("DROP DATABASE IF EXISTS race"))
+        c.execute(sqlalchemy.text("CREATE DATABASE race"))
+    engine.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + "/race"
+    results = join_together(url, str(write_study("race").resolve()))
+    assert [r for r in results if r[0] != "ok"] == []
+    assert len({r[1] for r in results}) == 1

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from aecls.hpo.run import WORKER_ATTR, open_study, run_study, visible_gpus, worker_plan
 from aecls.hpo.space import load_study
-from tests.helpers import finished, write_study
+from tests.helpers import finished, join_together, write_study
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -141,3 +141,12 @@ def test_a_single_worker_run_records_its_worker(tiny_data):
     spec = load_study(write_study("me", epochs=1))
     study = run_study(spec, 1, "journal:m.journal", data_dir=str(tiny_data), progress=False)
     assert study.trials[0].user_attrs[WORKER_ATTR].endswith(f":{os.getpid()}")
+
+
+@pytest.mark.slow
+def test_processes_started_together_all_join_a_new_sqlite_study():
+    """Issue #22: 8 processes on a new SQLite file at once all open the one study (Optuna's schema
+    creation races; the losers retry and load it)."""
+    results = join_together("sqlite:///race.db", str(write_study("race").resolve()))
+    assert [r for r in results if r[0] != "ok"] == []
+    assert len({r[1] for r in results}) == 1

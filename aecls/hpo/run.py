@@ -33,7 +33,15 @@ from aecls.errors import AeclsError, FitInterrupted, Interrupted, check
 from aecls.hpo.objective import objective
 from aecls.hpo.sampler import TrialSeededTPESampler
 from aecls.hpo.space import StudySpec
-from aecls.hpo.storage import MAX_RETRY, artifact_store, is_journal, make_storage, safe_url, trial_lock
+from aecls.hpo.storage import (
+    MAX_RETRY,
+    artifact_store,
+    is_journal,
+    make_storage,
+    retry_races,
+    safe_url,
+    trial_lock,
+)
 from aecls.paths import DEFAULT_STORAGE, LOG_DIR
 from aecls.training import quiet_lightning
 
@@ -61,9 +69,10 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler = TrialSeededTPESampler(spec.seed, constant_liar=True)
     backend = make_storage(storage, create=create, **storage_kw)
-    if create:
-        study = optuna.create_study(study_name=spec.name, storage=backend, directions=spec.directions,
-                                    sampler=sampler, pruner=spec.build_pruner(), load_if_exists=True)
+    if create:  # hosts starting together race to create it: the losers load it (retry_races)
+        study = retry_races(lambda: optuna.create_study(
+            study_name=spec.name, storage=backend, directions=spec.directions, sampler=sampler,
+            pruner=spec.build_pruner(), load_if_exists=True))
     else:
         try:
             study = optuna.load_study(study_name=spec.name, storage=backend, sampler=sampler,
@@ -86,9 +95,10 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
     if not create:
         return study
     if before != now:
-        study.set_user_attr("spec", now)
+        retry_races(lambda: study.set_user_attr("spec", now))
     if study.metric_names != list(spec.metrics):
-        study.set_metric_names(list(spec.metrics))  # optuna-dashboard shows names, not "Objective 0"
+        # optuna-dashboard shows names, not "Objective 0"
+        retry_races(lambda: study.set_metric_names(list(spec.metrics)))
     return study
 
 

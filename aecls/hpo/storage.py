@@ -45,16 +45,49 @@ def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_
             raise AeclsError(f"storage {url}: folder {path.parent} does not exist; create it first")
     if is_journal(url):
         return JournalStorage(JournalFileBackend(str(path)))
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return retry_races(lambda: optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_s, grace_period=grace_s, skip_table_creation=not create,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-        )
+        ))
     except Exception as e:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
         first = (str(e).strip().splitlines() or [""])[0]  # sqlalchemy adds a "Background" line
         raise AeclsError(mask_secrets(f"cannot open storage {safe_url(url)}: {type(e).__name__}: "
                                       f"{first}")) from e
+
+
+# Errors of processes that create a storage's schema or a study at the same moment (hosts started
+# by one job script): Optuna creates tables, types and the alembic version row without a lock
+# (optuna#1092), so all but one creator fail. Whatever failed exists by then: doing it again loads it.
+RACE_MARKERS = ("already exists", "UniqueViolation", "UNIQUE constraint failed", "duplicate key value",
+                "database is locked", "DuplicateTable", "DuplicateObject")
+RACE_TRIES = 8
+
+
+def is_race(exc: BaseException) -> bool:
+    """Did `exc` come from another process creating the same schema or study just now?"""
+    while exc is not None:
+        if any(m in f"{type(exc).__name__}: {exc}" for m in RACE_MARKERS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def retry_races(make, tries: int = RACE_TRIES):
+    """`make()`, again after a short random pause while it fails with a creation race (Optuna's
+    advice is to create the study once by hand first; a lab starting many hosts at once cannot)."""
+    import random
+    import time
+
+    for attempt in range(tries):
+        try:
+            return make()
+        except Exception as e:
+            if attempt == tries - 1 or not is_race(e):
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def storage_file(url: str) -> Path | None:
