@@ -127,3 +127,75 @@ def test_processes_started_together_all_join_a_new_postgresql_study(postgres_url
     results = join_together(url, str(write_study("race").resolve()))
     assert [r for r in results if r[0] != "ok"] == []
     assert len({r[1] for r in results}) == 1
+
+
+HOST = """
+import sys
+from aecls.hpo.run import run_study
+from aecls.hpo.space import load_study
+spec = load_study(sys.argv[1])
+run_study(spec, int(sys.argv[4]), sys.argv[2], data_dir=sys.argv[3], progress=False, heartbeat_s=1, grace_s=3,
+          log_dir=sys.argv[5])
+"""
+
+
+def test_two_hosts_started_together_one_killed(tiny_data, postgres_url):
+    """Issue #22: two hosts (UTS namespaces with their own hostnames) start one study at the same
+    moment on an empty PostgreSQL database; host A is killed whole mid-trial; host B and a continued
+    run end with exactly N finished, nothing RUNNING, and A's trial retried with its params and seed."""
+    import shutil
+
+    import sqlalchemy
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or \
+            subprocess.run(["unshare", "-u", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no UTS namespaces here (unshare -u needs root and a sandbox that allows it)")
+    engine = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.execute(sqlalchemy.text("DROP DATABASE IF EXISTS hosts"))
+        c.execute(sqlalchemy.text("CREATE DATABASE hosts"))
+    engine.dispose()
+    url, n = postgres_url.rsplit("/", 1)[0] + "/hosts", 4
+    path = str(write_study("hosts", epochs=40, pruner="none").resolve())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def host(name: str) -> subprocess.Popen:
+        cmd = (f"hostname {name} && exec {sys.executable} -c \"$HOST\" "
+               f"{path} {url} {tiny_data} {n} logs_{name}")
+        return subprocess.Popen(["unshare", "-u", "sh", "-c", cmd], env={**env, "HOST": HOST},
+                                start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    a, b = host("hosta"), host("hostb")  # the same moment, an empty database
+    from aecls.hpo.run import WORKER_ATTR
+
+    deadline = time.time() + 180
+    running_on_a = []
+    while not running_on_a and time.time() < deadline and a.poll() is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="hosts", storage=url)
+        except KeyError:
+            continue
+        running_on_a = [t for t in study.get_trials(states=(TrialState.RUNNING,))
+                        if str(t.user_attrs.get(WORKER_ATTR, "")).startswith("hosta:")]
+    why = a.communicate()[1].decode()[-2000:] if a.poll() is not None else "(still running)"
+    assert running_on_a, f"host A never ran a trial: {why}"
+    time.sleep(2)  # into the trial, heartbeats recorded
+    os.killpg(a.pid, signal.SIGKILL)  # the whole host
+    a.wait()
+    _, err_b = b.communicate(timeout=300)
+    assert b.returncode == 0, err_b.decode()[-2000:]
+    time.sleep(4)  # past the grace period: A's trial is stale
+    spec = load_study(path)
+    study = run_study(spec, n, url, data_dir=str(tiny_data), progress=False, heartbeat_s=1, grace_s=3,
+                      log_dir="logs_continue")
+    trials = study.get_trials(deepcopy=False)
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == n
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert [t.number for t in failed] == [running_on_a[0].number]
+    retried = next(t for t in trials
+                   if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == failed[0].number)
+    assert retried.state == TrialState.COMPLETE and retried.params == failed[0].params
+    assert retried.user_attrs["seed"] == failed[0].user_attrs["seed"]
+    assert {str(t.user_attrs[WORKER_ATTR]).split(":")[0] for t in trials} >= {"hosta", "hostb"}
