@@ -272,3 +272,53 @@ class _BestVal(L.Callback):
         loss = trainer.callback_metrics.get("val/loss")
         if loss is not None and not trainer.sanity_checking:
             self.value = min(self.value, float(loss))
+
+
+def stand_in_objective(trial, spec, data_dir=None, log_dir=None, artifacts=None) -> float:
+    """A trial that trains nothing but does a real trial's bookkeeping: draws the study's space,
+    reports `spec.epochs` intermediate values (so the pruner decides, and prunes some), records
+    the user attrs the real objective records. Its value is a smooth function of the draws, so the
+    sampler has something to model."""
+    import math
+
+    import optuna
+
+    params = spec.suggest(trial)
+    trial.set_user_attr("seed", trial.number)
+    numeric = [float(v) for v in params.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    score = 0.01 + sum((math.log10(abs(v) + 1e-9) % 1.0) ** 2 for v in numeric) / (1 + len(numeric))
+    history = []
+    for epoch in range(spec.epochs):
+        history.append(score * (1 + 1 / (epoch + 1)))
+        trial.report(history[-1], epoch)
+        if trial.should_prune():
+            trial.set_user_attr("epochs_run", epoch + 1)
+            raise optuna.TrialPruned()
+    for key, value in (("epochs_run", spec.epochs), ("history", {"val/loss": history}), ("seconds", 0.0),
+                       ("checkpoint", ""), ("device", "cpu"), ("threads", 1)):
+        trial.set_user_attr(key, value)
+    return history[-1]
+
+
+def bench_study_overhead(storage: str, n_trials: int, workers: int = 1,
+                         study_file: str = "studies/quickstart.yaml", marks: Iterable[int] = (100, 1000),
+                         window: int = 50) -> dict[int, float]:
+    """Seconds of aecls's study bookkeeping per trial (sampler, pruner, storage, worker lock,
+    user attrs; `stand_in_objective` trains nothing) around each of `marks` trials so far: the
+    time between trial completions over the `window` trials before the mark, times `workers`
+    (each worker spends that long per trial). Runs in the current directory."""
+    from dataclasses import replace
+
+    from aecls.hpo.run import run_study
+    from aecls.hpo.space import load_study
+
+    spec = replace(load_study(study_file), name=f"overhead_{workers}w").validate()
+    study = run_study(spec, n_trials, storage, workers=workers, progress=False, log_dir="logs",
+                      objective_fn=stand_in_objective)
+    done = sorted(t.datetime_complete for t in study.get_trials(deepcopy=False) if t.datetime_complete)
+    out = {}
+    for mark in marks:
+        if mark <= len(done):
+            lo = max(0, mark - window)
+            out[mark] = (done[mark - 1] - done[lo]).total_seconds() / max(1, mark - 1 - lo) * workers
+    return out

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,8 +163,8 @@ def recover_trials(study: optuna.Study, storage: str, dead: set[int] | None = No
 
 
 def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_dir: str,
-         artifacts: str | None = None, threads: int | None = None, bar: tqdm | None = None,
-         **storage_kw) -> None:
+         artifacts: str | None = None, objective_fn: Callable | None = None, threads: int | None = None,
+         bar: tqdm | None = None, **storage_kw) -> None:
     """Run trials until the study holds `total` live (finished, running or queued) trials.
 
     Counting and starting a trial happen under one lock, released once the trial has begun, so
@@ -190,7 +191,8 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
             lock.release()  # the trial exists (popped or created): others may start theirs
             held = False
             try:
-                return objective(trial, spec, data_dir=data_dir, log_dir=log_dir, artifacts=store)
+                return (objective_fn or objective)(trial, spec, data_dir=data_dir, log_dir=log_dir,
+                                                   artifacts=store)
             except AeclsError:
                 # The user's error reaches them as one line (the CLI's); Optuna would log the
                 # failed trial with a traceback first.
@@ -328,10 +330,12 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
 def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAULT_STORAGE,
               workers: int = 1, data_dir: str | None = None, log_dir: str = LOG_DIR,
               progress: bool = True, artifacts: str | None = None, allow_changes: bool = False,
-              **storage_kw) -> optuna.Study:
+              objective_fn: Callable | None = None, **storage_kw) -> optuna.Study:
     """Run the study up to `n_trials` (default: the study file's) trials in total, continuing an
     earlier run; with `workers > 1`, in that many supervised processes splitting the CPU threads
-    and the GPUs. `artifacts`: directory of the artifact store (default: beside the storage)."""
+    and the GPUs. `artifacts`: directory of the artifact store (default: beside the storage).
+    `objective_fn` replaces the training objective (a top-level function, for worker processes):
+    the study-overhead benchmark's stand-in that trains nothing."""
     total = n_trials or spec.n_trials
     check(not (spec.distributed and is_journal(storage)),
           f"study {spec.name} trains each trial on {spec.trainer['devices']} devices (DDP): Optuna's "
@@ -341,7 +345,7 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
     for failed, retry in recover_trials(study, storage):
         print(f"aecls: trial {failed} was left RUNNING by a process that is gone: failed"
               + (f", re-queued as trial {retry}" if retry is not None else ""), file=sys.stderr)
-    args = (spec, total, storage, data_dir, log_dir, artifacts)
+    args = (spec, total, storage, data_dir, log_dir, artifacts, objective_fn)
     bar = tqdm(total=total, desc=f"study {spec.name}", unit="trial", disable=not progress)
     bar.n = len(study.get_trials(deepcopy=False, states=DONE))
     recovered: list[tuple[int, int | None]] = []
