@@ -283,6 +283,7 @@ def stand_in_objective(trial, spec, data_dir=None, log_dir=None, artifacts=None)
 
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # in worker processes too: no log per trial
     params = spec.suggest(trial)
     trial.set_user_attr("seed", trial.number)
     numeric = [float(v) for v in params.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]

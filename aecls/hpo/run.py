@@ -11,6 +11,7 @@ continued. Journal storages have no heartbeat, so without this such a trial stay
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import shutil
@@ -179,6 +180,23 @@ def work(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_di
         torch.set_num_threads(threads)
     quiet_lightning()
     study = open_study(spec, storage, **storage_kw)
+    # Each trial ends with a full garbage collection (gc_after_trial: a trial's Trainer and module
+    # hold reference cycles, CUDA memory among them). With torch and Lightning loaded, most of the
+    # heap is their modules, and scanning it every trial cost more than Optuna's whole bookkeeping
+    # (BENCHMARKS.md, study overhead): freeze what exists now, so each collection scans only what
+    # the trials made.
+    gc.collect()
+    gc.freeze()
+    try:
+        _trials(spec, total, storage, data_dir, log_dir, artifacts, objective_fn, study, bar)
+    finally:
+        gc.unfreeze()  # a caller's own objects are collectable again
+
+
+def _trials(spec: StudySpec, total: int, storage: str, data_dir: str | None, log_dir: str,
+            artifacts: str | None, objective_fn: Callable | None, study: optuna.Study,
+            bar: tqdm | None) -> None:
+    """`work`'s loop: count and start trials under the lock until the study holds `total`."""
     lock, store = trial_lock(storage), artifact_store(storage, artifacts)
     me, verbosity = worker_id(), optuna.logging.get_verbosity()
     while True:

@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""The cost of a study's bookkeeping (issue #22): aecls's real sampler, pruner, storage, worker
+lock and user attrs, with a stand-in objective that trains nothing (aecls.bench.stand_in_objective),
+as seconds per trial (per worker) around 100, 1,000, ... trials so far, per storage and number of
+workers. Each run starts from an empty storage in a temporary directory; PostgreSQL is a throw-away
+server on loopback (as the storage tests start one). Prints a Markdown table."""
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+
+from aecls.bench import bench_study_overhead
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--storages", nargs="+", default=["sqlite", "journal", "postgresql"],
+                   choices=["sqlite", "journal", "postgresql"])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8])
+    p.add_argument("--marks", type=int, nargs="+", default=[100, 1000, 3000],
+                   help="trials so far at which the per-trial cost is read (the largest is the run's length)")
+    p.add_argument("--study", default=str(REPO / "studies/quickstart.yaml"), help="its space and pruner")
+    a = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"- date: {datetime.date.today()}; command: `python {' '.join(sys.argv)}`")
+    print(f"- machine: {platform.machine()}, {os.cpu_count()} cores, optuna {optuna.__version__}\n")
+    print("| storage | workers | " + " | ".join(f"s/trial at {m}" for m in a.marks) + " |")
+    print("|---|---:|" + "---:|" * len(a.marks))
+    for name in a.storages:
+        for w in a.workers:
+            tmp, cwd, stop = Path(tempfile.mkdtemp(prefix="aecls_overhead_")), os.getcwd(), None
+            os.chdir(tmp)
+            try:
+                if name == "postgresql":
+                    sys.path.insert(0, str(REPO))
+                    from tests.services import start_postgres
+
+                    url, stop = start_postgres(Path(tempfile.mkdtemp(prefix="aecls_pg_")))
+                else:
+                    url = {"sqlite": "sqlite:///o.db", "journal": "journal:o.journal"}[name]
+                r = bench_study_overhead(url, max(a.marks), w, a.study, a.marks)
+            finally:
+                if stop is not None:
+                    stop()
+                os.chdir(cwd)
+                shutil.rmtree(tmp, ignore_errors=True)
+            cells = " | ".join(f"{r[m]:.3f}" if m in r else "" for m in a.marks)
+            print(f"| {name} | {w} | {cells} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
