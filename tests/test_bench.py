@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aecls.bench import bench_data, bench_fit, bench_study
+from aecls.bench import bench_data, bench_fit, bench_study, bench_study_overhead
 from tests.helpers import write_study
 
 
@@ -30,3 +30,10 @@ def test_bench_helpers_run(tiny_data):
     grew = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 cwd=Path(__file__).resolve().parents[1]).stdout)
     assert 400 < grew < 800
+
+
+def test_study_overhead_helper_runs():
+    """The stand-in objective goes through aecls's real study loop (sampler, pruner, storage)."""
+    r = bench_study_overhead("sqlite:///o.db", 12, 1, study_file=str(write_study("ov").resolve()),
+                             marks=(10, 50), window=5)
+    assert set(r) == {10} and 0 < r[10] < 60  # 50 is past the run's 12 trials: not read
