@@ -238,15 +238,13 @@ def speed_parity(config: str = "cae", seeds: Iterable[int] = (0, 1, 2), epochs: 
     """Quality check of the speed options: the model config `config` (configs/<config>.yaml) trained
     `epochs` epochs per seed in each of `variants` (FIT_VARIANTS); returns variant -> seed ->
     best val/loss. A speed default may change only where these agree within seed noise."""
-    import yaml
-
     from aecls.modules import AutoEncoder
-    from aecls.paths import find_config
+    from aecls.paths import read_config
     from aecls.speed import Speed
     from aecls.training import make_trainer, quiet_lightning
 
     quiet_lightning()
-    cfg = yaml.safe_load(find_config(config).read_text())
+    cfg = read_config(config)
     data = {k: v for k, v in (cfg.get("data") or {}).items() if k != "data_dir"}
     out: dict[str, dict[int, float]] = {v: {} for v in variants}
     for seed in seeds:

@@ -35,6 +35,16 @@ def find_config(name_or_path: str | Path) -> Path:
     raise AeclsError(f"model config not found: {' or '.join(map(str, candidates))}")
 
 
+def read_config(name_or_path: str | Path) -> dict:
+    """A model config (see find_config) as a dict; YAML that does not parse is a user error."""
+    import yaml
+
+    try:
+        return yaml.safe_load(find_config(name_or_path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise AeclsError(f"{name_or_path}: not valid YAML ({e})") from e
+
+
 def tool_command(name: str) -> str:
     """How to run a tool installed beside this Python (the venv's bin/: optuna-dashboard,
     tensorboard), as an absolute path that works from any folder; else its name on PATH."""

@@ -37,15 +37,9 @@ def _test(args: argparse.Namespace) -> None:
 
 
 def _config_data_dir(path: str) -> str | None:
-    import yaml
+    from aecls.paths import read_config
 
-    from aecls.paths import find_config
-
-    try:
-        cfg = yaml.safe_load(find_config(path).read_text()) or {}
-    except yaml.YAMLError as e:
-        raise AeclsError(f"{path}: not valid YAML ({e})") from e
-    return (cfg.get("data") or {}).get("data_dir")
+    return (read_config(path).get("data") or {}).get("data_dir")
 
 
 def _data(args: argparse.Namespace) -> None:

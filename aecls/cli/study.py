@@ -84,18 +84,17 @@ def _storage(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace) -> None:
     from aecls.errors import check
-    from aecls.hpo.run import open_study, run_study
+    from aecls.hpo.run import run_study
     from aecls.hpo.space import load_study
-    from aecls.hpo.storage import claim_outputs, dashboard_args
+    from aecls.hpo.storage import dashboard_args
     from aecls.hpo.summary import study_outputs
 
     check(args.workers >= 1, "--workers must be >= 1")
     check(args.n_trials is None or args.n_trials >= 1, "--n-trials must be >= 1")
     spec, storage = load_study(args.study), _storage(args)
-    open_study(spec, storage, allow_changes=args.allow_changes)  # a bad storage fails before the claim
-    claim_outputs(spec.name, storage, args.log_dir, args.out)
     study = run_study(spec, args.n_trials, storage, args.workers, args.data_dir, args.log_dir,
-                      progress=args.progress, artifacts=args.artifacts, allow_changes=args.allow_changes)
+                      progress=args.progress, artifacts=args.artifacts, allow_changes=args.allow_changes,
+                      outputs=(args.log_dir, args.out))
     text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")
     print(text)
     print(f"plots: {', '.join(str(p) for p in plots)}")

@@ -38,6 +38,7 @@ from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import (
     MAX_RETRY,
     artifact_store,
+    claim_outputs,
     is_journal,
     make_storage,
     retry_races,
@@ -348,18 +349,21 @@ def _supervise(spec: StudySpec, study: optuna.Study, args: tuple, workers: int, 
 def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAULT_STORAGE,
               workers: int = 1, data_dir: str | None = None, log_dir: str = LOG_DIR,
               progress: bool = True, artifacts: str | None = None, allow_changes: bool = False,
-              objective_fn: Callable | None = None, **storage_kw) -> optuna.Study:
+              objective_fn: Callable | None = None, outputs: tuple[str, ...] = (),
+              **storage_kw) -> optuna.Study:
     """Run the study up to `n_trials` (default: the study file's) trials in total, continuing an
     earlier run; with `workers > 1`, in that many supervised processes splitting the CPU threads
     and the GPUs. `artifacts`: directory of the artifact store (default: beside the storage).
     `objective_fn` replaces the training objective (a top-level function, for worker processes):
-    the study-overhead benchmark's stand-in that trains nothing."""
+    the study-overhead benchmark's stand-in that trains nothing. `outputs`: folders under which
+    this run's STUDY/ outputs go, claimed for this storage (claim_outputs) once it is open."""
     total = n_trials or spec.n_trials
     check(not (spec.distributed and is_journal(storage)),
           f"study {spec.name} trains each trial on {spec.trainer['devices']} devices (DDP): Optuna's "
           "DDP pruning needs an RDB storage (sqlite:///FILE or postgresql://...), not a journal file")
     locate(spec.data.get("dataset", "fashion_mnist"), data_dir)  # a bad data dir fails here, once
     study = open_study(spec, storage, allow_changes=allow_changes, **storage_kw)
+    claim_outputs(spec.name, storage, *outputs)  # after the open: a bad storage claims nothing
     for failed, retry in recover_trials(study, storage):
         print(f"aecls: trial {failed} was left RUNNING by a process that is gone: failed"
               + (f", re-queued as trial {retry}" if retry is not None else ""), file=sys.stderr)
