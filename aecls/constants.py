@@ -2,3 +2,12 @@
 
 N_CLASSES = 10  # Fashion-MNIST and MNIST labels are 0..9
 CLASSIFIER_MODES = ("scratch", "frozen", "finetune")  # how a Classifier treats its encoder
+
+# FixMatch as published (Sohn et al. 2020, section 4 and appendix): one place for the library's and
+# the sweep's defaults. SGD with Nesterov momentum, lr decayed per step by cos(7 pi k / 16 K).
+FIXMATCH_THRESHOLD = 0.95  # confidence a pseudo-label needs
+FIXMATCH_MU = 7  # unlabelled images per labelled image in a step
+FIXMATCH_LR = 0.03
+FIXMATCH_MOMENTUM = 0.9
+FIXMATCH_WEIGHT_DECAY = 5e-4
+FIXMATCH_EMA = 0.999  # decay of the weight average that is evaluated

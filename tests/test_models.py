@@ -121,7 +121,7 @@ def test_bad_config_values(make, message):
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
-@pytest.mark.parametrize("scheduler", ["none", "cosine", "plateau", "onecycle"])
+@pytest.mark.parametrize("scheduler", ["none", "cosine", "cosine_steps", "plateau", "onecycle"])
 def test_optimisers_and_schedulers_build(name, scheduler):
     class FakeTrainer:
         estimated_stepping_batches, max_epochs = 10, 2

@@ -1,4 +1,5 @@
-"""FixMatch: its loss, that it reads no label outside its labelled subset, and its sweep rows."""
+"""FixMatch: its loss, the published recipe (weak labelled views, EMA evaluation, the cosine
+schedule), that it reads no label outside its labelled subset, its diagnostic, and its sweep rows."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from aecls.data import FashionMNISTDataModule
 from aecls.data.idx import read_labels, write_idx
 from aecls.data.subsets import stratified_subset, train_val_split
 from aecls.encoders import export_encoder
-from aecls.modules import AutoEncoder, OptimConfig
-from aecls.modules.semisupervised import FixMatch, fixmatch_loss
+from aecls.errors import AeclsError
+from aecls.modules import AutoEncoder, OptimConfig, semisupervised
+from aecls.modules.semisupervised import EvalEMA, FixMatch, PseudoLabelMonitor, fixmatch_loss
 from aecls.nets import NetConfig
 from aecls.training import make_trainer
 from aecls.transfer.config import SweepConfig
@@ -94,6 +98,10 @@ def test_a_sweep_with_fixmatch_writes_its_rows(tiny_data, tmp_path):
     assert [r["method"] for r in written] == ["frozen", "fixmatch", "logreg_pixels"]
     assert "fixmatch" in (tmp_path / "sw" / "sweep.md").read_text()
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 1000
+    curves = list(csv.DictReader(open(tmp_path / "sw" / "fixmatch_curves.csv")))
+    assert [int(c["step"]) for c in curves] == [3]  # after the last step
+    assert {"mask_rate", "pseudo_acc", "acc", "scored_acc"} <= set(curves[0])
+    assert (tmp_path / "sw" / "fixmatch_curves.png").stat().st_size > 1000
 
 
 def test_an_ema_teacher_gives_the_pseudo_labels_and_is_not_trained(tiny_data, tmp_path):
@@ -107,3 +115,95 @@ def test_an_ema_teacher_gives_the_pseudo_labels_and_is_not_trained(tiny_data, tm
     assert teacher.keys() == student.keys()
     assert all(not torch.equal(teacher[k], student[k]) for k in student)  # a moving average, behind
     assert not any(k.startswith("teacher") for k in model.state_dict())  # not saved, not optimised
+
+
+def _dm(tiny_data: Path, **kw) -> FashionMNISTDataModule:
+    return FashionMNISTDataModule(data_dir=str(tiny_data), n_labels=BUDGET, seed=0, val_size=VAL,
+                                  batch_size=16, **kw)
+
+
+def test_labelled_batches_get_the_weak_view(tiny_data, tmp_path, monkeypatch):
+    seen, original = [], semisupervised.augment
+
+    def spy(x, *args, **kwargs):
+        seen.append(x.detach().clone())
+        return original(x, *args, **kwargs)
+
+    monkeypatch.setattr(semisupervised, "augment", spy)
+    dm = _dm(tiny_data)
+    dm.setup()
+    model = FixMatch(mode="finetune", encoder_path=str(_encoder(tmp_path)), unlabelled_ratio=2)
+    make_trainer(-1, max_steps=2, limit_val_batches=0).fit(model.set_unlabelled(dm.unlabelled_images()),
+                                                            datamodule=dm)
+    labelled = dm.splits["train"][0].unsqueeze(1).float() / 255
+    # each step: the labelled batch (a batch of the subset) and the unlabelled images get a weak view
+    firsts = seen[0::2]
+    assert [len(x) for x in firsts] == [16, BUDGET - 16]
+    assert all(any(torch.equal(img, ref) for ref in labelled) for x in firsts for img in x)
+    again = FixMatch(mode="finetune", encoder_path=str(_encoder(tmp_path)))
+    with pytest.raises(AeclsError, match="augment to false"):
+        make_trainer(-1, max_steps=1, limit_val_batches=0).fit(again.set_unlabelled(dm.unlabelled_images()),
+                                                                datamodule=_dm(tiny_data, augment=True))
+
+
+class _KeepTrained(Callback):
+    """The trained weights as training ends, before the weight average is copied in."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.trained = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+        ema = next(c for c in trainer.callbacks if isinstance(c, EvalEMA))
+        self.average = {k: v.detach().clone() for k, v in ema.averaged().state_dict().items()}
+
+
+def test_the_weight_average_is_what_is_scored(tiny_data, tmp_path):
+    dm = _dm(tiny_data)
+    model = FixMatch(mode="finetune", encoder_path=str(_encoder(tmp_path)), eval_ema=0.9, unlabelled_ratio=2)
+    keep = _KeepTrained()
+    trainer = make_trainer(-1, max_steps=5, limit_val_batches=0, callbacks=[keep])
+    trainer.fit(model.set_unlabelled(dm.unlabelled_images()), datamodule=dm)
+    weights = [k for k in keep.trained if "running" not in k and "num_batches" not in k]
+    assert not all(torch.equal(keep.trained[k], keep.average[k]) for k in weights)  # they differ ...
+    after = model.state_dict()
+    assert all(torch.equal(after[k], keep.average[k]) for k in weights)  # ... and the average is kept
+    x, y = dm.splits["test"]
+    model.eval()
+    with torch.no_grad():
+        mine = float((model(x.unsqueeze(1).float() / 255).argmax(1) == y).float().mean())
+    assert trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"] == pytest.approx(mine)
+
+
+def _diagnosed_fit(tiny_data: Path, encoder: Path, wrong_val: bool) -> tuple[list[dict], list[torch.Tensor]]:
+    L.seed_everything(0, verbose=False)
+    dm = _dm(tiny_data)
+    dm.setup()
+    if wrong_val:
+        x, y = dm.splits["val"]
+        dm.splits["val"] = (x, (y + 1) % 10)
+    model = FixMatch(mode="finetune", encoder_path=str(encoder), threshold=0.2, unlabelled_ratio=2)
+    monitor = PseudoLabelMonitor(every_n_steps=2, n_images=40)
+    make_trainer(-1, max_steps=5, limit_val_batches=0, callbacks=[monitor]).fit(
+        model.set_unlabelled(dm.unlabelled_images()), datamodule=dm)
+    return monitor.history, [p.detach().clone() for p in model.parameters()]
+
+
+def test_the_pseudo_label_diagnostic_reads_validation_labels_and_trains_on_none(tiny_data, tmp_path):
+    encoder = _encoder(tmp_path)
+    history, weights = _diagnosed_fit(tiny_data, encoder, wrong_val=False)
+    assert [h["step"] for h in history] == [2, 4, 5]
+    assert all(0 <= h["mask_rate"] <= 1 and 0 <= h["acc"] <= 1 for h in history)
+    wrong_history, wrong_weights = _diagnosed_fit(tiny_data, encoder, wrong_val=True)
+    assert all(torch.equal(a, b) for a, b in zip(weights, wrong_weights, strict=True))  # same training
+    assert [h["acc"] for h in history] != [h["acc"] for h in wrong_history]  # another diagnostic
+    assert [h["mask_rate"] for h in history] == [h["mask_rate"] for h in wrong_history]
+
+
+def test_the_published_schedule_ends_at_cos_7pi_16(tiny_data, tmp_path):
+    dm = _dm(tiny_data)
+    model = FixMatch(mode="finetune", encoder_path=str(_encoder(tmp_path)), unlabelled_ratio=1, eval_ema=0)
+    assert model.optim.name == "sgd" and model.optim.scheduler == "cosine_steps"
+    trainer = make_trainer(-1, max_steps=8, limit_val_batches=0)
+    trainer.fit(model.set_unlabelled(dm.unlabelled_images()), datamodule=dm)
+    head_lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert head_lr == pytest.approx(0.03 * np.cos(7 * np.pi / 16))
+    defaults = trainer.optimizers[0].defaults
+    assert defaults["nesterov"] and defaults["momentum"] == 0.9 and defaults["weight_decay"] == 5e-4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,8 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
-SCHEDULERS = ("none", "onecycle", "cosine", "plateau")
+SCHEDULERS = ("none", "onecycle", "cosine", "cosine_steps", "plateau")
+COSINE_STEPS_END = 7 / 16  # cosine_steps: the lr at step k of K is lr * cos(pi * END * k / K)
 FUSED = {"adam", "adamw", "sgd"}  # optimisers with a fused kernel (CPU and CUDA)
 PLATEAU_MONITOR = "val/loss"  # what the plateau schedule watches
 
@@ -30,8 +32,10 @@ class OptimConfig:
         lr: learning rate (the peak lr for onecycle).
         weight_decay: L2 penalty (decoupled for adamw).
         momentum: for sgd and rmsprop.
-        scheduler: none, onecycle (per step), cosine (per epoch, to 0 at max_epochs) or
-            plateau (halves lr when val/loss stalls for 2 epochs).
+        scheduler: none, onecycle (per step), cosine (per epoch, to 0 at max_epochs),
+            cosine_steps (per step over the fit's steps, lr * cos(7 pi k / 16 K): FixMatch's
+            schedule, which ends at 0.2 lr, for fits counted in steps) or plateau (halves lr
+            when val/loss stalls for 2 epochs).
     """
 
     name: str = "adam"
@@ -70,6 +74,11 @@ class OptimConfig:
         if self.scheduler == "cosine":
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, trainer.max_epochs or 1))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if self.scheduler == "cosine_steps":
+            total = max(1, int(trainer.estimated_stepping_batches))
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda k: math.cos(math.pi * COSINE_STEPS_END * min(k, total) / total))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
         module = getattr(trainer, "lightning_module", None)
         if module is not None and not module.automatic_optimization:

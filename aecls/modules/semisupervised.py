@@ -3,25 +3,47 @@ the training images without their labels.
 
 Why FixMatch (Sohn et al. 2020): it is the standard, simple strong baseline for few labels, and
 it reuses what aecls has: the classifier (here fine-tuning a pretrained encoder), the crop/flip
-augmentation as the weak view and the contrastive view as the strong one. Each step: cross-entropy
-on the labelled batch (weak views), plus, for `unlabelled_ratio` times as many unlabelled images,
-cross-entropy of the strong view against the class the model gives the weak view, counted only
-where that prediction is at least `threshold` confident. The unlabelled images come without
-labels (`set_unlabelled`), so no label outside the subset can be read.
+augmentation as the weak view and the contrastive view as the strong one. Each step:
+cross-entropy on the weak views of the labelled batch, plus, for `unlabelled_ratio` times as many
+unlabelled images, cross-entropy of the strong view against the class the model gives the weak
+view, counted only where that prediction is at least `threshold` confident. The defaults are the
+paper's (aecls.constants: mu 7, threshold 0.95, SGD Nesterov 0.9, lr 0.03 with cos(7 pi k / 16 K)
+decay, weight decay 5e-4, an EMA of the weights evaluated). The unlabelled images come without
+labels (`set_unlabelled`), so no label outside the subset can be read; `PseudoLabelMonitor` reads
+validation labels, to score a diagnostic only.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from aecls.constants import N_CLASSES
+from aecls.constants import (
+    FIXMATCH_EMA,
+    FIXMATCH_LR,
+    FIXMATCH_MOMENTUM,
+    FIXMATCH_MU,
+    FIXMATCH_THRESHOLD,
+    FIXMATCH_WEIGHT_DECAY,
+    N_CLASSES,
+)
 from aecls.data.transforms import augment, contrastive_view, step_generator, to_unit
 from aecls.errors import check
 from aecls.modules.classifier import Classifier
+from aecls.modules.optim import OptimConfig
+
+
+def published_optim(lr: float = FIXMATCH_LR) -> OptimConfig:
+    """The paper's optimiser: SGD, Nesterov momentum 0.9, weight decay 5e-4, lr decayed per step
+    by cos(7 pi k / 16 K) over the fit's K steps."""
+    return OptimConfig(name="sgd", lr=lr, momentum=FIXMATCH_MOMENTUM, weight_decay=FIXMATCH_WEIGHT_DECAY,
+                       scheduler="cosine_steps")
 
 
 def fixmatch_loss(logits_weak: torch.Tensor, logits_strong: torch.Tensor,
@@ -45,32 +67,56 @@ class _Net(nn.Module):
         return self.head(self.encoder(x)[:, : self.latent])
 
 
+class EvalEMA(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights: swapped in for validation, copied
+    into the model when training ends (so `trainer.test` and checkpoints score the average).
+    `averaged()` gives the average during the fit (for the diagnostic)."""
+
+    def averaged(self) -> nn.Module | None:
+        return None if self._average_model is None else self._average_model.module
+
+
 class FixMatch(Classifier):
-    """A Classifier (`mode` finetune or scratch) trained with FixMatch. Args as Classifier, and:
+    """A Classifier (`mode` finetune or scratch) trained with FixMatch. Args as Classifier (optim
+    default: `published_optim()`), and:
         threshold: confidence a pseudo-label needs to count.
-        unlabelled_ratio: unlabelled images per labelled image in a step.
+        unlabelled_ratio: unlabelled images per labelled image in a step (the paper's mu).
         unlabelled_weight: weight of the unlabelled loss.
+        eval_ema: decay of the moving average of the weights that is evaluated and saved (as
+            published: 0.999); 0 = evaluate the trained weights themselves.
         teacher_ema: 0 (FixMatch as published: the model labels its own weak views), or the decay
             of an exponential moving average of the model (torch's AveragedModel) that gives the
             pseudo-labels instead, in eval mode: a slower, steadier teacher (as in Mean Teacher).
-        seed: seeds the unlabelled batches and their views (with the step).
+        seed: seeds the unlabelled batches and every view (with the step).
+    The labelled batch gets the weak view (random crop + flip) every step, drawn here: the
+    DataModule's own `augment` must be off.
     """
 
-    def __init__(self, *args, threshold: float = 0.95, unlabelled_ratio: int = 3,
-                 unlabelled_weight: float = 1.0, teacher_ema: float = 0.0, seed: int = 0,
-                 **kwargs) -> None:
+    def __init__(self, *args, threshold: float = FIXMATCH_THRESHOLD, unlabelled_ratio: int = FIXMATCH_MU,
+                 unlabelled_weight: float = 1.0, eval_ema: float = FIXMATCH_EMA, teacher_ema: float = 0.0,
+                 seed: int = 0, **kwargs) -> None:
+        if len(args) < 2 and kwargs.get("optim") is None:
+            kwargs["optim"] = published_optim()
         super().__init__(*args, **kwargs)
         check(0 < threshold <= 1, f"threshold must be in (0, 1], got {threshold}")
         check(unlabelled_ratio >= 1, f"unlabelled_ratio must be >= 1, got {unlabelled_ratio}")
         check(0 <= teacher_ema < 1, f"teacher_ema must be in [0, 1), got {teacher_ema}")
+        check(0 <= eval_ema < 1, f"eval_ema must be in [0, 1), got {eval_ema}")
         self.hparams.update({"threshold": threshold, "unlabelled_ratio": unlabelled_ratio,
-                             "unlabelled_weight": unlabelled_weight, "teacher_ema": teacher_ema,
-                             "seed": seed})
+                             "unlabelled_weight": unlabelled_weight, "eval_ema": eval_ema,
+                             "teacher_ema": teacher_ema, "seed": seed})
         self.unlabelled: torch.Tensor | None = None
         # Kept out of the module tree (object.__setattr__): not trained, not in the checkpoint.
         object.__setattr__(self, "teacher", None)
 
+    def configure_callbacks(self) -> list:
+        ema = [EvalEMA(decay=self.hparams.eval_ema)] if self.hparams.eval_ema > 0 else []
+        return [*super().configure_callbacks(), *ema]
+
     def on_fit_start(self) -> None:
+        dm = self.trainer.datamodule
+        check(not getattr(getattr(dm, "hparams", {}), "augment", False),
+              "FixMatch draws the labelled batch's weak view itself: set the data's augment to false")
         if self.unlabelled is not None:  # once, not per step
             self.unlabelled = self.unlabelled.to(self.device)
         if self.hparams.teacher_ema > 0:
@@ -94,6 +140,7 @@ class FixMatch(Classifier):
         check(self.unlabelled is not None, "FixMatch needs its unlabelled images: call set_unlabelled")
         x, y = batch
         g = step_generator(x.device, self.hparams.seed, self.global_step)
+        x = augment(x, generator=g)  # the labelled batch's weak view
         pick = torch.randint(len(self.unlabelled), (self.hparams.unlabelled_ratio * len(x),), generator=g,
                              device=x.device)
         u = to_unit(self.unlabelled[pick].to(x.device))
@@ -110,3 +157,56 @@ class FixMatch(Classifier):
         acc = multiclass_accuracy(sup_logits, y, num_classes=N_CLASSES, average="micro")
         return {"loss": sup + self.hparams.unlabelled_weight * unsup, "acc": acc, "sup": sup,
                 "unsup": unsup, "mask": mask}
+
+    @torch.no_grad()
+    def pseudo_label_stats(self, images: torch.Tensor, labels: torch.Tensor,
+                           scored: nn.Module | None = None) -> dict[str, float]:
+        """On (N, 28, 28) uint8 held-out images and their labels: the fraction whose weak view the
+        model labels with at least `threshold` confidence (`mask_rate`), the accuracy of those
+        confident pseudo-labels (`pseudo_acc`, nan when none), the model's accuracy on the clean
+        images (`acc`) and, with `scored` (the evaluated average), its accuracy (`scored_acc`).
+        Eval mode (running BatchNorm statistics): the training step labels in train mode, so
+        this is the pseudo-labeller as it will be evaluated, not bit for bit the step's."""
+        nets = [self, *([scored] if scored is not None else [])]
+        modes = {m: m.training for net in nets for m in net.modules()}  # a frozen encoder stays so
+        for net in nets:
+            net.eval()
+        x = to_unit(images.to(self.device))
+        labels = labels.to(self.device)
+        g = torch.Generator(device=self.device).manual_seed(self.hparams.seed)
+        confidence, pseudo = self(augment(x, generator=g)).softmax(1).max(1)
+        mask = confidence >= self.hparams.threshold
+        right = (pseudo[mask] == labels[mask]).float()
+        stats = {"mask_rate": float(mask.float().mean()),
+                 "pseudo_acc": float(right.mean()) if mask.any() else math.nan,
+                 "acc": float((self(x).argmax(1) == labels).float().mean())}
+        if scored is not None:
+            stats["scored_acc"] = float((scored(x).argmax(1) == labels).float().mean())
+        for m, training in modes.items():
+            m.train(training)
+        return stats
+
+
+class PseudoLabelMonitor(Callback):
+    """Every `every_n_steps` optimiser steps (and after the last), FixMatch's
+    `pseudo_label_stats` on the first `n_images` of the validation split, kept in `history` (one
+    dict per check, with `step`) and sent to the logger as `pseudo/*`. A user sees when the
+    confident pseudo-labels drift. The validation labels score this diagnostic only: nothing here
+    reaches the loss (tests/test_semisupervised.py checks it)."""
+
+    def __init__(self, every_n_steps: int = 100, n_images: int = 1000) -> None:
+        check(every_n_steps >= 1 and n_images >= 1, "every_n_steps and n_images must be >= 1")
+        self.every, self.n_images = every_n_steps, n_images
+        self.history: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % self.every and step != trainer.max_steps:
+            return
+        x, y = trainer.datamodule.splits["val"]
+        ema = next((c for c in trainer.callbacks if isinstance(c, EvalEMA)), None)
+        stats = pl_module.pseudo_label_stats(x[: self.n_images], y[: self.n_images],
+                                             ema.averaged() if ema else None)
+        self.history.append({"step": step, **stats})
+        if trainer.logger is not None:
+            trainer.logger.log_metrics({f"pseudo/{k}": v for k, v in stats.items()}, step=step)

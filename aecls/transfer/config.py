@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aecls.constants import CLASSIFIER_MODES
+from aecls.constants import CLASSIFIER_MODES, FIXMATCH_EMA, FIXMATCH_LR, FIXMATCH_MU, FIXMATCH_THRESHOLD
 from aecls.errors import check
 from aecls.paths import TRANSFER_OUT
 
@@ -43,13 +43,20 @@ class SweepConfig:
     methods: tuple[str, ...] = field(default=DEFAULT_METHODS, metadata=_help(
         f"comma-separated subset of {','.join(METHODS)}"))
     fixmatch_steps: int = field(default=2000, metadata=_help("fixmatch: optimiser steps per run"))
-    threshold: float = field(default=0.95, metadata=_help(
+    fixmatch_lr: float = field(default=FIXMATCH_LR, metadata=_help(
+        "fixmatch: lr of SGD (Nesterov 0.9, weight decay 5e-4, cos(7 pi k / 16 K) decay), as published"))
+    threshold: float = field(default=FIXMATCH_THRESHOLD, metadata=_help(
         "fixmatch: confidence a pseudo-label needs to count"))
-    unlabelled_ratio: int = field(default=3, metadata=_help(
-        "fixmatch: unlabelled images per labelled image in a step"))
+    unlabelled_ratio: int = field(default=FIXMATCH_MU, metadata=_help(
+        "fixmatch: unlabelled images per labelled image in a step (the paper's mu)"))
     unlabelled_weight: float = field(default=1.0, metadata=_help("fixmatch: weight of the unlabelled loss"))
+    eval_ema: float = field(default=FIXMATCH_EMA, metadata=_help(
+        "fixmatch: decay of the weight average that is scored (0 = the trained weights)"))
     teacher_ema: float = field(default=0.0, metadata=_help(
         "fixmatch: 0 = pseudo-labels from the model itself; else an EMA teacher with this decay"))
+    monitor_every: int = field(default=100, metadata=_help(
+        "fixmatch: every this many steps, pseudo-label rate and accuracy on 1,000 validation "
+        "images (a diagnostic: fixmatch_curves.csv/png)"))
 
     def validate(self) -> SweepConfig:
         check(self.seeds >= 1, "seeds must be >= 1")
@@ -61,6 +68,8 @@ class SweepConfig:
         check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
         check(self.fixmatch_steps >= 1 and self.unlabelled_ratio >= 1 and 0 < self.threshold <= 1,
               "fixmatch_steps and unlabelled_ratio must be >= 1, threshold in (0, 1]")
+        check(self.fixmatch_lr > 0 and self.monitor_every >= 1 and 0 <= self.eval_ema < 1,
+              "fixmatch_lr must be > 0, monitor_every >= 1, eval_ema in [0, 1)")
         unknown = set(self.methods) - set(METHODS)
         check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
         return self

@@ -23,10 +23,10 @@ from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
 from aecls.modules import Classifier, OptimConfig
-from aecls.modules.semisupervised import FixMatch
+from aecls.modules.semisupervised import FixMatch, PseudoLabelMonitor, published_optim
 from aecls.training import make_trainer, quiet_lightning
 from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
-from aecls.transfer.plots import accuracy_plot
+from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
 
 def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> float:
@@ -41,17 +41,19 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> flo
     return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"])
 
 
-def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> float:
+def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[float, list[dict]]:
     """FixMatch from the pretrained encoder (fine-tuned), the subset's labels and the training
-    split's images, read without labels."""
+    split's images, read without labels: (test accuracy of the scored weights, the pseudo-label
+    diagnostic's history)."""
     model = FixMatch(mode="finetune", encoder_path=cfg.encoder, head_hidden=cfg.head_hidden,
                      encoder_lr_scale=cfg.encoder_lr_scale, threshold=cfg.threshold,
-                     optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"),
-                     unlabelled_ratio=cfg.unlabelled_ratio, unlabelled_weight=cfg.unlabelled_weight,
+                     optim=published_optim(cfg.fixmatch_lr), unlabelled_ratio=cfg.unlabelled_ratio,
+                     unlabelled_weight=cfg.unlabelled_weight, eval_ema=cfg.eval_ema,
                      teacher_ema=cfg.teacher_ema, seed=seed)
-    trainer = make_trainer(-1, max_steps=cfg.fixmatch_steps, limit_val_batches=0)
+    monitor = PseudoLabelMonitor(cfg.monitor_every)
+    trainer = make_trainer(-1, max_steps=cfg.fixmatch_steps, limit_val_batches=0, callbacks=[monitor])
     trainer.fit(model.set_unlabelled(dm.unlabelled_images()), datamodule=dm)
-    return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"])
+    return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"]), monitor.history
 
 
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
@@ -70,23 +72,25 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     _, net, source = load_encoder(cfg.encoder)  # fails early on a bad path
     quiet_lightning()
     plan = [(b, s, m) for b in cfg.labels for s in range(cfg.seeds) for m in cfg.methods]
-    rows = []
+    rows, curves = [], []
     for budget, seed, method in tqdm(plan, desc="transfer sweep", unit="run", disable=not progress):
         L.seed_everything(seed, verbose=False)
         dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
                                     batch_size=cfg.batch_size, val_size=cfg.val_size,
-                                    augment=cfg.augment)
+                                    augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
         dm.setup()  # a budget larger than the data fails here, with the class counts
         start = time.perf_counter()
         if method in DEEP:
             acc = _deep(cfg, method, dm, net)
         elif method in SEMI:
-            acc = _fixmatch(cfg, dm, seed)
+            acc, history = _fixmatch(cfg, dm, seed)
+            curves += [{"labels": len(dm.splits["train"][0]), "seed": seed, **h} for h in history]
         else:
             acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
         rows.append({"labels": len(dm.splits["train"][0]), "budget": budget or "all", "seed": seed,
                      "method": method, "test_acc": acc, "seconds": round(time.perf_counter() - start, 2)})
-    write_outputs(rows, Path(cfg.out), title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})")
+    write_outputs(rows, Path(cfg.out), title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})",
+                  curves=curves)
     return rows
 
 
@@ -111,14 +115,25 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {seeds} seed(s).\n"
 
 
-def write_outputs(rows: list[dict], out: Path, title: str = "") -> dict[str, Path]:
-    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sweep.csv", "w", newline="") as f:
+def _write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+
+
+def write_outputs(rows: list[dict], out: Path, title: str = "",
+                  curves: list[dict] | None = None) -> dict[str, Path]:
+    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels);
+    with FixMatch runs, fixmatch_curves.csv and .png (the pseudo-label diagnostic vs steps)."""
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(rows, out / "sweep.csv")
     (out / "sweep.md").write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
     stats = summarise(rows)
     accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / "sweep.png", title)
-    return {name: out / name for name in ("sweep.csv", "sweep.md", "sweep.png")}
+    names = ["sweep.csv", "sweep.md", "sweep.png"]
+    if curves:
+        _write_csv(curves, out / "fixmatch_curves.csv")
+        pseudo_label_plot(curves, out / "fixmatch_curves.png", title)
+        names += ["fixmatch_curves.csv", "fixmatch_curves.png"]
+    return {name: out / name for name in names}
