@@ -144,12 +144,49 @@ def test_compare_pairs_seeds_and_gives_verdicts(tmp_path, capsys):
     b = _write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70], (100, "finetune"): [0.8, 0.6, 0.7],
                                       (100, "scratch"): [0.5, 0.5, 0.5]})
     assert main(["transfer", "compare", f"recon={a}", f"probe={b / 'sweep.csv'}", "--out", "cmp"]) == 0
-    md = Path("cmp/compare.md").read_text()
+    md = paired_section(Path("cmp/compare.md").read_text())
     rows = {line.split("|")[2].strip(): line for line in md.splitlines() if line.startswith("| 100 |")}
     assert set(rows) == {"frozen", "finetune"}  # only the modes that use the encoder
     assert "65.00 ± 4.08" in rows["frozen"] and "+5.00 ± 0.00 (3 seeds)" in rows["frozen"]
     assert "probe beats recon" in rows["frozen"] and "probe ties recon" in rows["finetune"]
     assert Path("cmp/compare.png").stat().st_size > 1000
+
+
+def paired_section(md: str) -> str:
+    return md.split("## Paired differences")[1].split("\n## ")[0]
+
+
+def test_compare_lays_three_tiny_sweeps_side_by_side(tiny_data, tmp_path, capsys):
+    """Three encoders' real sweeps (one with FixMatch, run apart) -> the side-by-side table, the
+    paired differences, the semi-supervised verdict and the figure."""
+    names = []
+    for seed, name in enumerate(("cae", "dae", "simclr")):
+        torch.manual_seed(seed)
+        ae = AutoEncoder(NetConfig(latent_dim=6, n_channels=4, hidden=16))
+        enc = export_encoder(tmp_path / f"{name}.pt", ae.encoder, ae.net_cfg, "cae")
+        base = ["transfer", "sweep", "--encoder", str(enc), "--labels", "20", "--seeds", "2", "--epochs", "1",
+                "--min-steps", "3", "--data-dir", str(tiny_data), "--val-size", "50", "--no-progress"]
+        assert main([*base, "--methods", "frozen,finetune,logreg_pixels", "--out", f"sw_{name}"]) == 0
+        names.append(f"{name}=sw_{name}")
+    fm = ["--methods", "fixmatch", "--fixmatch-steps", "3", "--unlabelled-ratio", "1", "--out", "sw_fm"]
+    assert main([*base, *fm]) == 0
+    capsys.readouterr()
+    assert main(["transfer", "compare", *names, "simclr=sw_fm", "--out", "cmp"]) == 0
+    md = Path("cmp/compare.md").read_text()
+    side = md.split("## Side by side")[1].split("\n## ")[0]
+    header = next(line for line in side.splitlines() if line.startswith("| labels"))
+    assert [c.strip() for c in header.split("|")[3:-1]] == ["cae", "dae", "simclr"]
+    rows = {line.split("|")[2].strip(): line for line in side.splitlines() if line.startswith("| 20 |")}
+    assert list(rows) == ["frozen", "finetune", "fixmatch", "logreg_pixels"]
+    assert rows["fixmatch"].count(" - ") == 2 and " ± " in rows["fixmatch"]  # simclr only
+    assert side.count("**") == 2 and "- 20 labels: " in side and "Run time" in side
+    assert "| 20 | frozen |" in paired_section(md) and "simclr - cae" in paired_section(md)
+    semi = md.split("## Semi-supervised vs fine-tuning")[1]
+    assert "| simclr | 20 | fixmatch |" in semi and "(2 seeds)" in semi
+    assert Path("cmp/compare.png").stat().st_size > 5000
+    # a run in two CSVs of one name is refused
+    assert main(["transfer", "compare", "cae=sw_cae", "cae=sw_cae", "dae=sw_dae", "--out", "cmp2"]) == 2
+    assert "is in two of its CSVs" in capsys.readouterr().err
 
 
 def test_compare_bad_inputs(tmp_path, capsys):

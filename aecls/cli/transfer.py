@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
-from aecls.errors import AeclsError
 from aecls.paths import COMPARE_OUT, DATA_DIR_ALIASES
 from aecls.transfer.config import SweepConfig
 
@@ -28,11 +27,13 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_sweep)
     c = tsub.add_parser("compare", help="two or more sweeps side by side (paired by seed)",
                         description="Read sweep CSVs (nothing is re-trained) and write compare.md "
-                                    "(mean ± std per encoder, paired differences to the first) and "
-                                    "compare.png.")
+                                    "(pretext x method x labels side by side, the best of each budget; "
+                                    "paired differences to the first; semi-supervised vs fine-tuning) "
+                                    "and compare.png.")
     c.add_argument("runs", nargs="+", type=_named,
                    help="NAME=PATH per sweep (its sweep.csv or folder); the first is the reference, "
-                        "e.g. recon=artifacts/transfer probe=artifacts/transfer_probe")
+                        "e.g. cae=artifacts/transfer simclr=artifacts/transfer_simclr; the same NAME "
+                        "twice merges two CSVs of one encoder (e.g. FixMatch run apart)")
     c.add_argument("--out", default=COMPARE_OUT, help="folder for compare.md (the table) and compare.png")
     c.set_defaults(func=_compare)
 
@@ -80,9 +81,6 @@ def _sweep(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from aecls.transfer.compare import compare_sweeps
 
-    runs = dict(args.runs)
-    if len(runs) != len(args.runs):
-        raise AeclsError("each sweep needs its own NAME")
-    written = compare_sweeps(runs, args.out)
+    written = compare_sweeps(args.runs, args.out)
     print(written["compare.md"].read_text())
     print(f"written: {written['compare.md']}, {written['compare.png']}")

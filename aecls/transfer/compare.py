@@ -1,9 +1,12 @@
-"""Two (or more) encoders' label-efficiency sweeps side by side: e.g. the encoder chosen by
-reconstruction (cae_seed004) against the one chosen by the linear probe (cae_seed004_probe).
+"""Two or more encoders' label-efficiency sweeps side by side: the question "which pretraining,
+which transfer method, at how many labels?" (pretexts CAE, DAE, SimCLR x frozen, fine-tuned,
+FixMatch x label budgets, beside the raw-pixel and PCA baselines), or two encoders of one pretext
+(the one chosen by reconstruction against the one chosen by the linear probe).
 
-It reads the sweeps' CSVs and recomputes nothing. Differences are paired by seed: seed s draws
-the same labelled subset in every sweep, so `B_s - A_s` removes the subset's own luck, and the
-table gives their mean ± std over seeds.
+It reads the sweeps' CSVs and recomputes nothing; one NAME given several CSVs merges them (a
+sweep run in parts, e.g. FixMatch apart). Differences are paired by seed: seed s draws the same
+labelled subset in every sweep and method, so `B_s - A_s` removes the subset's own luck, and the
+tables give their mean ± std over seeds.
 """
 
 from __future__ import annotations
@@ -14,26 +17,52 @@ from pathlib import Path
 import numpy as np
 
 from aecls.errors import AeclsError, check
+from aecls.transfer.config import METHODS, SEMI
 from aecls.transfer.plots import accuracy_plot
 
-PRETRAINED = ("frozen", "finetune")
+PRETRAINED = ("frozen", "finetune", *SEMI)  # the methods that use the encoder
 MIN_PAIRED_SEEDS = 2  # a verdict needs a spread of paired differences
+LINESTYLES = {"frozen": "-", "finetune": "--", "fixmatch": ":", "scratch": "-."}
+Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: test accuracy}
 
 
-def read_sweep(path: str | Path) -> dict[tuple[int, str], dict[int, float]]:
-    """{(labels, method): {seed: test accuracy}} from a sweep.csv."""
+def _csv_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / "sweep.csv"
     check(path.is_file(), f"no sweep CSV at {path} (run `aecls transfer sweep` first)")
-    out: dict[tuple[int, str], dict[int, float]] = {}
+    return path
+
+
+def read_sweep(path: str | Path) -> Sweep:
+    """{(labels, method): {seed: test accuracy}} from a sweep.csv (or its folder)."""
+    return read_runs(path)[0]
+
+
+def read_runs(path: str | Path) -> tuple[Sweep, float]:
+    """(the sweep, its runs' seconds summed) from a sweep.csv (or its folder)."""
+    path = _csv_path(path)
+    out: Sweep = {}
+    seconds = 0.0
     try:
         for r in csv.DictReader(open(path)):
             out.setdefault((int(r["labels"]), r["method"]), {})[int(r["seed"])] = float(r["test_acc"])
+            seconds += float(r.get("seconds") or 0)
     except (KeyError, ValueError) as e:
         raise AeclsError(f"{path} is not a transfer sweep CSV ({e})") from e
-    return out
+    return out, seconds
 
+
+def merge(parts: list[tuple[Sweep, str]], name: str) -> Sweep:
+    """One sweep from several CSVs of one encoder; a run (labels, method, seed) in two is an error."""
+    merged: Sweep = {}
+    for sweep, path in parts:
+        for key, runs in sweep.items():
+            again = set(runs) & set(merged.get(key, {}))
+            check(not again, f"{name}: {key[1]} at {key[0]} labels, seed {min(again) if again else ''} "
+                             f"is in two of its CSVs (the second: {path}); give each run once")
+            merged.setdefault(key, {}).update(runs)
+    return merged
 
 def _pm(v: list[float] | np.ndarray) -> str:
     return f"{100 * np.mean(v):.2f} ± {100 * np.std(v):.2f}"
@@ -70,20 +99,92 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
             f"its std; otherwise 'ties'; no verdict with fewer than {MIN_PAIRED_SEEDS} paired seeds.\n")
 
 
-def compare_sweeps(runs: dict[str, str], out: str | Path) -> dict[str, Path]:
-    """Write compare.md and compare.png (accuracy vs. labels, one colour per encoder, frozen solid,
-    finetune dashed) under `out`."""
-    check(len(runs) >= 2, "compare needs at least two sweeps, NAME=PATH each")
-    sweeps = {name: read_sweep(path) for name, path in runs.items()}
+def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float]) -> str:
+    """Markdown: per label budget and method (baselines last), every sweep's mean ± std, the best
+    cell of each budget in bold; then each sweep's summed run time."""
+    names = list(sweeps)
+    budgets = sorted({b for s in sweeps.values() for b, _ in s})
+    methods = [m for m in METHODS if any(m == k[1] for s in sweeps.values() for k in s)]
+    lines = ["| labels | method | " + " | ".join(names) + " |", "|---:|---|" + "---:|" * len(names)]
+    best_lines = []
+    for b in budgets:
+        cells = {(m, n): list(sweeps[n][(b, m)].values()) for m in methods for n in names
+                 if (b, m) in sweeps[n]}
+        if not cells:
+            continue
+        top = max(cells, key=lambda k: np.mean(cells[k]))
+        best_lines.append(f"- {b} labels: {top[1]} {top[0]}, {_pm(cells[top])} %")
+        for m in methods:
+            row = [(f"**{_pm(cells[(m, n)])}**" if (m, n) == top else _pm(cells[(m, n)]))
+                   if (m, n) in cells else "-" for n in names]
+            if any(c != "-" for c in row):
+                lines.append(f"| {b} | {m} | " + " | ".join(row) + " |")
+    times = ", ".join(f"{n} {seconds[n]:.0f} s" for n in names)
+    return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds (the best of each budget in "
+            "bold; logreg_pixels does not use the encoder, so it is the same wherever it ran). Best per "
+            "budget:\n\n" + "\n".join(best_lines)
+            + f"\n\nRun time, summed over each sweep's runs: {times}.\n")
+
+
+def semi_vs_finetune(sweeps: dict[str, Sweep]) -> str:
+    """Markdown: per sweep and budget with both, each semi-supervised method minus fine-tuning from
+    the same encoder, paired by seed, with a verdict."""
+    lines = ["| encoder | labels | method | finetune | semi-supervised | difference | verdict |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    for name, sweep in sweeps.items():
+        for (b, m), semi in sorted(sweep.items()):
+            base = sweep.get((b, "finetune"))
+            if m not in SEMI or not base:
+                continue
+            seeds = sorted(set(semi) & set(base))
+            d = np.array([semi[s] - base[s] for s in seeds])
+            if len(seeds) < MIN_PAIRED_SEEDS:
+                diff, verdict = (f"{100 * d.mean():+.2f} (1 seed)" if len(seeds) else "no shared seed",
+                                 f"{len(seeds)} paired seed(s), no verdict")
+            else:
+                diff = f"{100 * d.mean():+.2f} ± {100 * d.std():.2f} ({len(seeds)} seeds)"
+                verdict = ("beats finetune" if d.mean() > d.std() else
+                           "loses to finetune" if -d.mean() > d.std() else "ties")
+            lines.append(f"| {name} | {b} | {m} | {_pm(list(base.values()))} | {_pm(list(semi.values()))} "
+                         f"| {diff} | {verdict} |")
+    if len(lines) == 2:
+        return "No sweep has a semi-supervised method beside finetune at the same budget.\n"
+    return "\n".join(lines) + "\n"
+
+
+def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path) -> dict[str, Path]:
+    """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
+    fine-tuning) and compare.png (accuracy vs. labels, one colour per encoder, one line style per
+    method, raw pixels in black) under `out`. `runs`: NAME -> PATH, or (NAME, PATH) pairs, where a
+    NAME given several paths merges them."""
+    pairs = list(runs.items()) if isinstance(runs, dict) else list(runs)
+    paths: dict[str, list[str]] = {}
+    for name, path in pairs:
+        paths.setdefault(name, []).append(str(path))
+    check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
+    sweeps, seconds = {}, {}
+    for name, ps in paths.items():
+        read = [(*read_runs(p), p) for p in ps]
+        sweeps[name] = merge([(sweep, p) for sweep, _, p in read], name)
+        seconds[name] = sum(t for _, t, _ in read)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sources = "\n".join(f"- {name}: `{path}`" for name, path in runs.items())
-    (out / "compare.md").write_text(f"# Transfer sweeps compared\n\n{sources}\n\n" + compare_table(sweeps))
+    sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
+    (out / "compare.md").write_text(
+        f"# Transfer sweeps compared\n\n{sources}\n\n## Side by side\n\n{side_by_side(sweeps, seconds)}"
+        f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps)}"
+        f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps)}")
     curves = []
     for colour, (name, sweep) in enumerate(sweeps.items()):
         stats = {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values()))))
                  for k, v in sweep.items()}
         curves += [(stats, m, {"label": f"{name}, {m}", "linestyle": ls, "color": f"C{colour}"})
-                   for m, ls in zip(PRETRAINED, ("-", "--"), strict=True)]
-    accuracy_plot(curves, out / "compare.png", "encoders compared")
+                   for m, ls in LINESTYLES.items()]
+    pixels = next((s for s in sweeps.values() if any(m == "logreg_pixels" for _, m in s)), None)
+    if pixels is not None:
+        stats = {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values()))))
+                 for k, v in pixels.items()}
+        curves.append((stats, "logreg_pixels", {"label": "raw pixels, logreg", "color": "black",
+                                                "linestyle": ":"}))
+    accuracy_plot(curves, out / "compare.png", "encoders and methods compared")
     return {"compare.md": out / "compare.md", "compare.png": out / "compare.png"}
