@@ -203,11 +203,12 @@ def transfer(r: Report) -> None:
         r.image(r.png("transfer.png"), "transfer")
         _classifier_baselines(r, folder / "sweep.csv")
     compared = r.artifacts / "transfer_compare"
-    if (compared / "compare.md").is_file():  # optional: `aecls transfer compare` (transfer-aware search)
-        r.lines += ["", "Encoders compared (`aecls transfer compare`):", "",
-                    (compared / "compare.md").read_text().split("\n", 2)[-1]]
+    if (compared / "compare.md").is_file():  # optional: `aecls transfer compare` over sweeps
+        r.section("Few labels: which pretraining, which method (`aecls transfer compare`)")
+        body = (compared / "compare.md").read_text().split("\n", 2)[-1]
+        r.lines.append(body.replace("\n## ", "\n### "))  # its sections sit under this one
         shutil.copy(compared / "compare.png", r.png("transfer_compare.png"))
-        r.image(r.png("transfer_compare.png"), "encoders compared")
+        r.image(r.png("transfer_compare.png"), "encoders and methods compared")
     for name in ("classifier", "cnn"):
         cm = latest(r.log_dir, name, "test/confusion_matrix.png")
         if cm is not None:
