@@ -1,5 +1,6 @@
-"""The whole chain in one command: study -> best-trial re-run -> autoencoder fits -> transfer sweep
--> classifier test -> report. Finished stages are found on disk and skipped (the study continues
+"""The whole chain in one command: study -> best-trial re-run -> autoencoder and SimCLR fits ->
+transfer sweeps (the study's encoder, the DAE's, SimCLR's) and their comparison -> classifier test
+-> report. Finished stages are found on disk and skipped (the study continues
 to its total), unless `fresh`. Small honest defaults; `full` runs studies/cae_seed004.yaml at full scale."""
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_args
 from aecls.hpo.summary import study_outputs
-from aecls.paths import ARTIFACTS, DEFAULT_STORAGE, LOG_DIR, REPORTS, TRANSFER_OUT, tool_command
+from aecls.paths import ARTIFACTS, COMPARE_OUT, DEFAULT_STORAGE, LOG_DIR, REPORTS, TRANSFER_OUT, tool_command
 from aecls.report.build import build_report, latest
+from aecls.transfer.compare import compare_sweeps
 from aecls.transfer.config import SweepConfig
 from aecls.transfer.sweep import markdown_table, run_sweep
 
@@ -31,6 +33,8 @@ class Scale:
     sweep_epochs: int
 
 
+FITS = ("cae", "dae", "vae", "simclr")  # configs/<name>.yaml fitted in stage 3
+PRETEXTS = ("dae", "simclr")  # fits whose encoders are swept beside the study's (frozen, fine-tuned)
 QUICK = Scale("studies/quickstart.yaml", 1, 3, (100, 1000, 10000), 2, 5)
 FULL = Scale("studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10)
 
@@ -71,8 +75,9 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     if fresh:  # only what this pipeline writes
         import optuna
 
-        for p in (Path(ARTIFACTS) / name, Path(TRANSFER_OUT), Path(REPORTS) / name,
-                  *(Path(LOG_DIR) / d for d in (name, "cae", "dae", "vae", "classifier"))):
+        for p in (Path(ARTIFACTS) / name, Path(TRANSFER_OUT), Path(COMPARE_OUT), Path(REPORTS) / name,
+                  *(Path(f"{TRANSFER_OUT}_{p}") for p in PRETEXTS),
+                  *(Path(LOG_DIR) / d for d in (name, *FITS, "classifier"))):
             shutil.rmtree(p, ignore_errors=True)
         try:
             optuna.delete_study(study_name=name, storage=DEFAULT_STORAGE)
@@ -86,7 +91,7 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
     if stage("2/6 re-run the best trial, export its encoder", Path(ARTIFACTS) / name / "best.json"):
         print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
-    for cfg in ("cae", "dae", "vae"):
+    for cfg in FITS:
         if stage(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
             epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
             extra = ["--model.init_args.nll_samples", "20"] if (cfg == "vae" and not full) else []
@@ -98,6 +103,15 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
                           epochs=s.sweep_epochs, data_dir=data_dir)
         rows = run_sweep(cfg, progress=False)
         print(markdown_table(rows))
+    for pretext in PRETEXTS:  # the other pretexts' encoders, for the comparison
+        out = Path(f"{TRANSFER_OUT}_{pretext}")
+        if stage(f"4/6 transfer sweep of the {pretext} encoder", out / "sweep.csv"):
+            cfg = SweepConfig(encoder=str(latest(Path(LOG_DIR), pretext)), labels=list(s.labels),
+                              seeds=s.sweep_seeds, epochs=s.sweep_epochs, data_dir=data_dir,
+                              methods=("frozen", "finetune"), out=str(out))
+            print(markdown_table(run_sweep(cfg, progress=False)))
+    compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in PRETEXTS)],
+                   COMPARE_OUT)
     if stage("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
         epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
         fit(["--config", "configs/classifier.yaml", "--model.init_args.mode", "frozen",
@@ -109,7 +123,7 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     print(f"\n== pipeline done in {time.perf_counter() - start:.0f} s. Results:\n"
           f"   report:      {report}\n"
           f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
-          f"   transfer:    {TRANSFER_OUT}/sweep.md\n"
+          f"   transfer:    {TRANSFER_OUT}/sweep.md, pretexts compared: {COMPARE_OUT}/compare.md\n"
           f"   TensorBoard: {tool_command('tensorboard')} --logdir {LOG_DIR}\n"
           f"   dashboard:   {tool_command('optuna-dashboard')} {dashboard_args(DEFAULT_STORAGE)}")
     return report
