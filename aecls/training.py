@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning as L
 
-from aecls.speed import Speed
+from aecls.speed import SPEED_KEYS, Speed
 
 
 def quiet_lightning() -> None:
@@ -25,19 +25,19 @@ def quiet_lightning() -> None:
 
 def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
                  checkpointing: bool = False, callbacks: list | None = None, devices: Any = 1,
-                 channels_last: str | bool = "auto", fused_optimizer: str | bool = "auto",
-                 steps_per_call: int = 1, progress: bool | None = None, **kwargs: Any) -> L.Trainer:
+                 progress: bool | None = None, **kwargs: Any) -> L.Trainer:
     """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
     take every GPU of the host and launch DDP inside a study); `kwargs` pass through
-    (accelerator, strategy, limit_*_batches, precision, ...); `progress` shows Lightning's
-    bar even when `quiet` (default: not quiet); `channels_last`,
-    `fused_optimizer` and `steps_per_call` are aecls.speed's options (ignored when `callbacks`
-    holds a `Speed`)."""
+    (accelerator, strategy, limit_*_batches, precision, ...), but for aecls.speed's options
+    (`SPEED_KEYS`: channels_last, fused_optimizer, steps_per_call), which build the `Speed`
+    callback unless `callbacks` holds one; `progress` shows Lightning's bar even when `quiet`
+    (default: not quiet)."""
     if quiet:
         quiet_lightning()
     callbacks = list(callbacks or [])
+    speed = {k: kwargs.pop(k) for k in SPEED_KEYS if k in kwargs}  # Speed's own defaults otherwise
     if not any(isinstance(c, Speed) for c in callbacks):
-        callbacks.append(Speed(channels_last, fused_optimizer, steps_per_call))
+        callbacks.append(Speed(**speed))
     return L.Trainer(
         devices=devices,
         max_epochs=max_epochs,
