@@ -1,0 +1,35 @@
+"""The whole pipeline, end to end, on synthetic data at a tiny scale: every stage runs, the
+pretexts are compared, and the report has the comparison section and nothing missing."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from aecls import pipeline
+from aecls.transfer.config import SweepConfig
+from tests.conftest import write_dataset
+from tests.helpers import CONFIGS, write_study
+
+
+@pytest.mark.slow
+def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monkeypatch, capsys):
+    # the configs' own validation split (5,000 images) and a 1,000-image training split
+    data = write_dataset(tmp_path / "data", n_train=6000, n_test=200)
+    Path("configs").symlink_to(CONFIGS)
+    study = write_study("tiny", epochs=1, data={"val_size": 5000, "batch_size": 128})
+    monkeypatch.setattr(pipeline, "QUICK", pipeline.Scale(str(study), 1, 1, (20,), 2, 1))
+    monkeypatch.setattr(pipeline, "SweepConfig", partial(SweepConfig, min_steps=3))  # not 300 a run
+    report = pipeline.run_pipeline(data_dir=str(data))
+    out = capsys.readouterr().out
+    assert "pipeline done" in out and "4/6 transfer sweep of the simclr encoder" in out
+    for pretext in pipeline.PRETEXTS:
+        assert Path(f"artifacts/transfer_{pretext}/sweep.csv").is_file()
+    compared = Path("artifacts/transfer_compare/compare.md").read_text()
+    assert "| labels | method | cae (tiny) | dae | simclr |" in compared
+    text = report.read_text()
+    assert "## Few labels: which pretraining, which method" in text and "### Side by side" in text
+    assert "## Missing" not in text, text.split("## Missing")[1][:500]
+    assert (report.parent / "transfer_compare.png").stat().st_size > 5000
