@@ -178,7 +178,7 @@ def test_best_refuses_zero_seeds(capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ctrl_c_fails_and_requeues_the_running_trials(tiny_data, workers):
-    path = write_study("tiny", epochs=200)  # long enough to be interrupted mid-fit
+    path = write_study("tiny", epochs=5000)  # far longer than the test: interrupted mid-fit, never done
     storage = "sqlite:///optuna.db" if workers == 1 else "journal:optuna.journal"
     cmd = [sys.executable, "-m", "aecls.cli", "study", "run", str(path), "--n-trials", str(workers),
            "--data-dir", str(tiny_data), "--no-progress", "--workers", str(workers), "--storage", storage]
