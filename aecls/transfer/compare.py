@@ -64,6 +64,11 @@ def merge(parts: list[tuple[Sweep, str]], name: str) -> Sweep:
             merged.setdefault(key, {}).update(runs)
     return merged
 
+def _stats(sweep: Sweep) -> dict[tuple[int, str], tuple[float, float]]:
+    """{(labels, method): (mean, std) over seeds}, as the figure wants them."""
+    return {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values())))) for k, v in sweep.items()}
+
+
 def _pm(v: list[float] | np.ndarray) -> str:
     return f"{100 * np.mean(v):.2f} ± {100 * np.std(v):.2f}"
 
@@ -176,15 +181,11 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
         f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps)}")
     curves = []
     for colour, (name, sweep) in enumerate(sweeps.items()):
-        stats = {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values()))))
-                 for k, v in sweep.items()}
-        curves += [(stats, m, {"label": f"{name}, {m}", "linestyle": ls, "color": f"C{colour}"})
+        curves += [(_stats(sweep), m, {"label": f"{name}, {m}", "linestyle": ls, "color": f"C{colour}"})
                    for m, ls in LINESTYLES.items()]
     pixels = next((s for s in sweeps.values() if any(m == "logreg_pixels" for _, m in s)), None)
     if pixels is not None:
-        stats = {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values()))))
-                 for k, v in pixels.items()}
-        curves.append((stats, "logreg_pixels", {"label": "raw pixels, logreg", "color": "black",
+        curves.append((_stats(pixels), "logreg_pixels", {"label": "raw pixels, logreg", "color": "black",
                                                 "linestyle": ":"}))
     accuracy_plot(curves, out / "compare.png", "encoders and methods compared")
     return {"compare.md": out / "compare.md", "compare.png": out / "compare.png"}
