@@ -9,7 +9,8 @@ from typing import Any
 from aecls.data import FashionMNISTDataModule
 from aecls.encoders import read_checkpoint
 from aecls.errors import AeclsError
-from aecls.modules import MODULES, BaseModule
+from aecls.modules import BaseModule
+from aecls.modules.registry import module_classes
 
 
 def init_args(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
@@ -21,12 +22,12 @@ def init_args(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
 def load_module(path: str | Path) -> tuple[BaseModule, dict[str, Any]]:
     """(module with the checkpoint's weights, in eval mode; the raw checkpoint dict)."""
     ckpt = read_checkpoint(path)
-    name = ckpt.get("aecls_model")
-    if name not in MODULES:
+    name, classes = ckpt.get("aecls_model"), module_classes()
+    if name not in classes:
         raise AeclsError(f"{path} was not written by an aecls module (model {name!r}); "
-                         f"expected one of {sorted(MODULES)}")
+                         f"expected one of {sorted(classes)}")
     try:
-        cls = MODULES[name]
+        cls = classes[name]
         module = cls(**{**init_args(cls, ckpt.get("hyper_parameters", {})), **cls.reload_overrides})
         module.load_state_dict(ckpt["state_dict"])
     except (TypeError, KeyError, RuntimeError) as e:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from aecls.errors import AeclsError
+from aecls.modules.registry import code_halves, for_checkpoint
 from aecls.nets import NetConfig, build_encoder
 
 ENCODER_FILE = "best_encoder.pt"
@@ -26,7 +27,7 @@ def export_encoder(path: str | Path, encoder: nn.Module, net: NetConfig, model: 
 
 
 def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
-    """(encoder with pretrained weights, its NetConfig, the model it came from: cae/dae/vae/...)."""
+    """(encoder with pretrained weights, its NetConfig, the family it came from: cae/dae/vae/...)."""
     path = Path(path)
     if path.is_dir():
         path = path / ENCODER_FILE
@@ -38,7 +39,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
     try:
         blob: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         net = NetConfig(**blob["net"]).validate()
-        encoder = build_encoder(net, out_mult=2 if blob["model"] == "vae" else 1)
+        encoder = build_encoder(net, out_mult=code_halves(blob["model"]))
         encoder.load_state_dict(blob["state_dict"])
     except (KeyError, TypeError, RuntimeError, EOFError, ValueError) as e:
         raise AeclsError(f"{path} is not an aecls encoder export ({type(e).__name__}: {e})") from e
@@ -59,20 +60,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _from_checkpoint(path: Path) -> tuple[nn.Module, NetConfig, str]:
-    """The encoder of an autoencoder checkpoint (AutoEncoder or VAE), in train mode: a fine-tuned
-    encoder trains its BatchNorm and dropout like a freshly built one (the frozen mode sets eval)."""
+    """The encoder of an autoencoder or pretext checkpoint (a family whose encoder transfers), in
+    train mode: a fine-tuned encoder trains its BatchNorm and dropout like a freshly built one (the
+    frozen mode sets eval)."""
     ckpt = read_checkpoint(path)
     state = ckpt.get("state_dict", {})
     kind = ckpt.get("aecls_model")
-    autoencoder = kind in ("AutoEncoder", "VAE") and any(k.startswith("decoder.") for k in state)
-    if not (autoencoder or kind == "SimCLR"):
+    family = for_checkpoint(kind, ckpt.get("hyper_parameters") or {}) if kind else None
+    if family is None or not family.has_encoder:
         raise AeclsError(f"{path} is not an autoencoder or pretext checkpoint "
                          f"(it is a {kind or 'non-aecls'} one)")
     try:
         net = NetConfig(**ckpt["hyper_parameters"]["net"]).validate()
-        encoder = build_encoder(net, out_mult=2 if kind == "VAE" else 1)
+        encoder = build_encoder(net, out_mult=family.code_halves)
         encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items()
                                  if k.startswith("encoder.")})
     except (KeyError, TypeError, RuntimeError) as e:
         raise AeclsError(f"{path}: checkpoint does not match its {kind} encoder ({e})") from e
-    return encoder.train(), net, {"VAE": "vae", "SimCLR": "simclr"}.get(kind, "ae")
+    return encoder.train(), net, family.name

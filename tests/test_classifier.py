@@ -92,7 +92,7 @@ def test_finetune_changes_encoder_and_head(exported, tiny_data, tmp_path, freeze
 def test_encoder_from_checkpoints(tmp_path, tiny_data):
     import lightning as L
 
-    for module, kind in ((AutoEncoder(NET), "ae"), (VAE(NET), "vae")):
+    for module, kind in ((AutoEncoder(NET), "cae"), (VAE(NET), "vae")):
         trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
         trainer.strategy.connect(module)
         path = tmp_path / f"{kind}.ckpt"

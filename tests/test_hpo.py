@@ -102,7 +102,7 @@ def test_cli_run_best_plots(tiny_data, capsys):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"model": "gan"}, "model must be one of"),
+    ({"model": "gan"}, "unknown model family"),
     ({"space": {"depth": 3}}, "unknown search-space names"),
     ({"space": {"lr": {"type": "gauss"}}}, "type must be int, float or categorical"),
     ({"objective": "accuracy"}, "objective must be one of"),

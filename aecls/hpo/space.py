@@ -2,9 +2,10 @@
 
 A space entry is either a fixed value (`scheduler: onecycle`) or a distribution:
 `{type: int|float, low, high, log, step}` or `{type: categorical, choices: [...]}`. Names are the
-fields of NetConfig (latent_dim, n_channels, hidden, batch_norm) and OptimConfig (optimizer ->
-name, lr, weight_decay, momentum, scheduler), plus noise_sigma / beta for the DAE / VAE. Whatever
-the space leaves out comes from the model's config (`configs/<model>.yaml`, or `config:`), so a
+fields of NetConfig (latent_dim, n_channels, hidden, batch_norm, arch, dropout, mlp_widths) and
+OptimConfig (optimizer -> name, lr, weight_decay, momentum, scheduler), plus the keys the model's
+family declares (`Family.study_keys`: noise_sigma for the DAE, beta for the VAE, ...). Whatever
+the space leaves out comes from the family's config (`configs/<model>.yaml`, or `config:`), so a
 study trains the model `aecls fit --config` trains.
 """
 
@@ -26,18 +27,16 @@ from optuna.distributions import (
 
 from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError, check
-from aecls.modules import VAE, AutoEncoder, BaseModule, OptimConfig, SimCLR
+from aecls.modules import BaseModule, OptimConfig
+from aecls.modules.registry import Family, family
 from aecls.nets import NetConfig
 from aecls.paths import find_config
 from aecls.probe import PROBE_METRIC
 from aecls.speed import SPEED_KEYS, parse_steps, parse_switch
 from aecls.training import make_trainer
 
-MODELS = {"cae": AutoEncoder, "dae": AutoEncoder, "vae": VAE, "simclr": SimCLR}
 NET_KEYS = {f.name for f in fields(NetConfig)}
 OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
-MODULE_KEYS = {"cae": {"loss", "noise_sigma"}, "dae": {"loss", "noise_sigma"},
-               "vae": {"beta", "kl_warmup_epochs"}, "simclr": {"temperature", "proj_dim"}}
 # What a trial returns, in order; `probe` is the linear-probe accuracy of the frozen latents on
 # validation images (aecls.probe), `multi` returns both.
 OBJECTIVES = {"recon": ("val/loss",), "probe": (PROBE_METRIC,), "multi": ("val/loss", PROBE_METRIC)}
@@ -79,7 +78,7 @@ class StudySpec:
             value = getattr(self, key)
             check(isinstance(value, int) and not isinstance(value, bool),
                   f"study {self.name}: {key} must be a whole number, got {value!r}")
-        check(self.model in MODELS, f"study {self.name}: model must be one of {sorted(MODELS)}")
+        fam = self.family
         check(self.epochs >= 1, f"study {self.name}: epochs must be >= 1")
         check(self.n_trials >= 1, f"study {self.name}: n_trials must be >= 1")
         check(self.pruner in PRUNERS, f"study {self.name}: pruner must be one of {list(PRUNERS)}")
@@ -93,9 +92,13 @@ class StudySpec:
         check(self.objective != "multi" or self.pruner == "none",
               f"study {self.name}: Optuna cannot prune multi-objective trials; set `pruner: none` "
               "(and keep epochs modest)")
-        known = NET_KEYS | OPTIM_KEYS | MODULE_KEYS[self.model]
+        check(self.objective == "recon" or fam.has_encoder,
+              f"study {self.name}: objective {self.objective} probes an encoder's code; model "
+              f"{self.model} ({fam.kind}) has none that transfers: use objective recon")
+        known = NET_KEYS | OPTIM_KEYS | fam.study_keys
         unknown = sorted(set(self.space) - known)
-        check(not unknown, f"study {self.name}: unknown search-space names {unknown}; known: {sorted(known)}")
+        check(not unknown, f"study {self.name}: unknown search-space names {unknown} for model "
+              f"{self.model}; known: {sorted(known)}")
         for name, entry in self.space.items():
             if isinstance(entry, dict):
                 distribution(self.name, name, entry)
@@ -163,13 +166,13 @@ class StudySpec:
                   "Optuna's DDP pruning callback, which needs a single objective (recon or probe)")
 
     def _load_defaults(self) -> None:
-        path = find_config(self.config or self.model)
+        path = find_config(self.config or self.family.config_name)
         try:
             cfg = yaml.safe_load(path.read_text()) or {}
             model = cfg["model"]
         except (yaml.YAMLError, KeyError, TypeError) as e:
             raise AeclsError(f"{path}: not a model config with a `model:` section ({e})") from e
-        cls = MODELS[self.model]
+        cls = self.family.module
         check(str(model.get("class_path", "")).rsplit(".", 1)[-1] == cls.__name__,
               f"study {self.name}: {path} configures {model.get('class_path')}, not {cls.__name__} "
               f"(model {self.model})")
@@ -191,6 +194,10 @@ class StudySpec:
         if self.pruner == "none":
             return optuna.pruners.NopPruner(**self.pruner_args)
         return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 0, **self.pruner_args})
+
+    @property
+    def family(self) -> Family:
+        return family(self.model, where=f"study {self.name}: model")
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -228,7 +235,7 @@ class StudySpec:
         optim = {**(base.pop("optim", None) or {}), **{k: v for k, v in params.items() if k in OPTIM_KEYS}}
         if "optimizer" in optim:
             optim["name"] = optim.pop("optimizer")
-        return net, optim, {**base, **{k: v for k, v in params.items() if k in MODULE_KEYS[self.model]}}
+        return net, optim, {**base, **{k: v for k, v in params.items() if k in self.family.study_keys}}
 
     def build_module(self, params: dict[str, Any]) -> BaseModule:
         """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""
@@ -239,7 +246,7 @@ class StudySpec:
 
     def _module(self, params: dict[str, Any]) -> BaseModule:
         net, optim, extra = self.configs(params)
-        return MODELS[self.model](net=NetConfig(**net), optim=OptimConfig(**optim), **extra)
+        return self.family.module(net=NetConfig(**net), optim=OptimConfig(**optim), **extra)
 
 
 def distribution(study: str, name: str, entry: dict[str, Any]) -> BaseDistribution:

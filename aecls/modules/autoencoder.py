@@ -10,6 +10,7 @@ from aecls.data.transforms import add_noise
 from aecls.errors import check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
+from aecls.modules.registry import Family, register
 from aecls.nets import NetConfig, build_decoder, build_encoder
 
 EVAL_NOISE_SEED = 1234  # val/test noise is the same every epoch and run, so PSNRs are comparable
@@ -83,3 +84,10 @@ class AutoEncoder(BaseModule):
             noisy = add_noise(x, self.hparams.noise_sigma)
             return [x, noisy, self(noisy)]  # clean / noisy / denoised
         return [x, self(x)]  # inputs / reconstructions
+
+
+STUDY_KEYS = {"loss", "noise_sigma"}
+register(Family("cae", AutoEncoder, "autoencoder", STUDY_KEYS,
+                matches=lambda hp: not hp.get("noise_sigma")))
+register(Family("dae", AutoEncoder, "autoencoder", STUDY_KEYS, compared=True,
+                matches=lambda hp: bool(hp.get("noise_sigma"))))

@@ -15,6 +15,7 @@ from aecls.constants import CLASSIFIER_MODES, N_CLASSES
 from aecls.errors import AeclsError, check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
+from aecls.modules.registry import Family, code_halves, register
 from aecls.nets import NetConfig, build_encoder
 
 MODES = CLASSIFIER_MODES
@@ -85,7 +86,7 @@ class Classifier(BaseModule):
             net = pretrained_net
         super().__init__(net, optim)
         if encoder_path is None:
-            encoder = build_encoder(self.net_cfg, out_mult=2 if source == "vae" else 1)
+            encoder = build_encoder(self.net_cfg, out_mult=code_halves(source))
         check(not (mode == "finetune" and freeze_epochs > 0 and self.optim.scheduler == "onecycle"),
               "finetune with freeze_epochs > 0 adds the encoder's parameters mid-run, which onecycle "
               "cannot schedule: use scheduler cosine, plateau or none")
@@ -103,7 +104,7 @@ class Classifier(BaseModule):
             raise AeclsError(f"mode {self.hparams.mode!r} needs a pretrained encoder: set encoder_path")
 
     def features(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28) -> (B, latent)
-        # A VAE encoder gives (mean, log-variance); its mean is the code.
+        # The code is the encoder's first latent_dim outputs (a VAE's mean: Family.code_halves).
         return self.encoder(x)[:, : self.net_cfg.latent_dim]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # -> logits (B, 10)
@@ -140,3 +141,7 @@ class Classifier(BaseModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_outputs = {}
+
+
+register(Family("classifier", Classifier, "classifier",
+                {"mode", "head_hidden", "freeze_epochs", "encoder_lr_scale"}))

@@ -17,6 +17,7 @@ from aecls.data.transforms import contrastive_view, step_generator
 from aecls.errors import check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
+from aecls.modules.registry import Family, register
 from aecls.nets import NetConfig, build_encoder
 
 EVAL_VIEW_SEED = 4321  # validation views are the same every epoch and run, so val/loss is comparable
@@ -76,3 +77,6 @@ class SimCLR(BaseModule):
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         v1, v2 = self.views(x, "val")
         return [x, v1, v2]  # the augmentation grid in TensorBoard: images and their two views
+
+
+register(Family("simclr", SimCLR, "pretext", {"temperature", "proj_dim"}, compared=True))

@@ -37,6 +37,7 @@ from aecls.data.transforms import augment, contrastive_view, step_generator, to_
 from aecls.errors import check
 from aecls.modules.classifier import Classifier
 from aecls.modules.optim import OptimConfig
+from aecls.modules.registry import Family, register
 
 
 def published_optim(lr: float = FIXMATCH_LR) -> OptimConfig:
@@ -210,3 +211,8 @@ class PseudoLabelMonitor(Callback):
         self.history.append({"step": step, **stats})
         if trainer.logger is not None:
             trainer.logger.log_metrics({f"pseudo/{k}": v for k, v in stats.items()}, step=step)
+
+
+register(Family("fixmatch", FixMatch, "semi-supervised",
+                {"mode", "head_hidden", "encoder_lr_scale", "threshold", "unlabelled_ratio",
+                 "unlabelled_weight", "eval_ema", "teacher_ema"}))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from aecls.errors import check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
+from aecls.modules.registry import Family, register
 from aecls.nets import NetConfig, build_decoder, build_encoder
 
 
@@ -102,3 +103,7 @@ class VAE(BaseModule):
 
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x, self(x), self.sample(len(x))]  # inputs / reconstructions / prior samples
+
+
+# The encoder gives (mean, log-variance): its mean is the code.
+register(Family("vae", VAE, "autoencoder", {"beta", "kl_warmup_epochs"}, code_halves=2))

@@ -1,0 +1,123 @@
+"""One registry of model families: what a study's `model:`, `aecls test`, encoder loading, sweeps,
+the pipeline and the report know about a model, declared once, in the family's own module file.
+
+Each module file in aecls/modules/ calls `register(Family(...))` when it is imported, and
+`families()` imports every module of the package first: adding a family is one file here plus
+its config (configs/NAME.yaml), and no list elsewhere names it. (Why not entry points or a
+hand-kept list: a list is what had to be edited in four places; entry points need a re-install
+for every new file a researcher drops in.)
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aecls.errors import AeclsError
+
+# autoencoder / pretext: trained without labels, their encoder transfers;
+# classifier / semi-supervised: trained on labels (the latter on unlabelled images too).
+KINDS = ("autoencoder", "pretext", "classifier", "semi-supervised")
+ENCODER_KINDS = ("autoencoder", "pretext")
+
+_FAMILIES: dict[str, Family] = {}
+_LOADED = False
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family.
+
+    Args:
+        name: what a study's `model:`, an encoder export and the pipeline call it (cae, vae, ...).
+        module: its LightningModule class.
+        kind: one of KINDS.
+        study_keys: the module's own arguments a study may search, besides net and optim fields.
+        config: its default config, configs/CONFIG.yaml (default: the name).
+        code_halves: the encoder outputs code_halves x latent_dim; the first latent_dim are the code
+            (a VAE's encoder gives mean and log-variance: 2, its mean is the code).
+        compared: the pipeline fits it, sweeps its encoder (frozen, fine-tuned) and compares it with
+            the study's encoder in the report's few-label section.
+        matches: which of a class's families a checkpoint is, from its hyper-parameters (a DAE is
+            an AutoEncoder with noise); None: every checkpoint of the class.
+    """
+
+    name: str
+    module: type
+    kind: str
+    study_keys: frozenset[str] = frozenset()
+    config: str | None = None
+    code_halves: int = 1
+    compared: bool = False
+    matches: Callable[[dict[str, Any]], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"family {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "study_keys", frozenset(self.study_keys))
+
+    @property
+    def config_name(self) -> str:
+        return self.config or self.name
+
+    @property
+    def has_encoder(self) -> bool:
+        """Does its encoder transfer (probe objective, sweeps, exports)?"""
+        return self.kind in ENCODER_KINDS
+
+
+def register(family: Family) -> Family:
+    """Add a family (called by its module file at import); a name registered twice is a bug."""
+    known = _FAMILIES.get(family.name)
+    if known is not None and known.module is not family.module:
+        raise ValueError(f"model family {family.name!r} is registered twice "
+                         f"({known.module.__qualname__}, {family.module.__qualname__})")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def families() -> dict[str, Family]:
+    """Every family, by name, in the order their files registered them."""
+    global _LOADED
+    if not _LOADED:
+        package = importlib.import_module("aecls.modules")
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"aecls.modules.{info.name}")
+        _LOADED = True
+    return dict(_FAMILIES)
+
+
+def family(name: str, where: str = "") -> Family:
+    """The family called `name`; an unknown one is a user error naming `where` and the known ones."""
+    known = families()
+    if name not in known:
+        prefix = f"{where}: " if where else ""
+        raise AeclsError(f"{prefix}unknown model family {name!r}; known: {', '.join(known)}")
+    return known[name]
+
+
+def of_kind(*kinds: str) -> list[Family]:
+    return [f for f in families().values() if f.kind in kinds]
+
+
+def module_classes() -> dict[str, type]:
+    """{class name: class} of every registered LightningModule (a checkpoint records its class)."""
+    return {f.module.__name__: f.module for f in families().values()}
+
+
+def for_checkpoint(class_name: str, hparams: dict[str, Any]) -> Family | None:
+    """The family a checkpoint of `class_name` with these hyper-parameters belongs to."""
+    for f in families().values():
+        if f.module.__name__ == class_name and (f.matches is None or f.matches(hparams)):
+            return f
+    return None
+
+
+def code_halves(source: str) -> int:
+    """How many latent_dim blocks the encoder of family `source` outputs (1 for an unknown or
+    older name: "ae", "scratch")."""
+    f = families().get(source)
+    return f.code_halves if f is not None else 1
