@@ -1,9 +1,10 @@
-"""`aecls fit|validate`: LightningCLI over every aecls module and the one DataModule, as a library
-function (`run_lightning(argv)`) that the command line and the pipeline both call."""
+"""`aecls fit|validate`: LightningCLI over every aecls module and the one DataModule. It parses the
+flags and the YAML (and `--print_config`); `fit` hands what it built to `aecls.train.train`, the
+one training function."""
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 
 from jsonargparse import Namespace
@@ -12,10 +13,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError
-from aecls.evaluate import evaluate_checkpoint
 from aecls.modules import BaseModule
 from aecls.paths import LOG_DIR
 from aecls.speed import Speed
+from aecls.train import FIT_CHECKPOINT, TrainConfig, train
 
 # --ckpt_path values Lightning resolves itself (no file to check); `last` is aecls's (resolve_last).
 LIGHTNING_CKPT_WORDS = ("best", "hpc", "registry")
@@ -30,8 +31,7 @@ class AeclsCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.save_last": True,
-                             "checkpoint.filename": "best-{epoch}"})
+        parser.set_defaults({f"checkpoint.{k}": v for k, v in FIT_CHECKPOINT.items()})
         parser.add_lightning_class_args(Speed, "speed")
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint: its test/* metrics are printed "
@@ -61,20 +61,15 @@ class AeclsCLI(LightningCLI):
             raise AeclsError(f"--ckpt_path {ckpt}: no such checkpoint file (or `last`: the newest "
                              "last.ckpt of this config's runs)")
 
-    def after_fit(self) -> None:
-        if self.trainer.world_size > 1:
-            # Under DDP, rank 0 alone prints and tests, in one process: the fit's process
-            # group goes, so the test's own trainer waits for no other rank.
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-            if not self.trainer.is_global_zero:
-                return
-        best = self.trainer.checkpoint_callback.best_model_path
-        print(f"best checkpoint: {best}")
-        if self.config.fit.test_after_fit and best:
-            evaluate_checkpoint(best, self.datamodule.hparams.data_dir, logger=self.trainer.logger)
+    def fit(self, model: BaseModule, datamodule: FashionMNISTDataModule | None = None,
+            ckpt_path: str | None = None, **_: object) -> None:
+        """The fit subcommand (LightningCLI calls a method of this name instead of Trainer.fit):
+        the objects LightningCLI built from the flags and YAML, trained by `train`."""
+        test = "report" if self.config.fit.test_after_fit else None
+        result = train(TrainConfig(model=model, data=datamodule, trainer=self.trainer, seed=None,
+                                   ckpt_path=ckpt_path, test=test, quiet=False))
+        if test is None and self.trainer.is_global_zero:
+            print(f"best checkpoint: {result.best_path}")
 
 
 def resolve_last(cfg) -> None:
@@ -96,16 +91,12 @@ def resolve_last(cfg) -> None:
 
 
 def run_lightning(argv: list[str]) -> None:
-    """`aecls fit|validate ARGS...` as a function. LightningCLI reads the command line itself (and
-    Lightning's DDP launcher re-runs it once per rank), so `argv` stands in for it during the call:
-    a pipeline stage re-runs as that one fit, not as the whole pipeline."""
-    saved = sys.argv
-    sys.argv = [saved[0], *argv]
-    try:
-        # The modules configure their own optimiser (`optim`): LightningCLI's --optimizer and
-        # --lr_scheduler would silently replace it.
-        AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True,
-                 auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
-                 seed_everything_default=0)
-    finally:
-        sys.argv = saved
+    """`aecls fit|validate ARGS...` (Lightning's DDP launcher re-runs the command line once per rank).
+    Library callers train with `aecls.train` instead; `argv` is for the entry point and tests."""
+    # `argv` is the command line (or a test's): LightningCLI warns whenever it is given one.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    # The modules configure their own optimiser (`optim`): LightningCLI's --optimizer and
+    # --lr_scheduler would silently replace it.
+    AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True, args=argv,
+             auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
+             seed_everything_default=0)

@@ -16,8 +16,19 @@ from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_args
 from aecls.hpo.summary import study_outputs
-from aecls.paths import ARTIFACTS, COMPARE_OUT, DEFAULT_STORAGE, LOG_DIR, REPORTS, TRANSFER_OUT, tool_command
+from aecls.modules.registry import ENCODER_KINDS, families, of_kind
+from aecls.paths import (
+    ARTIFACTS,
+    COMPARE_OUT,
+    DEFAULT_STORAGE,
+    LOG_DIR,
+    REPORTS,
+    TRANSFER_OUT,
+    find_config,
+    tool_command,
+)
 from aecls.report.build import build_report, latest
+from aecls.train import load_train_config, train
 from aecls.transfer.compare import compare_sweeps
 from aecls.transfer.config import SweepConfig
 from aecls.transfer.sweep import markdown_table, run_sweep
@@ -33,21 +44,29 @@ class Scale:
     sweep_epochs: int
 
 
-FITS = ("cae", "dae", "vae", "simclr")  # configs/<name>.yaml fitted in stage 3
-PRETEXTS = ("dae", "simclr")  # fits whose encoders are swept beside the study's (frozen, fine-tuned)
+
+
+def fits() -> list[str]:
+    """The families fitted in stage 3 (configs/<name>.yaml): every one whose encoder transfers."""
+    return [f.name for f in of_kind(*ENCODER_KINDS)]
+
+
+def pretexts() -> list[str]:
+    """The fits whose encoders are swept beside the study's (frozen, fine-tuned) and compared."""
+    return [f.name for f in families().values() if f.compared]
 QUICK = Scale("studies/quickstart.yaml", 1, 3, (100, 1000, 10000), 2, 5)
 FULL = Scale("studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10)
 
 
-def fit(argv: list[str]) -> None:
-    """A LightningCLI fit, as `aecls fit ARGV` runs it; its argument errors end the pipeline."""
-    from aecls.fit import run_lightning
-
-    try:
-        run_lightning(["fit", *argv])
-    except SystemExit as e:  # jsonargparse exits on a bad argument, after printing why
-        if e.code:
-            raise AeclsError(f"pipeline stage failed: aecls fit {' '.join(argv)}") from e
+def fit(config: str, data_dir: str | None, epochs: int | None, **init_args) -> None:
+    """Fit configs/CONFIG.yaml as `aecls fit --config` does (its logger, checkpoints and test
+    report), `epochs` and `init_args` on top of the file's."""
+    cfg = load_train_config(find_config(config), data_dir=data_dir, quiet=False)
+    cfg.trainer.update(enable_progress_bar=False, enable_model_summary=False)
+    if epochs:
+        cfg.trainer["max_epochs"] = epochs
+    cfg.model["init_args"].update(init_args)
+    train(cfg)
 
 
 def stage(title: str, done: Path | None = None):
@@ -76,14 +95,13 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
         import optuna
 
         for p in (Path(ARTIFACTS) / name, Path(TRANSFER_OUT), Path(COMPARE_OUT), Path(REPORTS) / name,
-                  *(Path(f"{TRANSFER_OUT}_{p}") for p in PRETEXTS),
-                  *(Path(LOG_DIR) / d for d in (name, *FITS, "classifier"))):
+                  *(Path(f"{TRANSFER_OUT}_{p}") for p in pretexts()),
+                  *(Path(LOG_DIR) / d for d in (name, *fits(), "classifier"))):
             shutil.rmtree(p, ignore_errors=True)
         try:
             optuna.delete_study(study_name=name, storage=DEFAULT_STORAGE)
         except KeyError:
             pass  # no such study yet
-    fit_data = ["--data.data_dir", data_dir] if data_dir else []
     start = time.perf_counter()
     spec = load_study(s.study)
     stage(f"1/6 study {name}: {_study_progress(spec)}")
@@ -91,33 +109,27 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
     if stage("2/6 re-run the best trial, export its encoder", Path(ARTIFACTS) / name / "best.json"):
         print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
-    for cfg in FITS:
+    for cfg in fits():
         if stage(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
-            epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
-            extra = ["--model.init_args.nll_samples", "20"] if (cfg == "vae" and not full) else []
-            fit(["--config", f"configs/{cfg}.yaml", "--trainer.enable_progress_bar", "false",
-                 "--trainer.enable_model_summary", "false", *epochs, *extra, *fit_data])
+            # the VAE's test NLL: 20 importance samples, not 100, at the quick scale
+            fit(cfg, data_dir, s.fit_epochs, **({"nll_samples": 20} if cfg == "vae" and not full else {}))
     sweep = Path(TRANSFER_OUT) / "sweep.csv"
     if stage("4/6 transfer sweep", sweep):
         cfg = SweepConfig(encoder=f"{ARTIFACTS}/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
                           epochs=s.sweep_epochs, data_dir=data_dir)
         rows = run_sweep(cfg, progress=False)
         print(markdown_table(rows))
-    for pretext in PRETEXTS:  # the other pretexts' encoders, for the comparison
+    for pretext in pretexts():  # the other pretexts' encoders, for the comparison
         out = Path(f"{TRANSFER_OUT}_{pretext}")
         if stage(f"4/6 transfer sweep of the {pretext} encoder", out / "sweep.csv"):
             cfg = SweepConfig(encoder=str(latest(Path(LOG_DIR), pretext)), labels=list(s.labels),
                               seeds=s.sweep_seeds, epochs=s.sweep_epochs, data_dir=data_dir,
                               methods=("frozen", "finetune"), out=str(out))
             print(markdown_table(run_sweep(cfg, progress=False)))
-    compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in PRETEXTS)],
+    compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in pretexts())],
                    COMPARE_OUT)
     if stage("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
-        epochs = ["--trainer.max_epochs", str(s.fit_epochs)] if s.fit_epochs else []
-        fit(["--config", "configs/classifier.yaml", "--model.init_args.mode", "frozen",
-             "--model.init_args.encoder_path", f"{ARTIFACTS}/{name}", "--model.init_args.net", "null",
-             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-             *epochs, *fit_data])
+        fit("classifier", data_dir, s.fit_epochs, mode="frozen", encoder_path=f"{ARTIFACTS}/{name}", net=None)
     stage("6/6 report")
     report = build_report(name, study_name=name, data_dir=data_dir)
     print(f"\n== pipeline done in {time.perf_counter() - start:.0f} s. Results:\n"

@@ -23,29 +23,23 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
-def make_trainer(max_epochs: int, *, quiet: bool = True, logger: Any = False,
+def make_trainer(max_epochs: int | None, *, quiet: bool = True, logger: Any = False,
                  checkpointing: bool = False, callbacks: list | None = None, devices: Any = 1,
                  progress: bool | None = None, **kwargs: Any) -> L.Trainer:
     """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
     take every GPU of the host and launch DDP inside a study); `kwargs` pass through
-    (accelerator, strategy, limit_*_batches, precision, ...), but for aecls.speed's options
-    (`SPEED_KEYS`: channels_last, fused_optimizer, steps_per_call), which build the `Speed`
-    callback unless `callbacks` holds one; `progress` shows Lightning's bar even when `quiet`
-    (default: not quiet)."""
+    (accelerator, strategy, limit_*_batches, precision, num_sanity_val_steps, ...) and win over
+    these defaults, but for aecls.speed's options (`SPEED_KEYS`: channels_last, fused_optimizer,
+    steps_per_call), which build the `Speed` callback unless `callbacks` holds one; `progress`
+    shows Lightning's bar even when `quiet` (default: not quiet)."""
     if quiet:
         quiet_lightning()
     callbacks = list(callbacks or [])
     speed = {k: kwargs.pop(k) for k in SPEED_KEYS if k in kwargs}  # Speed's own defaults otherwise
     if not any(isinstance(c, Speed) for c in callbacks):
         callbacks.append(Speed(**speed))
-    return L.Trainer(
-        devices=devices,
-        max_epochs=max_epochs,
-        logger=logger,
-        enable_checkpointing=checkpointing,
-        enable_progress_bar=not quiet if progress is None else progress,
-        enable_model_summary=not quiet,
-        callbacks=callbacks,
-        num_sanity_val_steps=0 if quiet else 2,
-        **kwargs,
-    )
+    args = {"devices": devices, "max_epochs": max_epochs, "logger": logger,
+            "enable_checkpointing": checkpointing,
+            "enable_progress_bar": not quiet if progress is None else progress,
+            "enable_model_summary": not quiet, "num_sanity_val_steps": 0 if quiet else 2}
+    return L.Trainer(**{**args, **kwargs, "callbacks": callbacks})

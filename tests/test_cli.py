@@ -28,7 +28,7 @@ def test_cnn_pretrain_then_finetune_configs(tiny_data, capsys):
     assert "test/acc" in capsys.readouterr().out
     (ckpt,) = Path("lightning_logs/cnn_finetune").glob("version_0/checkpoints/best-*.ckpt")
     hp = torch.load(ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
-    assert hp["mode"] == "finetune" and hp["net"]["arch"] == "cnn" and hp["encoder_source"] == "dae"  # noise 0.3: a DAE
+    assert hp["mode"] == "finetune" and hp["net"]["arch"] == "cnn" and hp["encoder_source"] == "dae"
 
 
 def test_fit_then_test_checkpoint(tiny_data, capsys):

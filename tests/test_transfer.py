@@ -13,6 +13,7 @@ from aecls.cli import main
 from aecls.encoders import export_encoder
 from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
+from aecls.train import train
 from aecls.transfer.config import DEFAULT_METHODS as METHODS  # what a sweep runs unless told
 
 
@@ -76,12 +77,13 @@ def test_sweep_settings_reach_the_classifier_and_data(tiny_data, tmp_path, monke
 
     seen = []
 
-    class Spy(transfer.Classifier):
-        def on_fit_start(self):
-            dm = self.trainer.datamodule
-            seen.append((self.hparams.mode, self.head, self.hparams.encoder_lr_scale, dm.hparams.augment))
+    def spy(cfg):  # what each run trained
+        run = train(cfg)
+        seen.append((run.module.hparams.mode, run.module.head, run.module.hparams.encoder_lr_scale,
+                     run.datamodule.hparams.augment))
+        return run
 
-    monkeypatch.setattr(transfer, "Classifier", Spy)
+    monkeypatch.setattr(transfer, "train", spy)
     enc = _encoder(tmp_path)
     assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20", "--seeds", "1",
                  "--methods", "frozen,finetune", "--epochs", "1", "--min-steps", "2",

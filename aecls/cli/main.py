@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aecls.errors import AeclsError, Interrupted, mask_secrets
+from aecls.errors import AeclsError, FitInterrupted, Interrupted, mask_secrets
 from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 
 LIGHTNING_COMMANDS = ("fit", "validate")  # aecls.fit's; not imported from there: it loads Lightning
@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         args = _parser().parse_args(argv)
         args.func(args)
+    except FitInterrupted:
+        print("aecls: fit interrupted; `--ckpt_path last` resumes it from its last finished epoch",
+              file=sys.stderr)
+        return Interrupted.exit_code
     except Exception as e:
         if (err := user_error(e)) is None:
             raise

@@ -8,14 +8,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import optuna
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.trial import FrozenTrial
 
-from aecls.data import FashionMNISTDataModule
 from aecls.encoders import ENCODER_FILE, export_encoder
 from aecls.errors import check
 from aecls.hpo.objective import checkpoint_callback
@@ -24,7 +22,8 @@ from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.paths import ARTIFACTS, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
-from aecls.training import make_trainer, quiet_lightning
+from aecls.train import train
+from aecls.training import quiet_lightning
 
 INFO_FILE = "best.json"
 
@@ -59,18 +58,13 @@ def _scaled(v: np.ndarray) -> np.ndarray:
 def _fit_and_test(spec: StudySpec, params: dict[str, Any], seed: int, monitor: str, data_dir: str | None,
                   log_dir: str) -> dict[str, Any]:
     """One seeded re-run of a config, full epochs, tested at its best checkpoint."""
-    L.seed_everything(seed, verbose=False)
-    module = spec.build_module(params)
-    dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
-    ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / f"best_seed{seed}" / "checkpoints", monitor)
-    trainer = make_trainer(spec.epochs, checkpointing=True,
-                           callbacks=[LatentProbe(), ckpt] if spec.uses_probe else [ckpt],
-                           logger=TensorBoardLogger(log_dir, name=spec.name, version=f"best_seed{seed}"),
-                           **spec.trainer)
-    trainer.fit(module, datamodule=dm)
-    test = trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False, weights_only=True)[0]
-    return {"seed": seed, "threads": torch.get_num_threads(), "val_score": float(ckpt.best_model_score),
-            "checkpoint": ckpt.best_model_path, "test": test, "module": module}
+    version = f"best_seed{seed}"
+    ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / version / "checkpoints", monitor)
+    run = train(spec.train_config(params, seed, data_dir, checkpoint=ckpt, test="best",
+                                  callbacks=[LatentProbe()] if spec.uses_probe else [],
+                                  logger=TensorBoardLogger(log_dir, name=spec.name, version=version)))
+    return {"seed": seed, "threads": torch.get_num_threads(), "val_score": run.best_score,
+            "checkpoint": run.best_path, "test": run.test, "module": run.module}
 
 
 def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: str | None = None,

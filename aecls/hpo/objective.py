@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import time
 from pathlib import Path
 
-import lightning as L
 import optuna
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -18,15 +16,13 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
-from aecls.data import FashionMNISTDataModule
 from aecls.data.transforms import to_unit
-from aecls.errors import FitInterrupted
 from aecls.hpo.sampler import trial_seed
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.modules.base import GRID_IMAGES
 from aecls.paths import LOG_DIR
 from aecls.probe import LatentProbe
-from aecls.training import make_trainer
+from aecls.train import prepare, train
 
 USER_MASTER_PORT = os.environ.get("MASTER_PORT")
 
@@ -48,15 +44,12 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
     if seed is None:
         seed = trial_seed(spec.seed, trial.number)
         trial.set_user_attr("seed", seed)
-    L.seed_everything(seed, verbose=False)
     params = spec.suggest(trial)
-    module = spec.build_module(params)
-    dm = FashionMNISTDataModule(data_dir=data_dir, **spec.data)
     version = f"trial_{trial.number}"
     ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / version / "checkpoints")
     history = History(spec.metrics)
     callbacks = [LatentProbe()] if spec.uses_probe else []
-    callbacks += [history, ckpt]
+    callbacks += [history]
     pruning = None
     if len(spec.metrics) == 1:  # Optuna cannot prune multi-objective trials
         pruning = PyTorchLightningPruningCallback(trial, monitor=spec.metrics[0])
@@ -69,26 +62,20 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
             os.environ.pop("MASTER_PORT", None)
         else:
             os.environ["MASTER_PORT"] = USER_MASTER_PORT
-    trainer = make_trainer(spec.epochs, logger=TensorBoardLogger(log_dir, name=spec.name, version=version),
-                           checkpointing=True, callbacks=callbacks, **spec.trainer)
+    cfg = spec.train_config(params, seed, data_dir, checkpoint=ckpt, callbacks=callbacks,
+                            logger=TensorBoardLogger(log_dir, name=spec.name, version=version))
+    run = prepare(cfg)
     grid = Path(log_dir) / spec.name / version / "reconstructions.png"
     start = time.perf_counter()
     try:
-        try:
-            trainer.fit(module, datamodule=dm)
-        except SystemExit:
-            if not trainer.interrupted:
-                raise
-            # Lightning caught Ctrl-C, ignores further ones and exits: undo both (see FitInterrupted).
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise FitInterrupted from None
+        train(cfg, run)
         if pruning is not None and spec.distributed:
             # DDP: rank 0 reported each epoch to the storage and asked every rank to stop; the
             # pruned state reaches this process only through check_pruned().
             pruning.check_pruned()
     except optuna.TrialPruned:
         if artifacts is not None:  # the dashboard shows what a pruned trial had learnt too
-            upload_grid(trial, module, dm, grid, artifacts)
+            upload_grid(trial, run.module, run.datamodule, grid, artifacts)
         raise
     finally:
         if spec.distributed:  # the callbacks ran in the spawned ranks: read what rank 0 reported
@@ -98,7 +85,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
         trial.set_user_attr("history", history.values)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
         trial.set_user_attr("checkpoint", ckpt.best_model_path)
-        trial.set_user_attr("device", str(trainer.strategy.root_device))
+        trial.set_user_attr("device", str(run.trainer.strategy.root_device))
         trial.set_user_attr("threads", torch.get_num_threads())  # for `study best` to reproduce it
     # Every metric at the checkpointed epoch (for `multi`: the probe where val/loss was best).
     best = history.best() if spec.distributed else history.at_epoch(ckpt.best_model_score)
@@ -106,7 +93,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
         # A NaN/inf loss says nothing about the config's quality; prune it and let the study go on.
         raise optuna.TrialPruned(f"{spec.metrics} not finite")
     if artifacts is not None:
-        upload_grid(trial, module, dm, grid, artifacts)
+        upload_grid(trial, run.module, run.datamodule, grid, artifacts)
     return best[0] if len(best) == 1 else best
 
 

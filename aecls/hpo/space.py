@@ -33,6 +33,7 @@ from aecls.nets import NetConfig
 from aecls.paths import find_config
 from aecls.probe import PROBE_METRIC
 from aecls.speed import SPEED_KEYS, parse_steps, parse_switch
+from aecls.train import TrainConfig, build_module
 from aecls.training import make_trainer
 
 NET_KEYS = {f.name for f in fields(NetConfig)}
@@ -133,7 +134,7 @@ class StudySpec:
                 candidates += [(f"search-space entry {name}={v!r}: ", {**fixed, name: v}) for v in values]
         for where, params in candidates:
             try:
-                self._module(params)
+                build_module(self.model_config(params))
             except (TypeError, AeclsError) as e:
                 raise AeclsError(f"study {self.name}: {where}{e}") from e
 
@@ -237,16 +238,25 @@ class StudySpec:
             optim["name"] = optim.pop("optimizer")
         return net, optim, {**base, **{k: v for k, v in params.items() if k in self.family.study_keys}}
 
+    def model_config(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`TrainConfig.model` of a trial: the family and its init arguments."""
+        net, optim, extra = self.configs(params)
+        return {"family": self.model, "init_args": {"net": NetConfig(**net), "optim": OptimConfig(**optim),
+                                                    **extra}}
+
+    def train_config(self, params: dict[str, Any], seed: int, data_dir: str | None,
+                     **kwargs: Any) -> TrainConfig:
+        """What a trial (or the best-trial re-run) trains: this study's model, data and trainer
+        with `params` drawn, seeded with `seed`; `kwargs`: TrainConfig's logger, checkpoint, ..."""
+        return TrainConfig(model=self.model_config(params), data={"data_dir": data_dir, **self.data},
+                           trainer={"max_epochs": self.epochs, **self.trainer}, seed=seed, **kwargs)
+
     def build_module(self, params: dict[str, Any]) -> BaseModule:
         """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""
         try:
-            return self._module(params)
+            return build_module(self.model_config(params))
         except (TypeError, AeclsError) as e:  # a config key the model does not take, a bad value
             raise AeclsError(f"study {self.name}: {e}") from e
-
-    def _module(self, params: dict[str, Any]) -> BaseModule:
-        net, optim, extra = self.configs(params)
-        return self.family.module(net=NetConfig(**net), optim=OptimConfig(**optim), **extra)
 
 
 def distribution(study: str, name: str, entry: dict[str, Any]) -> BaseDistribution:

@@ -1,4 +1,5 @@
-"""SimCLR: a contrastive pretext on the same encoder nets as the autoencoders.
+"""SimCLR: a contrastive pretext on the same encoder nets as the autoencoders (and `TwoViews`, what
+every two-view pretext shares: the views, the encoder and head, the grid).
 
 Two augmented views of each image (aecls.data.transforms.contrastive_view, seeded, on the device)
 go through the encoder and a projection head; NT-Xent pulls each view towards its partner and
@@ -37,24 +38,26 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, partner)
 
 
-class SimCLR(BaseModule):
-    """Args:
-        net: encoder architecture (conv or cnn; its code is what transfers).
-        optim: optimiser and schedule.
-        temperature: NT-Xent temperature.
-        proj_dim: output size of the projection head (hidden width = the code size).
-        seed: seeds the training views (with the step) and nothing else.
+class TwoViews(BaseModule):
+    """A pretext on two augmented views of each image: encoder -> projection head (`head`) ->
+    `loss(p1, p2)` of the two views' projections. The encoder's code is what transfers.
+
+    Subclasses give `head(latent_dim)` and `loss`, and pass their hyper-parameters (`seed` among
+    them: it seeds the training views with the step) to `__init__`.
     """
 
-    def __init__(self, net: NetConfig | None = None, optim: OptimConfig | None = None,
-                 temperature: float = 0.2, proj_dim: int = 64, seed: int = 0) -> None:
+    def __init__(self, net: NetConfig | None, optim: OptimConfig | None, **hparams) -> None:
         super().__init__(net, optim)
-        check(temperature > 0, f"temperature must be > 0, got {temperature}")
-        check(proj_dim >= 1, f"proj_dim must be >= 1, got {proj_dim}")
-        self.save_config(temperature=temperature, proj_dim=proj_dim, seed=seed)
+        self.save_config(**hparams)
         self.encoder = build_encoder(self.net_cfg)
-        d = self.net_cfg.latent_dim
-        self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, proj_dim))
+        self.projector = self.head(self.net_cfg.latent_dim)
+
+    def head(self, latent_dim: int) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of the (B, D) projections of the two views of the same B images."""
+        raise NotImplementedError
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -72,11 +75,33 @@ class SimCLR(BaseModule):
 
     def compute(self, batch, stage: str) -> dict[str, torch.Tensor]:
         v1, v2 = self.views(batch[0], stage)
-        return {"loss": nt_xent(self(v1), self(v2), self.hparams.temperature)}
+        return {"loss": self.loss(self(v1), self(v2))}
 
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         v1, v2 = self.views(x, "val")
         return [x, v1, v2]  # the augmentation grid in TensorBoard: images and their two views
 
+
+class SimCLR(TwoViews):
+    """Args:
+        net: encoder architecture (conv or cnn; its code is what transfers).
+        optim: optimiser and schedule.
+        temperature: NT-Xent temperature.
+        proj_dim: output size of the projection head (hidden width = the code size).
+        seed: seeds the training views (with the step) and nothing else.
+    """
+
+    def __init__(self, net: NetConfig | None = None, optim: OptimConfig | None = None,
+                 temperature: float = 0.2, proj_dim: int = 64, seed: int = 0) -> None:
+        check(temperature > 0, f"temperature must be > 0, got {temperature}")
+        check(proj_dim >= 1, f"proj_dim must be >= 1, got {proj_dim}")
+        super().__init__(net, optim, temperature=temperature, proj_dim=proj_dim, seed=seed)
+
+    def head(self, latent_dim: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU(),
+                             nn.Linear(latent_dim, self.hparams.proj_dim))
+
+    def loss(self, p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
+        return nt_xent(p1, p2, self.hparams.temperature)
 
 register(Family("simclr", SimCLR, "pretext", {"temperature", "proj_dim"}, compared=True))

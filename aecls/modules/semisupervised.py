@@ -118,6 +118,9 @@ class FixMatch(Classifier):
         dm = self.trainer.datamodule
         check(not getattr(getattr(dm, "hparams", {}), "augment", False),
               "FixMatch draws the labelled batch's weak view itself: set the data's augment to false")
+        if self.unlabelled is None and hasattr(dm, "unlabelled_images"):
+            # the training split's images, read without their labels (set_unlabelled for others)
+            self.unlabelled = dm.unlabelled_images()
         if self.unlabelled is not None:  # once, not per step
             self.unlabelled = self.unlabelled.to(self.device)
         if self.hparams.teacher_ema > 0:
@@ -130,7 +133,8 @@ class FixMatch(Classifier):
             self.teacher.update_parameters(_Net(self))
 
     def set_unlabelled(self, images: torch.Tensor) -> FixMatch:
-        """(N, 28, 28) uint8 training images, no labels; kept on the training device."""
+        """(N, 28, 28) uint8 training images, no labels; kept on the training device. Default: the
+        DataModule's `unlabelled_images()` (the training split's images), taken when the fit starts."""
         check(images.dtype == torch.uint8 and images.ndim == 3, "unlabelled images: (N, 28, 28) uint8")
         self.unlabelled = images
         return self

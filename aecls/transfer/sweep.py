@@ -12,7 +12,6 @@ import csv
 import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -22,38 +21,41 @@ from tqdm import tqdm
 from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
-from aecls.modules import Classifier, OptimConfig
-from aecls.modules.semisupervised import FixMatch, PseudoLabelMonitor, published_optim
-from aecls.training import make_trainer, quiet_lightning
+from aecls.modules import OptimConfig
+from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
+from aecls.train import TrainConfig, train
+from aecls.training import quiet_lightning
 from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
 
-def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net) -> float:
+def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int) -> float:
     n = len(dm.splits["train"][0])
     steps = max(cfg.min_steps, cfg.epochs * max(1, n // cfg.batch_size))
-    model = Classifier(net=net if method == "scratch" else None, mode=method,
-                       encoder_path=None if method == "scratch" else cfg.encoder,
-                       head_hidden=cfg.head_hidden, encoder_lr_scale=cfg.encoder_lr_scale,
-                       optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))
-    trainer = make_trainer(-1, max_steps=steps, limit_val_batches=0)
-    trainer.fit(model, datamodule=dm)
-    return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"])
+    model = {"family": "classifier", "init_args": dict(
+        net=net if method == "scratch" else None, mode=method,
+        encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
+        encoder_lr_scale=cfg.encoder_lr_scale, optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))}
+    run = train(TrainConfig(model=model, data=dm, seed=seed, test="final",
+                            trainer={"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0}))
+    return float(run.test["test/acc"])
 
 
 def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[float, list[dict]]:
     """FixMatch from the pretrained encoder (fine-tuned), the subset's labels and the training
     split's images, read without labels: (test accuracy of the scored weights, the pseudo-label
     diagnostic's history)."""
-    model = FixMatch(mode="finetune", encoder_path=cfg.encoder, head_hidden=cfg.head_hidden,
-                     encoder_lr_scale=cfg.encoder_lr_scale, threshold=cfg.threshold,
-                     optim=published_optim(cfg.fixmatch_lr), unlabelled_ratio=cfg.unlabelled_ratio,
-                     unlabelled_weight=cfg.unlabelled_weight, eval_ema=cfg.eval_ema,
-                     teacher_ema=cfg.teacher_ema, seed=seed)
+    model = {"family": "fixmatch", "init_args": dict(
+        mode="finetune", encoder_path=cfg.encoder, head_hidden=cfg.head_hidden,
+        encoder_lr_scale=cfg.encoder_lr_scale, threshold=cfg.threshold,
+        optim=published_optim(cfg.fixmatch_lr), unlabelled_ratio=cfg.unlabelled_ratio,
+        unlabelled_weight=cfg.unlabelled_weight, eval_ema=cfg.eval_ema, teacher_ema=cfg.teacher_ema,
+        seed=seed)}
     monitor = PseudoLabelMonitor(cfg.monitor_every)
-    trainer = make_trainer(-1, max_steps=cfg.fixmatch_steps, limit_val_batches=0, callbacks=[monitor])
-    trainer.fit(model.set_unlabelled(dm.unlabelled_images()), datamodule=dm)
-    return float(trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"]), monitor.history
+    trainer = {"max_epochs": -1, "max_steps": cfg.fixmatch_steps, "limit_val_batches": 0}
+    run = train(TrainConfig(model=model, data=dm, seed=seed, test="final", callbacks=[monitor],
+                            trainer=trainer))
+    return float(run.test["test/acc"]), monitor.history
 
 
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
@@ -74,14 +76,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     plan = [(b, s, m) for b in cfg.labels for s in range(cfg.seeds) for m in cfg.methods]
     rows, curves = [], []
     for budget, seed, method in tqdm(plan, desc="transfer sweep", unit="run", disable=not progress):
-        L.seed_everything(seed, verbose=False)
         dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
                                     batch_size=cfg.batch_size, val_size=cfg.val_size,
                                     augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
         dm.setup()  # a budget larger than the data fails here, with the class counts
         start = time.perf_counter()
         if method in DEEP:
-            acc = _deep(cfg, method, dm, net)
+            acc = _deep(cfg, method, dm, net, seed)
         elif method in SEMI:
             acc, history = _fixmatch(cfg, dm, seed)
             curves += [{"labels": len(dm.splits["train"][0]), "seed": seed, **h} for h in history]
