@@ -103,7 +103,8 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
     from aecls.modules import AutoEncoder, OptimConfig
     from aecls.nets import NetConfig
     from aecls.speed import Speed
-    from aecls.training import make_trainer, quiet_lightning
+    from aecls.train import TrainConfig, train
+    from aecls.training import quiet_lightning
 
     quiet_lightning()  # no banners between the table's rows
     dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size, device=device)
@@ -129,11 +130,11 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
         torch.manual_seed(0)
         model = AutoEncoder(net, optim)
         timer = _EpochTimer()
-        trainer = make_trainer(1, limit_train_batches=n_batches, limit_val_batches=0,
-                               callbacks=[timer, Speed(**speed)], precision=precision,
-                               accelerator="gpu" if device.startswith("cuda") else "cpu")
+        trainer = {"max_epochs": 1, "limit_train_batches": n_batches, "limit_val_batches": 0,
+                   "precision": precision, "accelerator": "gpu" if device.startswith("cuda") else "cpu"}
         start = time.perf_counter()
-        trainer.fit(model, datamodule=dm)
+        callbacks = [timer, Speed(**speed)]
+        train(TrainConfig(model=model, data=dm, trainer=trainer, seed=None, callbacks=callbacks))
         return images / timer.seconds, images / (time.perf_counter() - start)
 
     variants = list(variants)
@@ -238,25 +239,22 @@ def speed_parity(config: str = "cae", seeds: Iterable[int] = (0, 1, 2), epochs: 
     """Quality check of the speed options: the model config `config` (configs/<config>.yaml) trained
     `epochs` epochs per seed in each of `variants` (FIT_VARIANTS); returns variant -> seed ->
     best val/loss. A speed default may change only where these agree within seed noise."""
-    from aecls.modules import AutoEncoder
-    from aecls.paths import read_config
     from aecls.speed import Speed
-    from aecls.training import make_trainer, quiet_lightning
+    from aecls.train import load_train_config, train
+    from aecls.training import quiet_lightning
 
     quiet_lightning()
-    cfg = read_config(config)
-    data = {k: v for k, v in (cfg.get("data") or {}).items() if k != "data_dir"}
     out: dict[str, dict[int, float]] = {v: {} for v in variants}
     for seed in seeds:
         for v in variants:
             speed, precision = FIT_VARIANTS[v]
-            L.seed_everything(seed, verbose=False)
-            module = AutoEncoder(**cfg["model"]["init_args"])
-            dm = FashionMNISTDataModule(data_dir=data_dir, **data)
+            cfg = load_train_config(config, data_dir=data_dir)
             best = _BestVal()
-            trainer = make_trainer(epochs, callbacks=[best, Speed(**speed)], precision=precision,
-                                   limit_train_batches=limit_batches, limit_val_batches=limit_batches)
-            trainer.fit(module, datamodule=dm)
+            cfg.seed, cfg.logger, cfg.checkpoint, cfg.test = seed, False, None, None
+            cfg.callbacks += [best, Speed(**speed)]
+            cfg.trainer.update(max_epochs=epochs, precision=precision, limit_train_batches=limit_batches,
+                               limit_val_batches=limit_batches)
+            train(cfg)
             out[v][seed] = best.value
     return out
 

@@ -90,9 +90,34 @@ def resolve_last(cfg) -> None:
     print(f"resuming {cfg.ckpt_path}")
 
 
+def _check_model_classes(argv: list[str]) -> None:
+    """A config file whose model is no registered family: one line naming the file, the class and
+    the known ones (jsonargparse would print its usage and a multi-line import error)."""
+    import yaml
+
+    from aecls.modules.registry import families
+
+    for i, arg in enumerate(argv):
+        path = argv[i + 1] if arg in ("--config", "-c") and i + 1 < len(argv) else None
+        path = arg.split("=", 1)[1] if arg.startswith("--config=") else path
+        if path is None or not Path(path).is_file():
+            continue
+        try:
+            model = (yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}
+        except (yaml.YAMLError, AttributeError):
+            continue  # LightningCLI says what is wrong with the file itself
+        class_path = model.get("class_path") if isinstance(model, dict) else None
+        known = {f.module.__name__: f.module.__module__ for f in families().values()}
+        if class_path and str(class_path).rsplit(".", 1)[-1] not in known:
+            shown = ", ".join(f"{module}.{name}" for name, module in known.items())
+            raise AeclsError(f"{path}: model class_path {class_path!r} is not a registered aecls model "
+                             f"family; known: {shown}")
+
+
 def run_lightning(argv: list[str]) -> None:
     """`aecls fit|validate ARGS...` (Lightning's DDP launcher re-runs the command line once per rank).
     Library callers train with `aecls.train` instead; `argv` is for the entry point and tests."""
+    _check_model_classes(argv)
     # `argv` is the command line (or a test's): LightningCLI warns whenever it is given one.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     # The modules configure their own optimiser (`optim`): LightningCLI's --optimizer and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up + the test suite (what CI runs). Use: bash scripts/test.sh [pytest args]
+# Set-up + ruff + the test suite (what CI runs). Use: bash scripts/test.sh [pytest args]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
@@ -12,6 +12,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql >/dev/null; } \
     || echo "warning: could not install postgresql; its tests will be skipped" >&2
 fi
+# Lint first (pyproject.toml's [tool.ruff]): a style or import error fails the run like a test.
+echo "== ruff check"
+.venv/bin/ruff check aecls tests scripts || exit 1
 .venv/bin/python -m pytest -q "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -11,11 +11,12 @@ from aecls.cli import main
 from tests.helpers import CONFIGS, checkpoints, fit
 
 NEEDS_ENCODER = {"cnn_finetune.yaml"}  # checked by the test after this one
+FEWER_LABELS = {"fixmatch.yaml": ["--data.n_labels", "20"]}  # the tiny files have 350 training images
 
 
 @pytest.mark.parametrize("config", sorted({p.name for p in CONFIGS.glob("*.yaml")} - NEEDS_ENCODER))
 def test_fast_dev_run_every_config(tiny_data, config):
-    assert fit(tiny_data, config, "--trainer.fast_dev_run", "true") == 0
+    assert fit(tiny_data, config, "--trainer.fast_dev_run", "true", *FEWER_LABELS.get(config, [])) == 0
 
 
 def test_cnn_pretrain_then_finetune_configs(tiny_data, capsys):

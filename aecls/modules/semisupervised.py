@@ -38,6 +38,7 @@ from aecls.errors import check
 from aecls.modules.classifier import Classifier
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family, register
+from aecls.nets import NetConfig
 
 
 def published_optim(lr: float = FIXMATCH_LR) -> OptimConfig:
@@ -93,12 +94,14 @@ class FixMatch(Classifier):
     DataModule's own `augment` must be off.
     """
 
-    def __init__(self, *args, threshold: float = FIXMATCH_THRESHOLD, unlabelled_ratio: int = FIXMATCH_MU,
+    def __init__(self, net: NetConfig | dict | None = None, optim: OptimConfig | dict | None = None,
+                 mode: str = "scratch", encoder_path: str | None = None, head_hidden: int = 64,
+                 freeze_epochs: int = 0, encoder_lr_scale: float = 0.1, encoder_source: str = "scratch",
+                 threshold: float = FIXMATCH_THRESHOLD, unlabelled_ratio: int = FIXMATCH_MU,
                  unlabelled_weight: float = 1.0, eval_ema: float = FIXMATCH_EMA, teacher_ema: float = 0.0,
-                 seed: int = 0, **kwargs) -> None:
-        if len(args) < 2 and kwargs.get("optim") is None:
-            kwargs["optim"] = published_optim()
-        super().__init__(*args, **kwargs)
+                 seed: int = 0) -> None:
+        super().__init__(net, published_optim() if optim is None else optim, mode, encoder_path, head_hidden,
+                         freeze_epochs, encoder_lr_scale, encoder_source)
         check(0 < threshold <= 1, f"threshold must be in (0, 1], got {threshold}")
         check(unlabelled_ratio >= 1, f"unlabelled_ratio must be >= 1, got {unlabelled_ratio}")
         check(0 <= teacher_ema < 1, f"teacher_ema must be in [0, 1), got {teacher_ema}")

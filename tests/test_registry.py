@@ -1,0 +1,103 @@
+"""Every registered model family, on synthetic data, through what a user does with it: the training
+function (from its own config), a 1-trial study, a 1-cell transfer sweep where its encoder transfers,
+and `aecls test` on its checkpoint. A new family is tested by being registered."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from aecls.cli import main
+from aecls.modules.registry import KINDS, families, family
+from aecls.paths import find_config
+from aecls.train import load_train_config, train
+from tests.helpers import finished
+
+FAMILIES = sorted(families())
+TINY_DATA = {"val_size": 50, "batch_size": 32}
+
+
+def _tiny(name: str) -> dict:
+    """Data settings that fit the tiny IDX files: a labelled subset only where the config has one."""
+    cfg = load_train_config(find_config(family(name).config_name))
+    return {**TINY_DATA, **({"n_labels": 20} if cfg.data.get("n_labels") else {})}
+
+
+def _fit(name: str, tiny_data: Path):
+    cfg = load_train_config(find_config(family(name).config_name), data_dir=str(tiny_data))
+    cfg.data.update(_tiny(name))
+    cfg.model["init_args"]["net"] = {**(cfg.model["init_args"].get("net") or {}), "n_channels": 4}
+    if "nll_samples" in cfg.model["init_args"]:
+        cfg.model["init_args"]["nll_samples"] = 2
+    cfg.trainer.update(max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    cfg.test = "best"
+    return train(cfg)
+
+
+def test_the_registry_is_whole():
+    assert {"cae", "dae", "vae", "simclr", "classifier", "fixmatch"} <= set(FAMILIES)
+    for name, f in families().items():
+        assert f.kind in KINDS and f.name == name
+        assert find_config(f.config_name).is_file()  # every family has its default config
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_trains_studies_transfers_and_tests(name, tiny_data, capsys):
+    f = family(name)
+    run = _fit(name, tiny_data)  # the training function, from the family's own config
+    assert type(run.module) is f.module and run.best_path and "test/loss" in run.test
+
+    study = Path(f"{name}_study.yaml")
+    study.write_text(yaml.safe_dump({
+        "model": name, "epochs": 1, "n_trials": 1, "data": _tiny(name), "pruner": "none",
+        "space": {"n_channels": 4, "lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}}))
+    assert main(["study", "run", str(study), "--data-dir", str(tiny_data), "--no-progress"]) == 0
+    (trial,) = finished(optuna.load_study(study_name=study.stem, storage="sqlite:///optuna.db"))
+    assert trial.state.name == "COMPLETE" and trial.params.keys() == {"lr"}
+
+    if f.has_encoder:  # one cell of a label sweep from its checkpoint
+        assert main(["transfer", "sweep", "--encoder", run.best_path, "--labels", "20", "--seeds", "1",
+                     "--methods", "frozen", "--epochs", "1", "--min-steps", "2", "--data-dir", str(tiny_data),
+                     "--val-size", "50", "--out", "sw", "--no-progress"]) == 0
+        (row,) = csv.DictReader(open("sw/sweep.csv"))
+        assert row["method"] == "frozen" and 0 <= float(row["test_acc"]) <= 1
+
+    capsys.readouterr()
+    assert main(["test", "--ckpt", run.best_path, "--data-dir", str(tiny_data), "--no-baselines"]) == 0
+    assert f"{f.module.__name__} {run.best_path}" in capsys.readouterr().out
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aecls: error: ") and "\n" not in err, err
+    return err
+
+
+def test_unknown_family_in_a_study_is_one_line(capsys):
+    Path("gan.yaml").write_text(yaml.safe_dump({"model": "gan", "space": {}}))
+    assert main(["study", "run", "gan.yaml", "--no-progress"]) == 2
+    err = _one_line(capsys)
+    assert "gan.yaml" in err and "'gan'" in err and all(n in err for n in FAMILIES)
+    assert not Path("optuna.db").exists()
+
+
+def test_a_study_key_the_family_does_not_declare_is_one_line(capsys):
+    Path("vae_keys.yaml").write_text(yaml.safe_dump({"model": "vae", "space": {"noise_sigma": 0.1}}))
+    assert main(["study", "run", "vae_keys.yaml", "--no-progress"]) == 2
+    err = _one_line(capsys)
+    assert "vae_keys.yaml" in err and "noise_sigma" in err and "model vae" in err and "beta" in err
+    assert not Path("optuna.db").exists()
+
+
+def test_unknown_family_in_a_fit_config_is_one_line(capsys):
+    cfg = yaml.safe_load(find_config("cae").read_text())
+    cfg["model"]["class_path"] = "aecls.modules.GAN"
+    Path("gan_fit.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["fit", "--config", "gan_fit.yaml"]) == 2
+    err = _one_line(capsys)
+    assert "gan_fit.yaml" in err and "GAN" in err and "AutoEncoder" in err
+    assert not Path("lightning_logs").exists()
