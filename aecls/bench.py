@@ -84,7 +84,6 @@ FIT_VARIANTS = {
     "bf16": ({"channels_last": "false", "fused_optimizer": "false"}, "bf16-mixed"),
     "channels_last_bf16": ({"channels_last": "true", "fused_optimizer": "false"}, "bf16-mixed"),
     "default": ({}, "32-true"),
-    "default_8_steps_per_call": ({"steps_per_call": 8}, "32-true"),
 }
 
 

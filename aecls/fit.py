@@ -26,7 +26,7 @@ class AeclsCLI(LightningCLI):
     """LightningCLI with the defaults every config shares, so a config holds only what differs:
     a TensorBoardLogger in LOG_DIR/<config name> (unless `trainer.logger` is given), a
     ModelCheckpoint on val/loss (best + last), the speed options (`--speed.channels_last`,
-    `--speed.fused_optimizer`, `--speed.steps_per_call`: aecls.speed), `--test_after_fit` (on),
+    `--speed.fused_optimizer`: aecls.speed), `--test_after_fit` (on),
     and `--ckpt_path last` that resumes the newest run."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

@@ -8,9 +8,6 @@ file's `trainer:` key (`channels_last: ...`, `fused_optimizer: ...`) and every p
 - `fused_optimizer`: Adam, AdamW and SGD update all parameters in one fused kernel instead of a
   dozen small ops per parameter tensor (the same update rule; the optimiser step is a visible
   share of these small nets' step). RMSprop has no fused form and ignores it.
-- `steps_per_call`: optimiser steps per Lightning training_step (default 1). Above 1, the module
-  draws that many batches itself (BaseModule.group_steps): Lightning's fixed cost per call is
-  paid once per group. Modules with their own training step (FixMatch) refuse it.
 - bf16 is Lightning's own `precision: bf16-mixed` (CPU and CUDA autocast), not an option here.
 
 Why a callback on the ground floor (beside training.py, not in modules/): the options change how
@@ -31,7 +28,7 @@ from aecls.errors import AeclsError
 
 SWITCH_CHOICES = ("auto", "true", "false")
 # The study file's `trainer:` keys that are Speed options, not Trainer arguments.
-SPEED_KEYS = ("channels_last", "fused_optimizer", "steps_per_call")
+SPEED_KEYS = ("channels_last", "fused_optimizer")
 
 
 def parse_switch(name: str, value: Any) -> str:
@@ -42,31 +39,17 @@ def parse_switch(name: str, value: Any) -> str:
     return text
 
 
-def parse_steps(value: Any) -> int:
-    """A whole number >= 1 (YAML may give a string from the command line)."""
-    try:
-        steps = int(value)
-    except (TypeError, ValueError):
-        steps = 0
-    if steps < 1 or isinstance(value, bool) or str(steps) != str(value).strip():
-        raise AeclsError(f"steps_per_call must be a whole number >= 1, got {value!r}")
-    return steps
-
-
 class Speed(L.Callback):
     """Speed options of a fit (see the module docstring).
 
     Args:
         channels_last: "auto" (on for the CPU, where it is measured faster), "true" or "false".
         fused_optimizer: "auto" (on wherever torch has a fused kernel), "true" or "false".
-        steps_per_call: optimiser steps per Lightning training_step (1: Lightning's own loop).
     """
 
-    def __init__(self, channels_last: str | bool = "auto", fused_optimizer: str | bool = "auto",
-                 steps_per_call: int = 1) -> None:
+    def __init__(self, channels_last: str | bool = "auto", fused_optimizer: str | bool = "auto") -> None:
         self.channels_last = parse_switch("channels_last", channels_last)
         self.fused_optimizer = parse_switch("fused_optimizer", fused_optimizer)
-        self.steps_per_call = parse_steps(steps_per_call)
 
     def channels_last_on(self, device: torch.device) -> bool:
         return device.type == "cpu" if self.channels_last == "auto" else self.channels_last == "true"
@@ -79,11 +62,6 @@ class Speed(L.Callback):
         # memory format, and the optimiser's state is created in the parameters' own layout.
         if self.channels_last_on(trainer.strategy.root_device):
             pl_module.to(memory_format=torch.channels_last)
-        if stage == "fit" and self.steps_per_call > 1:
-            if not hasattr(pl_module, "group_steps"):
-                raise AeclsError(f"steps_per_call {self.steps_per_call}: {type(pl_module).__name__} "
-                                 "is not an aecls module")
-            pl_module.group_steps(self.steps_per_call)
 
 
 def speed_of(trainer: L.Trainer | None) -> Speed:

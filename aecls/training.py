@@ -29,8 +29,8 @@ def make_trainer(max_epochs: int | None, *, quiet: bool = True, logger: Any = Fa
     """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
     take every GPU of the host and launch DDP inside a study); `kwargs` pass through
     (accelerator, strategy, limit_*_batches, precision, num_sanity_val_steps, ...) and win over
-    these defaults, but for aecls.speed's options (`SPEED_KEYS`: channels_last, fused_optimizer,
-    steps_per_call), which build the `Speed` callback unless `callbacks` holds one; `progress`
+    these defaults, but for aecls.speed's options (`SPEED_KEYS`: channels_last, fused_optimizer),
+    which build the `Speed` callback unless `callbacks` holds one; `progress`
     shows Lightning's bar even when `quiet` (default: not quiet)."""
     if quiet:
         quiet_lightning()

@@ -57,10 +57,8 @@ def main() -> None:
     if not a.skip_study:
         before = FIT_VARIANTS["before"][0]
         args = (a.study, a.study_trials, a.study_epochs, "median")
-        grouped = FIT_VARIANTS["default_8_steps_per_call"][0]
         runs = {"before": bench_study(*args, 1, a.data_dir, before),
                 "default": bench_study(*args, 1, a.data_dir),
-                "default, steps_per_call 8": bench_study(*args, 1, a.data_dir, grouped),
                 "default, 2 workers": bench_study(*args, 2, a.data_dir)}
         base = runs["before"]["trials_per_min"]
         for name, r in runs.items():

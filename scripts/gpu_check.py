@@ -24,8 +24,7 @@ import torch
 
 from aecls.bench import FIT_VARIANTS, bench_fit, bench_study
 
-GPU_VARIANTS = ["before", "default", "channels_last", "bf16", "channels_last_bf16",
-                "default_8_steps_per_call"]
+GPU_VARIANTS = ["before", "default", "channels_last", "bf16", "channels_last_bf16"]
 
 
 def cli_fit(epochs: int, out: Path, data_dir: str | None) -> dict:

@@ -32,7 +32,7 @@ from aecls.modules.registry import Family, family
 from aecls.nets import NetConfig
 from aecls.paths import find_config
 from aecls.probe import PROBE_METRIC
-from aecls.speed import SPEED_KEYS, parse_steps, parse_switch
+from aecls.speed import SPEED_KEYS, parse_switch
 from aecls.train import TrainConfig, build_module
 from aecls.training import make_trainer
 
@@ -145,9 +145,8 @@ class StudySpec:
         self.trainer = {**TRAINER_DEFAULTS, **self.trainer}
         for key in SPEED_KEYS:
             if key in self.trainer:
-                parse = parse_steps if key == "steps_per_call" else lambda v, k=key: parse_switch(k, v)
                 try:
-                    self.trainer[key] = parse(self.trainer[key])
+                    self.trainer[key] = parse_switch(key, self.trainer[key])
                 except AeclsError as e:
                     raise AeclsError(f"study {self.name}: trainer.{e}") from e
         devices = self.trainer["devices"]

@@ -7,7 +7,6 @@ Subclasses implement `compute(batch, stage) -> {"loss": ..., other metrics}`, wh
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict
 from typing import Any, ClassVar
 
@@ -16,8 +15,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
-from aecls.errors import AeclsError, check
-from aecls.modules.optim import PLATEAU_MONITOR, OptimConfig
+from aecls.errors import AeclsError
+from aecls.modules.optim import OptimConfig
 from aecls.nets import NetConfig
 
 GRID_IMAGES = 8  # images per row of the TensorBoard grid
@@ -79,8 +78,7 @@ class BaseModule(L.LightningModule):
         means = dict(zip(names, totals[:-1] / totals[-1], strict=True))
         for name, value in means.items():
             # sync_dist of a value every rank already holds: the mean of equal numbers
-            # batch_size: one value an epoch, already a mean (Lightning asks for it with
-            # steps_per_call > 1, where it cannot infer one)
+            # batch_size: one value an epoch, already a mean
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, prog_bar=name == "loss",
                      sync_dist=distributed, batch_size=1)
         return means
@@ -91,8 +89,6 @@ class BaseModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
-        if not self.automatic_optimization and getattr(self, "_steps_per_call", 1) > 1:
-            self._step_epoch_schedulers()
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -102,59 +98,6 @@ class BaseModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
-
-    # -- several optimiser steps per Lightning training_step (aecls.speed's steps_per_call) --------
-    # Lightning's loop and hooks cost a fixed time per training_step call, a visible share of these
-    # small nets' steps (BENCHMARKS.md). With k > 1, Lightning hands the step its batch iterator
-    # (its `dataloader_iter` signature) and the step trains on the next k batches, one optimiser
-    # step each: the same batches, order, updates and schedule as k calls of the eager step, the
-    # last partial batch included. Manual optimisation, so the schedulers are stepped here as
-    # Lightning's automatic loop steps them. A group of fixed-shape steps is also the unit a CUDA
-    # graph would capture (not done yet: the GPU half of issue #19).
-
-    def group_steps(self, k: int) -> None:
-        """Train with `k` optimiser steps per training_step call (for this module's fits)."""
-        own = [name for name in ("training_step", "on_train_batch_end")  # per-step work of its own
-               if getattr(type(self), name) is not getattr(BaseModule, name)]
-        check(not own, f"steps_per_call {k}: {type(self).__name__} has its own training step "
-              f"({', '.join(own)}) and trains one step per call (steps_per_call: 1)")
-        # Lightning calls this signature experimental and says so every fit: it is chosen here
-        # on purpose, and tests/test_speed.py checks it against the eager step.
-        warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
-        self.automatic_optimization = False
-        self._steps_per_call = k
-        self.training_step = self._grouped_training_step  # the signature Lightning reads
-
-    def _grouped_training_step(self, dataloader_iter) -> None:
-        opt = self.optimizers()
-        configs = self.trainer.lr_scheduler_configs
-        max_steps = self.trainer.max_steps
-        for _ in range(self._steps_per_call):
-            if 0 < max_steps <= self.trainer.global_step:  # Lightning checks only between calls
-                return
-            try:
-                batch, _, _ = next(dataloader_iter)
-            except StopIteration:  # the epoch ended inside this group
-                return
-            opt.zero_grad()
-            self.manual_backward(self._shared_step(batch, "train"))
-            opt.step()
-            for config in configs:
-                if config.interval == "step":
-                    config.scheduler.step()
-
-    def _step_epoch_schedulers(self) -> None:
-        """What Lightning's automatic loop does at an epoch's end: epoch schedulers step, a
-        plateau scheduler on its monitored metric (validation has run by then)."""
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval != "epoch":
-                continue
-            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                metric = self.trainer.callback_metrics.get(PLATEAU_MONITOR)
-                if metric is not None:
-                    config.scheduler.step(metric)
-            else:
-                config.scheduler.step()
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
         if batch_idx == 0:

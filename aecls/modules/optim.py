@@ -80,9 +80,4 @@ class OptimConfig:
                 opt, lambda k: math.cos(math.pi * COSINE_STEPS_END * min(k, total) / total))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
-        module = getattr(trainer, "lightning_module", None)
-        if module is not None and not module.automatic_optimization:
-            # manual optimisation (steps_per_call > 1): Lightning ignores a monitor, and warns;
-            # BaseModule steps the schedule on PLATEAU_MONITOR itself
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": PLATEAU_MONITOR}}
