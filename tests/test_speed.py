@@ -85,9 +85,10 @@ def test_auto_means_cpu_only_and_fused_where_torch_has_it():
     params = list(torch.nn.Linear(2, 2).parameters())
     trainer = make_trainer(1, fused_optimizer="false")
     assert speed_of(trainer).fused_optimizer == "false"
+    assert not speed_of(trainer).fused_on() and speed_of(None).fused_on()  # no Speed: the defaults
     assert not OptimConfig("adam").build(params, trainer)["optimizer"].defaults["fused"]
     for name, fused in (("adam", True), ("adamw", True), ("sgd", True), ("rmsprop", None)):
-        opt = OptimConfig(name).build(params, None)["optimizer"]  # no trainer: the defaults
+        opt = OptimConfig(name).build(params, None, fused=True)["optimizer"]
         assert opt.defaults.get("fused") is fused, name
     with pytest.raises(AeclsError, match=r"channels_last must be one of \[.auto., .true., .false.\], got"):
         Speed(channels_last="yes")

@@ -18,6 +18,7 @@ from torchvision.utils import make_grid
 from aecls.errors import AeclsError
 from aecls.modules.optim import OptimConfig
 from aecls.nets import NetConfig
+from aecls.speed import speed_of
 
 GRID_IMAGES = 8  # images per row of the TensorBoard grid
 
@@ -127,7 +128,11 @@ class BaseModule(L.LightningModule):
         return make_grid(torch.cat(rows), nrow=len(x), padding=2, pad_value=1.0)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return self.optim.build(self.parameters(), self.trainer)
+        return self.build_optimizer(self.parameters())
+
+    def build_optimizer(self, params: Any) -> dict[str, Any]:
+        """`optim` over `params`, with the fit's speed options (aecls.speed: a fused kernel)."""
+        return self.optim.build(params, self.trainer, fused=speed_of(self.trainer).fused_on())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Resuming a fit: a one-cycle schedule is laid out for the run's total steps when it starts,

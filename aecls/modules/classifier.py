@@ -121,13 +121,13 @@ class Classifier(BaseModule):
     def configure_optimizers(self):
         head = list(self.head.parameters())
         if self.hparams.mode == "scratch":
-            return self.optim.build(self.parameters(), self.trainer)
+            return self.build_optimizer(self.parameters())
         if self.hparams.mode == "finetune" and self.hparams.freeze_epochs == 0:
             groups = [{"params": head, "lr": self.optim.lr},
                       {"params": list(self.encoder.parameters()),
                        "lr": self.optim.lr * self.hparams.encoder_lr_scale}]
-            return self.optim.build(groups, self.trainer)
-        return self.optim.build(head, self.trainer)  # encoder frozen (for now)
+            return self.build_optimizer(groups)
+        return self.build_optimizer(head)  # encoder frozen (for now)
 
     def compute(self, batch, stage: str) -> dict[str, torch.Tensor]:
         x, y = batch

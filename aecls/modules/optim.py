@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from aecls.errors import check
-from aecls.speed import speed_of
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -54,14 +53,15 @@ class OptimConfig:
         check(0 <= self.momentum < 1, f"optim.momentum must be in [0, 1), got {self.momentum}")
         return self
 
-    def build(self, params: Any, trainer: Any) -> dict[str, Any]:
-        """What `configure_optimizers` returns: the optimiser and, if any, its scheduler config."""
+    def build(self, params: Any, trainer: Any, fused: bool = False) -> dict[str, Any]:
+        """What `configure_optimizers` returns: the optimiser and, if any, its scheduler config.
+        `fused`: the optimiser's fused kernel where it has one (the fit's speed option)."""
         kwargs: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
         if self.name == "sgd":
             kwargs.update(momentum=self.momentum, nesterov=self.momentum > 0)
         elif self.name == "rmsprop":
             kwargs["momentum"] = self.momentum
-        if self.name in FUSED and speed_of(trainer).fused_on():
+        if self.name in FUSED and fused:
             kwargs["fused"] = True
         opt = OPTIMIZERS[self.name](params, **kwargs)
         if self.scheduler == "none":
