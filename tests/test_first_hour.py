@@ -286,6 +286,7 @@ def test_help_says_what_every_option_does_and_its_default():
 
 def test_readme_names_the_common_mistakes_and_what_multi_and_knee_give():
     readme = (CONFIGS.parent / "README.md").read_text()
-    assert "## Common mistakes" in readme
-    assert "Pareto front" in readme and "--select knee" in readme
+    studies = (CONFIGS.parent / "docs" / "studies.md").read_text()  # the README links it
+    assert "## Common mistakes" in readme and "docs/studies.md" in readme
+    assert "Pareto front" in studies and "--select knee" in studies
     assert "--data.data_dir" in readme
