@@ -15,8 +15,7 @@ from torch import nn
 from aecls.errors import AeclsError
 from aecls.modules.registry import code_halves, for_checkpoint
 from aecls.nets import NetConfig, build_encoder
-
-ENCODER_FILE = "best_encoder.pt"
+from aecls.paths import ENCODER_FILE
 
 
 def export_encoder(path: str | Path, encoder: nn.Module, net: NetConfig, model: str) -> Path:

@@ -18,9 +18,17 @@ def mask_secrets(text: str) -> str:
 
 
 class AeclsError(Exception):
-    """A problem with the user's input: a path, a file or a configuration value."""
+    """A problem with the user's input: a path, a file or a configuration value.
+
+    `setting`: the library's name of the setting that fixes it (`allow_changes`, `select`, ...);
+    the library's message says what is wrong in its own words, and the command line, the one
+    place that names flags, adds the flag (aecls.cli.main.FLAGS)."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class Interrupted(AeclsError):
@@ -40,7 +48,7 @@ class DataError(AeclsError):
     """Data files are missing, truncated, corrupt or not what they claim to be."""
 
 
-def check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str, setting: str | None = None) -> None:
     """Raise `AeclsError(message)` unless `condition` holds (for validating config values)."""
     if not condition:
-        raise AeclsError(message)
+        raise AeclsError(message, setting=setting)

@@ -15,6 +15,12 @@ REPORTS = "reports"  # REPORTS/<name>/report.md
 DEFAULT_STORAGE = "sqlite:///optuna.db"  # one file in the project, one writer at a time
 PARALLEL_STORAGE = "journal:optuna.journal"  # the default with --workers > 1: SQLite is not for them
 SERVER_ARTIFACTS = "optuna_artifacts"  # trial artifacts of a server storage (file storages: beside it)
+# Files one stage writes and another reads, named here once (each read back as data: CSV, JSON).
+ENCODER_FILE = "best_encoder.pt"  # `study best` -> sweeps, classifiers (ARTIFACTS/<study>/)
+BEST_FILE = "best.json"  # `study best` -> report, pipeline
+SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"  # a sweep -> compare, report
+CURVES_CSV, CURVES_PNG = "fixmatch_curves.csv", "fixmatch_curves.png"  # a sweep's FixMatch diagnostic
+COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"  # compare -> report
 # aecls's commands take the IDX directory as --data-dir, and as LightningCLI spells it for fits.
 DATA_DIR_ALIASES = ("--data-dir", "--data.data_dir")
 

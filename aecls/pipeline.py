@@ -19,10 +19,12 @@ from aecls.hpo.summary import study_outputs
 from aecls.modules.registry import ENCODER_KINDS, families, of_kind
 from aecls.paths import (
     ARTIFACTS,
+    BEST_FILE,
     COMPARE_OUT,
     DEFAULT_STORAGE,
     LOG_DIR,
     REPORTS,
+    SWEEP_CSV,
     TRANSFER_OUT,
     find_config,
     tool_command,
@@ -107,13 +109,13 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     stage(f"1/6 study {name}: {_study_progress(spec)}")
     study = run_study(spec, data_dir=data_dir, progress=True)
     print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
-    if stage("2/6 re-run the best trial, export its encoder", Path(ARTIFACTS) / name / "best.json"):
+    if stage("2/6 re-run the best trial, export its encoder", Path(ARTIFACTS) / name / BEST_FILE):
         print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
     for cfg in fits():
         if stage(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
             # the VAE's test NLL: 20 importance samples, not 100, at the quick scale
             fit(cfg, data_dir, s.fit_epochs, **({"nll_samples": 20} if cfg == "vae" and not full else {}))
-    sweep = Path(TRANSFER_OUT) / "sweep.csv"
+    sweep = Path(TRANSFER_OUT) / SWEEP_CSV
     if stage("4/6 transfer sweep", sweep):
         cfg = SweepConfig(encoder=f"{ARTIFACTS}/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
                           epochs=s.sweep_epochs, data_dir=data_dir)
@@ -121,7 +123,7 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
         print(markdown_table(rows))
     for pretext in pretexts():  # the other pretexts' encoders, for the comparison
         out = Path(f"{TRANSFER_OUT}_{pretext}")
-        if stage(f"4/6 transfer sweep of the {pretext} encoder", out / "sweep.csv"):
+        if stage(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_CSV):
             cfg = SweepConfig(encoder=str(latest(Path(LOG_DIR), pretext)), labels=list(s.labels),
                               seeds=s.sweep_seeds, epochs=s.sweep_epochs, data_dir=data_dir,
                               methods=("frozen", "finetune"), out=str(out))

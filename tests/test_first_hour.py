@@ -85,7 +85,8 @@ def test_every_reading_command_takes_allow_changes(tiny_data, capsys):
     capsys.readouterr()
     for cmd in (["study", "plots", str(path)], ["study", "best", str(path), "--seeds", "1"]):
         assert main([*cmd, "--data-dir", str(tiny_data)]) == 2
-        assert "pass --allow-changes" in _one_line_error(capsys)
+        assert "allow the changes to continue it anyway" in (err := _one_line_error(capsys))
+        assert err.endswith("[--allow-changes]")
         assert main([*cmd, "--data-dir", str(tiny_data), "--allow-changes"]) == 0
 
 

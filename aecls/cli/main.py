@@ -24,7 +24,12 @@ import sys
 from aecls.errors import AeclsError, FitInterrupted, Interrupted, mask_secrets
 from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 
-LIGHTNING_COMMANDS = ("fit", "validate")  # aecls.fit's; not imported from there: it loads Lightning
+LIGHTNING_COMMANDS = ("fit", "validate")
+# The flag that sets each setting a library error names (AeclsError.setting): the library says
+# what is wrong, the command line which flag fixes it.
+FLAGS = {"allow_changes": "--allow-changes", "select": "--select", "ckpt_path": "--ckpt_path",
+         "outputs": "--out/--log-dir", "head_hidden": "--head-hidden",
+         "encoder_lr_scale": "--encoder-lr-scale"}  # aecls.fit's; not imported from there: it loads Lightning
 
 
 def _test(args: argparse.Namespace) -> None:
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         prefix = "aecls: " if isinstance(err, Interrupted) else "aecls: error: "
         text = " ".join(line.strip() for line in str(err).splitlines())  # one line, always
+        if getattr(err, "setting", None) in FLAGS:
+            text += f" [{FLAGS[err.setting]}]"
         print(f"{prefix}{mask_secrets(text)}", file=sys.stderr)
         return err.exit_code
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 
-from aecls.paths import COMPARE_OUT, DATA_DIR_ALIASES
+from aecls.paths import COMPARE_MD, COMPARE_OUT, DATA_DIR_ALIASES
 from aecls.transfer.config import SweepConfig
 
 
@@ -82,5 +82,5 @@ def _compare(args: argparse.Namespace) -> None:
     from aecls.transfer.compare import compare_sweeps
 
     written = compare_sweeps(args.runs, args.out)
-    print(written["compare.md"].read_text())
-    print(f"written: {written['compare.md']}, {written['compare.png']}")
+    print(written[COMPARE_MD].read_text())
+    print(f"written: {', '.join(map(str, written.values()))}")

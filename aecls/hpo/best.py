@@ -14,18 +14,16 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.trial import FrozenTrial
 
-from aecls.encoders import ENCODER_FILE, export_encoder
+from aecls.encoders import export_encoder
 from aecls.errors import check
 from aecls.hpo.objective import checkpoint_callback
 from aecls.hpo.rules import RULES
 from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import DIRECTIONS, StudySpec
-from aecls.paths import ARTIFACTS, LOG_DIR
+from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.train import train
 from aecls.training import quiet_lightning
-
-INFO_FILE = "best.json"
 
 
 def select_trial(spec: StudySpec, study: optuna.Study, rule: str | None = None) -> tuple[FrozenTrial, str]:
@@ -33,8 +31,8 @@ def select_trial(spec: StudySpec, study: optuna.Study, rule: str | None = None) 
     multi = len(spec.metrics) > 1
     rule = rule or ("knee" if multi else spec.objective)
     allowed = list(RULES) if multi else [spec.objective]
-    check(rule in allowed, f"--select {rule}: study {spec.name} has objective {spec.objective!r}, "
-          f"so the rule can be {' or '.join(allowed)}")
+    check(rule in allowed, f"selection rule {rule}: study {spec.name} has objective {spec.objective!r}, "
+          f"so the rule can be {' or '.join(allowed)}", setting="select")
     front = study.best_trials
     check(bool(front), f"study {spec.name} has no completed trial yet; run it first")
     if not multi:
@@ -114,7 +112,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
         "encoder": {"path": str(out / ENCODER_FILE), "seed": chosen["seed"],
                     "checkpoint": chosen["checkpoint"]},
     }
-    (out / INFO_FILE).write_text(json.dumps(info, indent=2))
+    (out / BEST_FILE).write_text(json.dumps(info, indent=2))
     return info
 
 
@@ -129,5 +127,5 @@ def format_best(info: dict[str, Any]) -> str:
                      f"({'identical' if rep['identical'] else 'differs: see RESULTS.md, Reproducibility'})")
     lines += [f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}" for name, s in info["test"].items()]
     lines.append(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
-                 f"record: {Path(info['encoder']['path']).with_name(INFO_FILE)}")
+                 f"record: {Path(info['encoder']['path']).with_name(BEST_FILE)}")
     return "\n".join(lines)

@@ -193,8 +193,8 @@ def claim_outputs(study: str, url: str, *roots: str | Path) -> None:
             had = owner.read_text().strip()
             if had != key:
                 raise AeclsError(f"{folder} holds study {study} of storage {had.removeprefix('file:')}, "
-                                 f"not of {safe_url(url)}: give the study another name, or pass "
-                                 "--out/--log-dir to keep its outputs elsewhere")
+                                 f"not of {safe_url(url)}: give the study another name, or keep its "
+                                 "outputs in other folders", setting="outputs")
         else:
             folder.mkdir(parents=True, exist_ok=True)
             owner.write_text(key + "\n")

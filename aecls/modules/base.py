@@ -145,10 +145,10 @@ class BaseModule(L.LightningModule):
             total = state.get("total_steps")
             if total is not None and total != (now := max(1, int(trainer.estimated_stepping_batches))):
                 raise AeclsError(
-                    f"--ckpt_path: this run's one-cycle lr schedule was laid out for {total} steps, and "
+                    f"resuming: this run's one-cycle lr schedule was laid out for {total} steps, and "
                     f"this fit has {now} (max_epochs changed?); a one-cycle schedule cannot be "
                     "stretched. Resume with the run's own max_epochs, or start a new run with the "
-                    "longer length (scheduler cosine or none can be resumed longer)")
+                    "longer length (scheduler cosine or none can be resumed longer)", setting="ckpt_path")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `aecls test --ckpt` rebuild the right class without a config file.

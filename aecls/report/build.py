@@ -1,11 +1,14 @@
 """`aecls report`: one Markdown report (+ PNGs beside it) from what earlier stages left on disk.
 
-It only reads: checkpoints under lightning_logs/, study exports under artifacts/<study>/, the
-transfer sweep under artifacts/transfer/. A piece that is not there yet is named as missing.
+It only reads, and reads data: checkpoints under lightning_logs/, study exports under
+artifacts/<study>/ (best.json), the transfer sweep's CSV under artifacts/transfer/ and the
+comparison's record (compare.json: which sweep CSVs), whose tables it builds with the functions
+that wrote them. A piece that is not there yet is named as missing.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import shutil
@@ -19,10 +22,21 @@ from aecls.checkpoints import load_datamodule, load_module
 from aecls.constants import CLASSIFIER_MODES
 from aecls.data.transforms import add_noise, to_unit
 from aecls.modules.autoencoder import EVAL_NOISE_SEED
-from aecls.paths import ARTIFACTS, LOG_DIR, REPORTS
+from aecls.paths import (
+    ARTIFACTS,
+    BEST_FILE,
+    COMPARE_JSON,
+    COMPARE_PNG,
+    LOG_DIR,
+    REPORTS,
+    SWEEP_CSV,
+    SWEEP_PNG,
+)
 from aecls.probe import encode
 from aecls.report import figures
 from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
+from aecls.transfer.compare import compare_markdown, read_sources
+from aecls.transfer.sweep import markdown_table, summarise
 
 N_SHOW = 10  # images per row: one per class
 
@@ -168,16 +182,13 @@ def latent_space(r: Report, n_tsne: int = 2000) -> None:
 def study(r: Report) -> None:
     r.section(f"Study {r.study}")
     folder = r.artifacts / r.study
-    names = ["pareto_front", *(f"{plot}{suffix}" for suffix in ("", "_loss", "_probe_acc")
-                                for plot in ("history", "parallel_coordinates", "importances")), "val_curves"]
-    pngs = [folder / f"{n}.png" for n in names]  # suffixed: per objective of a multi study
-    have = [p for p in pngs if p.is_file()]
+    have = sorted(folder.glob("*.png"))  # every plot `study run` / `study plots` wrote there
     if not have:
         r.missing.append(f"study {r.study}: no plots in {folder} (run `aecls study run {r.study}`)")
     for p in have:
         shutil.copy(p, r.png(f"study_{p.name}"))
         r.image(r.png(f"study_{p.name}"), p.stem)
-    info = folder / "best.json"
+    info = folder / BEST_FILE
     if not info.is_file():
         r.missing.append(f"study {r.study}: no best.json (run `aecls study best {r.study}`)")
         return
@@ -195,19 +206,20 @@ def study(r: Report) -> None:
 def transfer(r: Report) -> None:
     r.section("Transfer: accuracy vs. labels")
     folder = r.artifacts / "transfer"
-    if not (folder / "sweep.md").is_file():
-        r.missing.append(f"transfer sweep: nothing in {folder} (run scripts/transfer_sweep.py)")
+    if not (folder / SWEEP_CSV).is_file():
+        r.missing.append(f"transfer sweep: nothing in {folder} (run `aecls transfer sweep`)")
     else:
-        r.lines.append((folder / "sweep.md").read_text().split("\n", 2)[-1])
-        shutil.copy(folder / "sweep.png", r.png("transfer.png"))
+        rows = list(csv.DictReader(open(folder / SWEEP_CSV)))
+        r.lines.append(markdown_table(rows))
+        shutil.copy(folder / SWEEP_PNG, r.png("transfer.png"))
         r.image(r.png("transfer.png"), "transfer")
-        _classifier_baselines(r, folder / "sweep.csv")
+        _classifier_baselines(r, rows, folder / SWEEP_CSV)
     compared = r.artifacts / "transfer_compare"
-    if (compared / "compare.md").is_file():  # optional: `aecls transfer compare` over sweeps
+    if (compared / COMPARE_JSON).is_file():  # optional: `aecls transfer compare` over sweeps
         r.section("Few labels: which pretraining, which method (`aecls transfer compare`)")
-        body = (compared / "compare.md").read_text().split("\n", 2)[-1]
+        body = compare_markdown(read_sources(compared))  # from the sweeps' CSVs it records
         r.lines.append(body.replace("\n## ", "\n### "))  # its sections sit under this one
-        shutil.copy(compared / "compare.png", r.png("transfer_compare.png"))
+        shutil.copy(compared / COMPARE_PNG, r.png("transfer_compare.png"))
         r.image(r.png("transfer_compare.png"), "encoders and methods compared")
     for name in ("classifier", "cnn"):
         cm = latest(r.log_dir, name, "test/confusion_matrix.png")
@@ -222,13 +234,8 @@ def _n_seeds(seeds: int | list[int]) -> int:
     return seeds if isinstance(seeds, int) else len(seeds)
 
 
-def _classifier_baselines(r: Report, csv_path: Path) -> None:
+def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path) -> None:
     """Baseline rows for the classifiers: the sweep's largest budget, mean over seeds."""
-    import csv
-
-    from aecls.transfer.sweep import summarise
-
-    rows = list(csv.DictReader(open(csv_path)))
     stats = summarise(rows)
     top = max(b for b, _ in stats)
     pct = {m: f"{100 * stats[(top, m)][0]:.2f} %" for b, m in stats if b == top}

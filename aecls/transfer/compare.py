@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aecls.errors import AeclsError, check
+from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.transfer.config import METHODS, SEMI
 from aecls.transfer.plots import accuracy_plot
 
@@ -29,7 +30,7 @@ Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: te
 def _csv_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
-        path = path / "sweep.csv"
+        path = path / SWEEP_CSV
     check(path.is_file(), f"no sweep CSV at {path} (run `aecls transfer sweep` first)")
     return path
 
@@ -157,28 +158,55 @@ def semi_vs_finetune(sweeps: dict[str, Sweep]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path) -> dict[str, Path]:
-    """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
-    fine-tuning) and compare.png (accuracy vs. labels, one colour per encoder, one line style per
-    method, raw pixels in black) under `out`. `runs`: NAME -> PATH, or (NAME, PATH) pairs, where a
-    NAME given several paths merges them."""
-    pairs = list(runs.items()) if isinstance(runs, dict) else list(runs)
-    paths: dict[str, list[str]] = {}
-    for name, path in pairs:
-        paths.setdefault(name, []).append(str(path))
-    check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
+def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[str, float]]:
+    """(sweeps by name, summed run seconds by name) from NAME -> its sweep CSVs (merged)."""
     sweeps, seconds = {}, {}
     for name, ps in paths.items():
         read = [(*read_runs(p), p) for p in ps]
         sweeps[name] = merge([(sweep, p) for sweep, _, p in read], name)
         seconds[name] = sum(t for _, t, _ in read)
+    return sweeps, seconds
+
+
+def compare_markdown(paths: dict[str, list[str]]) -> str:
+    """The comparison as Markdown sections (side by side, paired differences to the first sweep,
+    semi-supervised vs fine-tuning), computed from the sweeps' CSVs: what compare.md holds under
+    its title, and what the report shows."""
+    sweeps, seconds = read_compared(paths)
+    sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
+    return (f"{sources}\n\n## Side by side\n\n{side_by_side(sweeps, seconds)}"
+            f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps)}"
+            f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps)}")
+
+
+def read_sources(folder: str | Path) -> dict[str, list[str]]:
+    """NAME -> sweep CSVs of a comparison, from its compare.json."""
+    import json
+
+    path = Path(folder) / COMPARE_JSON
+    try:
+        return {str(k): [str(p) for p in v] for k, v in json.loads(path.read_text())["runs"].items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+        raise AeclsError(f"{path} is not a comparison's record ({type(e).__name__}: {e})") from e
+
+
+def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path) -> dict[str, Path]:
+    """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
+    fine-tuning), compare.png (accuracy vs. labels, one colour per encoder, one line style per
+    method, raw pixels in black) and compare.json (which CSVs, for the report) under `out`.
+    `runs`: NAME -> PATH, or (NAME, PATH) pairs, where a NAME given several paths merges them."""
+    import json
+
+    pairs = list(runs.items()) if isinstance(runs, dict) else list(runs)
+    paths: dict[str, list[str]] = {}
+    for name, path in pairs:
+        paths.setdefault(name, []).append(str(_csv_path(path)))
+    check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
+    sweeps, _ = read_compared(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
-    (out / "compare.md").write_text(
-        f"# Transfer sweeps compared\n\n{sources}\n\n## Side by side\n\n{side_by_side(sweeps, seconds)}"
-        f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps)}"
-        f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps)}")
+    (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{compare_markdown(paths)}")
+    (out / COMPARE_JSON).write_text(json.dumps({"runs": paths}, indent=2))
     curves = []
     for colour, (name, sweep) in enumerate(sweeps.items()):
         curves += [(_stats(sweep), m, {"label": f"{name}, {m}", "linestyle": ls, "color": f"C{colour}"})
@@ -187,5 +215,5 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
     if pixels is not None:
         curves.append((_stats(pixels), "logreg_pixels", {"label": "raw pixels, logreg", "color": "black",
                                                 "linestyle": ":"}))
-    accuracy_plot(curves, out / "compare.png", "encoders and methods compared")
-    return {"compare.md": out / "compare.md", "compare.png": out / "compare.png"}
+    accuracy_plot(curves, out / COMPARE_PNG, "encoders and methods compared")
+    return {name: out / name for name in (COMPARE_MD, COMPARE_PNG, COMPARE_JSON)}

@@ -62,9 +62,9 @@ class SweepConfig:
         check(self.seeds >= 1, "seeds must be >= 1")
         check(self.lr > 0 and self.epochs >= 1 and self.min_steps >= 1,
               "lr must be > 0, epochs and min_steps >= 1")
-        check(self.head_hidden >= 0, f"head_hidden (--head-hidden) must be >= 0, got {self.head_hidden}")
+        check(self.head_hidden >= 0, f"head_hidden must be >= 0, got {self.head_hidden}", "head_hidden")
         check(self.encoder_lr_scale > 0,
-              f"encoder_lr_scale (--encoder-lr-scale) must be > 0, got {self.encoder_lr_scale}")
+              f"encoder_lr_scale must be > 0, got {self.encoder_lr_scale}", "encoder_lr_scale")
         check(all(b is None or b >= 10 for b in self.labels), "label budgets must be >= 10 (one per class)")
         check(self.fixmatch_steps >= 1 and self.unlabelled_ratio >= 1 and 0 < self.threshold <= 1,
               "fixmatch_steps and unlabelled_ratio must be >= 1, threshold in (0, 1]")

@@ -23,6 +23,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
 from aecls.modules import OptimConfig
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
+from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.train import TrainConfig, train
 from aecls.training import quiet_lightning
 from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
@@ -128,13 +129,13 @@ def write_outputs(rows: list[dict], out: Path, title: str = "",
     """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels);
     with FixMatch runs, fixmatch_curves.csv and .png (the pseudo-label diagnostic vs steps)."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(rows, out / "sweep.csv")
-    (out / "sweep.md").write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
+    _write_csv(rows, out / SWEEP_CSV)
+    (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
     stats = summarise(rows)
-    accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / "sweep.png", title)
-    names = ["sweep.csv", "sweep.md", "sweep.png"]
+    accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / SWEEP_PNG, title)
+    names = [SWEEP_CSV, SWEEP_MD, SWEEP_PNG]
     if curves:
-        _write_csv(curves, out / "fixmatch_curves.csv")
-        pseudo_label_plot(curves, out / "fixmatch_curves.png", title)
-        names += ["fixmatch_curves.csv", "fixmatch_curves.png"]
+        _write_csv(curves, out / CURVES_CSV)
+        pseudo_label_plot(curves, out / CURVES_PNG, title)
+        names += [CURVES_CSV, CURVES_PNG]
     return {name: out / name for name in names}

@@ -1,0 +1,66 @@
+"""Opening a study: its storage, its per-trial seeded sampler and pruner, and the check that a
+continued study was created from the same study file (its fingerprint)."""
+
+from __future__ import annotations
+
+import warnings
+
+import optuna
+from optuna.trial import TrialState
+
+from aecls.errors import AeclsError
+from aecls.hpo.sampler import TrialSeededTPESampler
+from aecls.hpo.space import StudySpec
+from aecls.hpo.storage import make_storage, retry_races, safe_url
+from aecls.paths import DEFAULT_STORAGE
+
+LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: bool = False,
+               create: bool = True, **storage_kw) -> optuna.Study:
+    """The study named in `spec` on `storage`; a second call continues it (load_if_exists).
+
+    `constant_liar` lets parallel workers' TPE avoid sampling right where a running trial is.
+    TPE handles the two objectives of `multi` too (multi-objective TPE); NSGA-II's generations
+    (population 50 by default) need more trials than a 20-trial CPU study has. A continued study
+    must have been created from the same study file (space, epochs, objective, ...) unless
+    `allow_changes`. With `create=False` (`study best`, `study plots`: commands that only
+    read) neither the storage nor the study is created, and nothing is written to it.
+    """
+    # set_metric_names and heartbeats are "experimental" in Optuna: warned about in every worker
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sampler = TrialSeededTPESampler(spec.seed, constant_liar=True)
+    backend = make_storage(storage, create=create, **storage_kw)
+    if create:  # hosts starting together race to create it: the losers load it (retry_races)
+        study = retry_races(lambda: optuna.create_study(
+            study_name=spec.name, storage=backend, directions=spec.directions, sampler=sampler,
+            pruner=spec.build_pruner(), load_if_exists=True))
+    else:
+        try:
+            study = optuna.load_study(study_name=spec.name, storage=backend, sampler=sampler,
+                                      pruner=spec.build_pruner())
+        except KeyError as e:
+            raise AeclsError(f"no study {spec.name} on {safe_url(storage)}; `aecls study run` "
+                             "creates it") from e
+        except Exception as e:  # a server storage without Optuna's tables (sqlalchemy's errors)
+            raise AeclsError(f"no study {spec.name} on {safe_url(storage)} ({type(e).__name__})") from e
+    have = [d.name.lower() for d in study.directions]
+    if have != spec.directions:
+        raise AeclsError(f"study {spec.name} on {safe_url(storage)} was created to {have} (objective "
+                         "changed?); give the study file another name or use another storage")
+    now, before = spec.fingerprint(), study.user_attrs.get("spec")
+    if before is not None and before != now and not allow_changes:
+        changed = [k for k in now if before.get(k) != now[k]]
+        raise AeclsError(f"study {spec.name} on {safe_url(storage)} was created from a different study "
+                         f"file ({', '.join(changed)} changed); allow the changes to continue it "
+                         "anyway, or give the study another name", setting="allow_changes")
+    if not create:
+        return study
+    if before != now:
+        retry_races(lambda: study.set_user_attr("spec", now))
+    if study.metric_names != list(spec.metrics):
+        # optuna-dashboard shows names, not "Objective 0"
+        retry_races(lambda: study.set_metric_names(list(spec.metrics)))
+    return study

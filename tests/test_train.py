@@ -1,0 +1,67 @@
+"""The one training function: `aecls fit` and a library call of `train` on the same config train the
+same weights; a bad config is one user error; Ctrl-C in a fit is one line and exit 130."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from aecls.errors import AeclsError
+from aecls.train import TrainConfig, load_train_config, train
+from tests.helpers import CONFIGS, checkpoints, fit
+
+
+def _state(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_the_cli_and_the_library_train_the_same_weights(tiny_data, monkeypatch):
+    assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "2", "--test_after_fit", "false") == 0
+    (cli_ckpt,) = checkpoints()
+    cfg = load_train_config(CONFIGS / "cae.yaml", data_dir=str(tiny_data), log_dir="library")
+    cfg.data.update(val_size=50, batch_size=32)
+    cfg.model["init_args"]["net"]["n_channels"] = 4
+    cfg.trainer["max_epochs"] = 2
+    cfg.quiet, cfg.test = False, "best"  # sanity-check steps as the CLI's Trainer runs them
+    run = train(cfg)
+    assert Path(run.best_path).name == cli_ckpt.name and "test/mse" in run.test
+    a, b = _state(cli_ckpt), _state(run.best_path)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_configs_are_user_errors(tiny_data):
+    with pytest.raises(AeclsError, match="unknown model family 'gan'; known: cae, dae"):
+        train(TrainConfig(model={"family": "gan"}))
+    with pytest.raises(AeclsError, match="model: vae: .*unexpected keyword argument 'noise_sigma'"):
+        train(TrainConfig(model={"family": "vae", "init_args": {"noise_sigma": 0.1}}))
+    with pytest.raises(AeclsError, match="test must be one of"):
+        train(TrainConfig(model={"family": "cae"}, test="all"))
+    Path("x.yaml").write_text("model: {class_path: aecls.modules.AutoEncoder}\nmodle: {}\n")
+    with pytest.raises(AeclsError, match=r"x.yaml: unknown key\(s\) \['modle'\]"):
+        load_train_config("x.yaml")
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_fit_is_one_line_and_exit_130(tiny_data):
+    cmd = [sys.executable, "-m", "aecls.cli", "fit", "--config", str(CONFIGS / "cae.yaml"),
+           "--data.data_dir", str(tiny_data), "--data.val_size", "50", "--trainer.max_epochs", "5000",
+           "--trainer.enable_progress_bar", "false"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(Path("lightning_logs/cae").glob("version_*/checkpoints/last.ckpt")):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
+    assert line == "aecls: fit interrupted; `--ckpt_path last` resumes it from its last finished epoch"
