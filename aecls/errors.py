@@ -32,8 +32,8 @@ class AeclsError(Exception):
 
 
 class Interrupted(AeclsError):
-    """The user stopped a command (Ctrl-C): one line saying what was left how, exit 130 (the
-    shell's code for SIGINT)."""
+    """The user stopped a command (Ctrl-C, or SIGTERM): one line saying what was left how, exit 130
+    (the shell's code for SIGINT; the CLI gives 143 for SIGTERM)."""
 
     exit_code = 130
 

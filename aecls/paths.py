@@ -51,11 +51,14 @@ def read_config(name_or_path: str | Path) -> dict:
         raise AeclsError(f"{name_or_path}: not valid YAML ({e})") from e
 
 
-def tool_command(name: str) -> str:
-    """How to run a tool installed beside this Python (the venv's bin/: optuna-dashboard,
-    tensorboard), as an absolute path that works from any folder; else its name on PATH."""
+def tool_command(name: str, *args: str | Path) -> str:
+    """A command line to print: a tool installed beside this Python (the venv's bin/:
+    optuna-dashboard, tensorboard) as an absolute path that works from any folder, else its name
+    on PATH, then `args`; every part shell-quoted, so a path with a space pastes as one."""
+    import shlex
     import shutil
     import sys
 
     here = Path(sys.executable).parent / name
-    return str(here) if here.is_file() else (shutil.which(name) or name)
+    tool = str(here) if here.is_file() else (shutil.which(name) or name)
+    return shlex.join([tool, *map(str, args)])

@@ -138,6 +138,6 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
           f"   report:      {report}\n"
           f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
           f"   transfer:    {TRANSFER_OUT}/sweep.md, pretexts compared: {COMPARE_OUT}/compare.md\n"
-          f"   TensorBoard: {tool_command('tensorboard')} --logdir {LOG_DIR}\n"
-          f"   dashboard:   {tool_command('optuna-dashboard')} {dashboard_args(DEFAULT_STORAGE)}")
+          f"   TensorBoard: {tool_command('tensorboard', '--logdir', LOG_DIR)}\n"
+          f"   dashboard:   {tool_command('optuna-dashboard', *dashboard_args(DEFAULT_STORAGE))}")
     return report

@@ -195,7 +195,7 @@ def test_ctrl_c_fails_and_requeues_the_running_trials(tiny_data, workers):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
-    assert line.startswith("aecls: study tiny interrupted: trial 0 failed, re-queued as trial ")
+    assert line.startswith("aecls: interrupted (Ctrl-C): study tiny: trial 0 failed, re-queued as trial ")
     assert line.endswith("; `aecls study run` continues it") and line.count("re-queued") == workers, err
     study = optuna.load_study(study_name="tiny", storage=make_storage(storage))
     assert [t.state for t in study.trials] == [TrialState.FAIL] * workers + [TrialState.WAITING] * workers

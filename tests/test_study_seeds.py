@@ -131,7 +131,7 @@ def test_dashboard_names_metrics_shows_pruned_grids_and_hides_passwords(tiny_dat
         (meta,) = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)
         assert meta.filename == "reconstructions.png"
     assert list(Path("shared").iterdir())  # the store is where --artifacts said
-    args = dashboard_args("postgresql://aecls:s3cret@db.example/aecls", "shared")
+    args = " ".join(dashboard_args("postgresql://aecls:s3cret@db.example/aecls", "shared"))
     assert "s3cret" not in args and "aecls:***@db.example" in args and "--artifact-dir shared" in args
 
 

@@ -39,7 +39,7 @@ def test_the_cli_and_the_library_train_the_same_weights(tiny_data, monkeypatch):
 def test_bad_configs_are_user_errors(tiny_data):
     with pytest.raises(AeclsError, match="unknown model family 'gan'; known: cae, dae"):
         train(TrainConfig(model={"family": "gan"}))
-    with pytest.raises(AeclsError, match="model: vae: .*unexpected keyword argument 'noise_sigma'"):
+    with pytest.raises(AeclsError, match=r"model: vae: .*unexpected keyword argument 'noise_sigma'"):
         train(TrainConfig(model={"family": "vae", "init_args": {"noise_sigma": 0.1}}))
     with pytest.raises(AeclsError, match="test must be one of"):
         train(TrainConfig(model={"family": "cae"}, test="all"))
@@ -57,11 +57,13 @@ def test_ctrl_c_in_a_fit_is_one_line_and_exit_130(tiny_data):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list(Path("lightning_logs/cae").glob("version_*/checkpoints/last.ckpt")):
+    saved = lambda: list(Path("lightning_logs/cae").glob("version_*/checkpoints/last.ckpt"))  # noqa: E731
+    while time.time() < deadline and not saved():
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
-    assert line == "aecls: fit interrupted; `--ckpt_path last` resumes it from its last finished epoch"
+    assert line == ("aecls: fit interrupted (Ctrl-C); `--ckpt_path last` resumes it from its last "
+                    "finished epoch")

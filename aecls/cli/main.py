@@ -19,6 +19,7 @@ Errors a user can cause (`AeclsError`) print one line on stderr and exit with co
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from aecls.errors import AeclsError, FitInterrupted, Interrupted, mask_secrets
@@ -156,8 +157,28 @@ def user_error(exc: BaseException) -> AeclsError | None:
     return None
 
 
+# How a stopped command exits: the shell's codes for the signal (128 + its number).
+STOPPED = {signal.SIGINT: ("interrupted (Ctrl-C)", 130), signal.SIGTERM: ("terminated (SIGTERM)", 143)}
+AFTER_STOP = {"fit": "; `--ckpt_path last` resumes it from its last finished epoch"}
+
+
+class _Stop:
+    """Which signal stopped the command. SIGTERM (what a scheduler such as SLURM sends before it
+    kills) stops it as Ctrl-C does, so it leaves what Ctrl-C leaves (Lightning's graceful stop, a
+    study's re-queued trial); without this, Lightning would finish the fit and exit 0."""
+
+    signum = signal.SIGINT
+
+    @classmethod
+    def on_sigterm(cls, signum, frame) -> None:
+        cls.signum = signal.SIGTERM
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _Stop.signum = signal.SIGINT
+    previous = signal.signal(signal.SIGTERM, _Stop.on_sigterm)
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
             from aecls.fit import run_lightning
@@ -166,19 +187,25 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         args = _parser().parse_args(argv)
         args.func(args)
-    except FitInterrupted:
-        print("aecls: fit interrupted; `--ckpt_path last` resumes it from its last finished epoch",
-              file=sys.stderr)
-        return Interrupted.exit_code
+    except (KeyboardInterrupt, FitInterrupted):
+        how, code = STOPPED[_Stop.signum]
+        command = " ".join(a for a in argv[:2] if not a.startswith("-")) or "aecls"
+        print(f"aecls: {command} {how}{AFTER_STOP.get(argv[0] if argv else '', '')}", file=sys.stderr)
+        return code
     except Exception as e:
         if (err := user_error(e)) is None:
             raise
-        prefix = "aecls: " if isinstance(err, Interrupted) else "aecls: error: "
+        prefix, code = "aecls: error: ", err.exit_code
+        if isinstance(err, Interrupted):  # a study's own line: which trials it re-queued
+            how, code = STOPPED[_Stop.signum]
+            prefix = f"aecls: {how}: "
         text = " ".join(line.strip() for line in str(err).splitlines())  # one line, always
         if getattr(err, "setting", None) in FLAGS:
             text += f" [{FLAGS[err.setting]}]"
         print(f"{prefix}{mask_secrets(text)}", file=sys.stderr)
-        return err.exit_code
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -98,8 +98,8 @@ def _run(args: argparse.Namespace) -> None:
     text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")
     print(text)
     print(f"plots: {', '.join(str(p) for p in plots)}")
-    print(f"dashboard: {tool_command('optuna-dashboard')} {dashboard_args(storage, args.artifacts)}")
-    print(f"TensorBoard: {tool_command('tensorboard')} --logdir {args.log_dir}/{spec.name}")
+    print(f"dashboard: {tool_command('optuna-dashboard', *dashboard_args(storage, args.artifacts))}")
+    print(f"TensorBoard: {tool_command('tensorboard', '--logdir', f'{args.log_dir}/{spec.name}')}")
 
 
 def _best(args: argparse.Namespace) -> None:

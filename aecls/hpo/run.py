@@ -59,7 +59,7 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
         bar.close()
         recovered = getattr(e, "recovered", [])  # the workers' trials (WorkersInterrupted)
         recovered += recover_trials(study, storage, dead={os.getpid()})  # this process's trial
-        raise Interrupted(f"study {spec.name} interrupted: {describe(recovered) or 'no trial was running'}; "
+        raise Interrupted(f"study {spec.name}: {describe(recovered) or 'no trial was running'}; "
                           "`aecls study run` continues it") from None
     bar.n = len(study.get_trials(deepcopy=False, states=DONE))
     bar.close()

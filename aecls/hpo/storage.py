@@ -166,10 +166,10 @@ def trial_lock(url: str) -> FileLock | NoLock:
     return NoLock() if path is None else FileLock(path.with_name(path.stem + "_workers.lock"))
 
 
-def dashboard_args(storage: str, artifacts: str | None = None) -> str:
+def dashboard_args(storage: str, artifacts: str | None = None) -> list[str]:
     """optuna-dashboard's arguments for this storage, with no password from its URL."""
     target = str(journal_path(storage)) if is_journal(storage) else safe_url(storage)
-    return f"{target} --artifact-dir {artifact_dir(storage, artifacts)}"
+    return [target, "--artifact-dir", str(artifact_dir(storage, artifacts))]
 
 
 OWNER_FILE = ".aecls_storage"  # in each output folder of a study: the storage it belongs to
