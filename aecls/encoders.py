@@ -5,6 +5,8 @@ this module sits below the LightningModules that use it."""
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from torch import nn
 from aecls.errors import AeclsError
 from aecls.modules.registry import code_halves, for_checkpoint
 from aecls.nets import NetConfig, build_encoder
-from aecls.paths import ENCODER_FILE
+from aecls.paths import BEST_FILE, ENCODER_FILE, STUDY_FILE
 
 
 def export_encoder(path: str | Path, encoder: nn.Module, net: NetConfig, model: str) -> Path:
@@ -25,11 +27,30 @@ def export_encoder(path: str | Path, encoder: nn.Module, net: NetConfig, model: 
     return path
 
 
+def stale_export(folder: str | Path) -> str | None:
+    """Why a study's export (best.json + best_encoder.pt in `folder`) is older than its study's
+    best trial, or None: `study run` records the best trial in study.json each time it ends, so a
+    study continued after `study best` shows here, without opening its storage."""
+    try:
+        best = json.loads((Path(folder) / BEST_FILE).read_text())
+        now = json.loads((Path(folder) / STUDY_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # not a study export, or no summary yet: nothing to compare
+    exported, current = best.get("trial"), now.get("best_trial")
+    if exported is None or current is None or exported == current:
+        return None
+    return (f"{folder}: the exported encoder is trial {exported}'s, but study {now.get('study')} has a "
+            f"better trial since ({current}); re-export with `aecls study best {now.get('study')}`")
+
+
 def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
-    """(encoder with pretrained weights, its NetConfig, the family it came from: cae/dae/vae/...)."""
+    """(encoder with pretrained weights, its NetConfig, the family it came from: cae/dae/vae/...).
+    A study export older than its study's best trial is used, with a line saying so."""
     path = Path(path)
     if path.is_dir():
         path = path / ENCODER_FILE
+    if path.name == ENCODER_FILE and (why := stale_export(path.parent)):
+        print(f"aecls: warning: {why}", file=sys.stderr)
     if not path.is_file():
         raise AeclsError(f"encoder not found: {path} (give best_encoder.pt, its folder, "
                          "or an autoencoder checkpoint)")

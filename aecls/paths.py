@@ -18,6 +18,7 @@ SERVER_ARTIFACTS = "optuna_artifacts"  # trial artifacts of a server storage (fi
 # Files one stage writes and another reads, named here once (each read back as data: CSV, JSON).
 ENCODER_FILE = "best_encoder.pt"  # `study best` -> sweeps, classifiers (ARTIFACTS/<study>/)
 BEST_FILE = "best.json"  # `study best` -> report, pipeline
+STUDY_FILE = "study.json"  # `study run` / `study plots`: the study's summary -> the stale-export check
 SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"  # a sweep -> compare, report
 CURVES_CSV, CURVES_PNG = "fixmatch_curves.csv", "fixmatch_curves.png"  # a sweep's FixMatch diagnostic
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"  # compare -> report

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from aecls.encoders import stale_export
 from aecls.errors import AeclsError
 from aecls.hpo.best import format_best, rerun_best
 from aecls.hpo.run import DONE, open_study, run_study
@@ -109,7 +110,10 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
     stage(f"1/6 study {name}: {_study_progress(spec)}")
     study = run_study(spec, data_dir=data_dir, progress=True)
     print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
-    if stage("2/6 re-run the best trial, export its encoder", Path(ARTIFACTS) / name / BEST_FILE):
+    export = Path(ARTIFACTS) / name
+    if stale_export(export):  # the study was continued past its export: export its best again
+        (export / BEST_FILE).unlink()
+    if stage("2/6 re-run the best trial, export its encoder", export / BEST_FILE):
         print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
     for cfg in fits():
         if stage(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):

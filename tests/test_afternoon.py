@@ -81,3 +81,94 @@ def test_printed_commands_are_shell_quoted(tiny_data, capsys):
     assert shlex.split(dashboard.removeprefix("dashboard: "))[1:] == [
         storage, "--artifact-dir", str(folder / "o_artifacts")]
     assert shlex.split(tensorboard.removeprefix("TensorBoard: "))[1:] == ["--logdir", "my logs/spaced"]
+
+
+# -- 2: a continued study's export says it is stale -------------------------------------------------
+
+def test_a_continued_study_says_its_export_is_stale(tiny_data, capsys):
+    path = write_study("cont", epochs=1, n_trials=1, pruner="none")
+    common = [str(path), "--data-dir", str(tiny_data)]
+    assert main(["study", "run", *common, "--no-progress"]) == 0
+    assert main(["study", "best", *common, "--seeds", "1"]) == 0
+    capsys.readouterr()
+    sweep = ["transfer", "sweep", "--encoder", "artifacts/cont", "--labels", "20", "--seeds", "1",
+             "--methods", "logreg_pixels", "--data-dir", str(tiny_data), "--val-size", "50", "--no-progress"]
+    assert main(sweep) == 0
+    assert "warning" not in capsys.readouterr().err  # fresh: no word
+    best = 0
+    n = 1
+    while best == 0 and n < 8:  # continue until another trial beats trial 0
+        n += 1
+        assert main(["study", "run", *common, "--n-trials", str(n), "--no-progress"]) == 0
+        best = optuna.load_study(study_name="cont", storage="sqlite:///optuna.db").best_trial.number
+    assert best != 0, "no trial beat trial 0 in 8"
+    capsys.readouterr()
+    assert main(sweep) == 0
+    err = capsys.readouterr().err
+    assert f"the exported encoder is trial 0's, but study cont has a better trial since ({best})" in err
+    assert "`aecls study best cont`" in err
+
+
+# -- 3: a study outside studies/ is found by its name ---------------------------------------------
+
+def test_a_study_is_found_by_name_in_its_storage(tiny_data, capsys):
+    Path("elsewhere").mkdir()
+    path = write_study("walk", epochs=1, n_trials=1)
+    path = path.rename(Path("elsewhere") / path.name)
+    assert main(["study", "run", str(path), "--storage", "sqlite:///walk.db", "--data-dir", str(tiny_data),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["study", "plots", "walk", "--storage", "sqlite:///walk.db"]) == 0
+    assert "trials: 1 complete" in capsys.readouterr().out
+    assert main(["study", "plots", "nowhere", "--storage", "sqlite:///walk.db"]) == 2
+    err = capsys.readouterr().err
+    assert "tried nowhere, studies/nowhere.yaml" in err and "no study nowhere on sqlite:///walk.db" in err
+
+
+# -- 6: one seed is not zero spread -----------------------------------------------------------------
+
+def test_one_seed_shows_n_1_not_a_zero_spread():
+    from aecls.stats import mean_sd, spread
+
+    assert spread(0.01027, 0.0, 1) == "0.01027 (n = 1)"
+    assert mean_sd([0.5, 0.7], scale=100) == "60.00 ± 10.00"
+    assert mean_sd([0.723], scale=100) == "72.30 (n = 1)"
+
+
+def test_study_best_with_one_seed_prints_no_spread(tiny_data, capsys):
+    path = write_study("one", epochs=1, n_trials=1)
+    assert main(["study", "run", str(path), "--data-dir", str(tiny_data), "--no-progress"]) == 0
+    assert main(["study", "best", str(path), "--data-dir", str(tiny_data), "--seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "±" not in out.split("re-trained")[1] and "(n = 1)" in out
+
+
+# -- 8: plots -------------------------------------------------------------------------------------
+
+def test_whole_epochs_and_no_one_parameter_importance(tiny_data, capsys):
+    from aecls.hpo.space import load_study
+    from aecls.hpo.summary import study_outputs
+
+    path = write_study("onep", epochs=3, n_trials=2, pruner="none",
+                       space={"lr": {"type": "float", "low": 1e-3, "high": 1e-2}, "n_channels": 2})
+    assert main(["study", "run", str(path), "--data-dir", str(tiny_data), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "importances: not plotted, one searched parameter (lr)" in out
+    assert not Path("artifacts/onep/importances.png").exists()
+    spec = load_study(path)
+    study = optuna.load_study(study_name="onep", storage="sqlite:///optuna.db")
+    import matplotlib.pyplot as plt
+
+    seen = []
+    real = plt.Figure.savefig
+
+    def spy(fig, *a, **k):
+        seen.append([t for ax in fig.axes for t in ax.get_xticks()])
+        return real(fig, *a, **k)
+
+    plt.Figure.savefig = spy
+    try:
+        study_outputs(spec, study, "again")
+    finally:
+        plt.Figure.savefig = real
+    assert all(float(t).is_integer() for t in seen[-1])  # val_curves.png: whole epochs only

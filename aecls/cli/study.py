@@ -82,16 +82,32 @@ def _storage(args: argparse.Namespace) -> str:
     return args.storage
 
 
+def _spec(args: argparse.Namespace):
+    """The study file given, or, for a bare name that is no file, the one its study on --storage
+    was last run from."""
+    from aecls.errors import AeclsError
+    from aecls.hpo.space import StudyFileNotFound, load_study
+    from aecls.hpo.study import recorded_study_file
+
+    try:
+        return load_study(args.study)
+    except StudyFileNotFound as e:
+        recorded = recorded_study_file(args.study, _storage(args))
+        if recorded is None:
+            raise AeclsError(f"{e}, and no study {args.study} on {_storage(args)} records one; give the "
+                             "study file's path (or --storage, where the study is)") from e
+        return load_study(recorded)
+
+
 def _run(args: argparse.Namespace) -> None:
     from aecls.errors import check
     from aecls.hpo.run import run_study
-    from aecls.hpo.space import load_study
     from aecls.hpo.storage import dashboard_args
     from aecls.hpo.summary import study_outputs
 
     check(args.workers >= 1, "--workers must be >= 1")
     check(args.n_trials is None or args.n_trials >= 1, "--n-trials must be >= 1")
-    spec, storage = load_study(args.study), _storage(args)
+    spec, storage = _spec(args), _storage(args)
     study = run_study(spec, args.n_trials, storage, args.workers, args.data_dir, args.log_dir,
                       progress=args.progress, artifacts=args.artifacts, allow_changes=args.allow_changes,
                       outputs=(args.log_dir, args.out))
@@ -106,11 +122,10 @@ def _best(args: argparse.Namespace) -> None:
     from aecls.errors import check
     from aecls.hpo.best import format_best, rerun_best
     from aecls.hpo.run import open_study
-    from aecls.hpo.space import load_study
     from aecls.hpo.storage import claim_outputs
 
     check(args.seeds >= 1, f"--seeds must be >= 1, got {args.seeds}")
-    spec = load_study(args.study)
+    spec = _spec(args)
     study = open_study(spec, args.storage, allow_changes=args.allow_changes, create=False)
     claim_outputs(spec.name, args.storage, args.log_dir, args.out)
     info = rerun_best(spec, study, args.seeds, args.data_dir, args.log_dir, args.out, select=args.select)
@@ -119,11 +134,10 @@ def _best(args: argparse.Namespace) -> None:
 
 def _plots(args: argparse.Namespace) -> None:
     from aecls.hpo.run import open_study
-    from aecls.hpo.space import load_study
     from aecls.hpo.storage import claim_outputs
     from aecls.hpo.summary import study_outputs
 
-    spec = load_study(args.study)
+    spec = _spec(args)
     study = open_study(spec, args.storage, allow_changes=args.allow_changes, create=False)
     claim_outputs(spec.name, args.storage, args.out)
     text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")

@@ -22,6 +22,7 @@ from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import DIRECTIONS, StudySpec
 from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
+from aecls.stats import spread
 from aecls.train import train
 from aecls.training import quiet_lightning
 
@@ -125,7 +126,8 @@ def format_best(info: dict[str, Any]) -> str:
     if rep is not None:
         lines.append(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
                      f"({'identical' if rep['identical'] else 'differs: see RESULTS.md, Reproducibility'})")
-    lines += [f"  {name:12s} {s['mean']:.5f} ± {s['std']:.5f}" for name, s in info["test"].items()]
+    n = len(info["seeds"])
+    lines += [f"  {name:12s} {spread(s['mean'], s['std'], n)}" for name, s in info["test"].items()]
     lines.append(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
                  f"record: {Path(info['encoder']['path']).with_name(BEST_FILE)}")
     return "\n".join(lines)

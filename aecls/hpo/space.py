@@ -73,6 +73,7 @@ class StudySpec:
     space: dict[str, Any] = field(default_factory=dict)
     # The model config's model.init_args (net, optim, loss, ...): what the space does not set.
     defaults: dict[str, Any] = field(default_factory=dict, init=False)
+    file: str | None = field(default=None, init=False)  # the study file's absolute path (load_study)
 
     def validate(self) -> StudySpec:
         for key in ("epochs", "n_trials", "seed"):
@@ -297,7 +298,8 @@ def load_study(path: str | Path) -> StudySpec:
     if not path.exists() and (Path("studies") / f"{path}.yaml").exists():
         path = Path("studies") / f"{path}.yaml"
     if not path.is_file():
-        raise AeclsError(f"study file not found: {path}")
+        tried = [str(path), *([str(Path("studies") / f"{path}.yaml")] if path.suffix == "" else [])]
+        raise StudyFileNotFound(f"study file not found: tried {', '.join(tried)}")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -311,6 +313,12 @@ def load_study(path: str | Path) -> StudySpec:
         check(isinstance(raw.get(key) or {}, dict), f"{path}: `{key}:` must be a mapping")
         raw[key] = raw.get(key) or {}
     try:
-        return StudySpec(**raw).validate()
+        spec = StudySpec(**raw).validate()
     except AeclsError as e:  # name the file as well as the study
         raise AeclsError(f"{path}: {e}") from e
+    spec.file = str(path.resolve())
+    return spec
+
+
+class StudyFileNotFound(AeclsError):
+    """No study file at that path or name (a study's storage may know where it is)."""

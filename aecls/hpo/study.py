@@ -4,6 +4,7 @@ continued study was created from the same study file (its fingerprint)."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -14,6 +15,7 @@ from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import make_storage, retry_races, safe_url
 from aecls.paths import DEFAULT_STORAGE
 
+FILE_ATTR = "study_file"  # the study file a study was last run from (a name finds it again)
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -60,7 +62,21 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
         return study
     if before != now:
         retry_races(lambda: study.set_user_attr("spec", now))
+    if spec.file is not None and study.user_attrs.get(FILE_ATTR) != spec.file:
+        retry_races(lambda: study.set_user_attr(FILE_ATTR, spec.file))
     if study.metric_names != list(spec.metrics):
         # optuna-dashboard shows names, not "Objective 0"
         retry_races(lambda: study.set_metric_names(list(spec.metrics)))
     return study
+
+
+def recorded_study_file(name: str, storage: str) -> str | None:
+    """The study file that study `name` on `storage` was last run from, if it recorded one and it
+    is still there (read only: nothing is created)."""
+    try:
+        backend = make_storage(storage, create=False)
+        attrs = optuna.load_study(study_name=name, storage=backend).user_attrs
+    except Exception:  # no storage, no such study, no tables: nothing recorded
+        return None
+    path = attrs.get(FILE_ATTR)
+    return path if path and Path(path).is_file() else None

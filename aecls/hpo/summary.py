@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from aecls.hpo.space import StudySpec
+from aecls.paths import STUDY_FILE
 
 
 def summary(spec: StudySpec, study: optuna.Study) -> dict[str, Any]:
@@ -40,6 +42,12 @@ def _params(p: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
 
 
+def searched(study: optuna.Study) -> list[str]:
+    """The parameters the study's complete trials drew (fixed space values are not parameters)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted({k for t in complete for k in t.params})
+
+
 def format_summary(s: dict[str, Any]) -> str:
     lines = [f"trials: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed; "
              f"{s['seconds']} s of training",
@@ -51,12 +59,20 @@ def format_summary(s: dict[str, Any]) -> str:
     for p in s.get("pareto", []):
         values = ", ".join(f"{m} {v:.5f}" for m, v in zip(s["metrics"], p["values"], strict=True))
         lines.append(f"Pareto trial {p['trial']}: {values}  ({_params(p['params'])})")
+    if len(s.get("searched", [])) == 1:
+        lines.append(f"importances: not plotted, one searched parameter ({s['searched'][0]}) has "
+                     "all the importance by construction")
     return "\n".join(lines)
 
 
 def study_outputs(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> tuple[str, list[Path]]:
-    """The summary `study run` prints, and the PNG plots it saves under `out_dir` (the report's)."""
-    return format_summary(summary(spec, study)), save_plots(spec, study, out_dir)
+    """The summary `study run` prints, and the PNG plots it saves under `out_dir` (the report's),
+    with the summary as data (STUDY_FILE: its best trial is what an encoder export is checked
+    against)."""
+    s = {**summary(spec, study), "study": spec.name, "searched": searched(study)}
+    plots = save_plots(spec, study, out_dir)
+    (Path(out_dir) / STUDY_FILE).write_text(json.dumps(s, indent=2, default=str))
+    return format_summary(s), plots
 
 
 def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> list[Path]:
@@ -81,7 +97,8 @@ def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> lis
             sign = -1 if spec.directions[i] == "maximize" else 1
             imp = kw if not multi else {"target": (lambda t, i=i, sign=sign: sign * t.values[i]),
                                         "target_name": metric if sign > 0 else f"-{metric}"}
-            plots[f"importances{suffix}"] = lambda s, imp=imp: ovm.plot_param_importances(s, **imp)
+            if len(searched(study)) >= 2:  # one parameter has all the importance: no plot
+                plots[f"importances{suffix}"] = lambda s, imp=imp: ovm.plot_param_importances(s, **imp)
     if multi and complete:
         plots["pareto_front"] = lambda s: ovm.plot_pareto_front(s, target_names=list(spec.metrics))
     written = []
@@ -94,6 +111,8 @@ def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> lis
 
 def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
     """One panel per metric: its value per epoch for each non-pruned trial."""
+    from matplotlib.ticker import MaxNLocator
+
     from aecls.plotting import plt, save_figure
 
     fig, axes = plt.subplots(1, len(spec.metrics), figsize=(9 * len(spec.metrics), 5), squeeze=False)
@@ -103,6 +122,7 @@ def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
             if curve is None:  # trials of older runs: the reported (pruning) values
                 curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
             ax.plot(range(1, len(curve) + 1), curve, marker=".", label=f"trial {t.number}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set(xlabel="epoch", ylabel=metric, yscale="log" if metric == "val/loss" else "linear",
                title=f"{spec.name}: {metric} of the non-pruned trials")
         if complete:

@@ -35,6 +35,7 @@ from aecls.paths import (
 from aecls.probe import encode
 from aecls.report import figures
 from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
+from aecls.stats import spread
 from aecls.transfer.compare import compare_markdown, read_sources
 from aecls.transfer.sweep import markdown_table, summarise
 
@@ -198,7 +199,8 @@ def study(r: Report) -> None:
     r.lines += ["", f"Best trial {best['trial']}{rule}: `{json.dumps(best['params'])}`, re-trained "
                 f"{best['epochs']} epochs x {_n_seeds(best['seeds'])} seeds:", "",
                 "| metric | mean ± std |", "|---|---|"]
-    r.lines += [f"| {m} | {s['mean']:.5f} ± {s['std']:.5f} |" for m, s in best["test"].items()]
+    n = _n_seeds(best["seeds"])
+    r.lines += [f"| {m} | {spread(s['mean'], s['std'], n)} |" for m, s in best["test"].items()]
     r.lines.append(f"\nEncoder: `{shown(best['encoder']['path'])}` (seed {best['encoder']['seed']}, "
                    f"checkpoint `{shown(best['encoder']['checkpoint'])}`).")
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
+from aecls.stats import mean_sd
 from aecls.transfer.config import METHODS, SEMI
 from aecls.transfer.plots import accuracy_plot
 
@@ -71,7 +72,7 @@ def _stats(sweep: Sweep) -> dict[tuple[int, str], tuple[float, float]]:
 
 
 def _pm(v: list[float] | np.ndarray) -> str:
-    return f"{100 * np.mean(v):.2f} ± {100 * np.std(v):.2f}"
+    return mean_sd(v, scale=100)
 
 
 def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED) -> str:

@@ -24,6 +24,7 @@ from aecls.encoders import load_encoder
 from aecls.modules import OptimConfig
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
+from aecls.stats import mean_sd
 from aecls.train import TrainConfig, train
 from aecls.training import quiet_lightning
 from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
@@ -96,23 +97,27 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     return rows
 
 
-def summarise(rows: list[dict]) -> dict[tuple[int, str], tuple[float, float]]:
-    """{(labels, method): (mean, std) of test accuracy over seeds}."""
+def runs_by_cell(rows: list[dict]) -> dict[tuple[int, str], list[float]]:
+    """{(labels, method): test accuracies over seeds}."""
     groups: dict[tuple[int, str], list[float]] = {}
     for r in rows:
         groups.setdefault((int(r["labels"]), r["method"]), []).append(float(r["test_acc"]))
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in groups.items()}
+    return groups
+
+
+def summarise(rows: list[dict]) -> dict[tuple[int, str], tuple[float, float]]:
+    """{(labels, method): (mean, std) of test accuracy over seeds}."""
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in runs_by_cell(rows).items()}
 
 
 def markdown_table(rows: list[dict]) -> str:
-    stats = summarise(rows)
-    budgets = sorted({k[0] for k in stats})
-    methods = [m for m in METHODS if any(k[1] == m for k in stats)]
+    runs = runs_by_cell(rows)
+    budgets = sorted({k[0] for k in runs})
+    methods = [m for m in METHODS if any(k[1] == m for k in runs)]
     seeds = len({r["seed"] for r in rows})
     lines = [f"| labels | {' | '.join(methods)} |", "|---:|" + "---:|" * len(methods)]
     for b in budgets:
-        cells = [f"{100 * stats[(b, m)][0]:.2f} ± {100 * stats[(b, m)][1]:.2f}" if (b, m) in stats else "-"
-                 for m in methods]
+        cells = [mean_sd(runs[(b, m)], scale=100) if (b, m) in runs else "-" for m in methods]
         lines.append(f"| {b} | {' | '.join(cells)} |")
     return "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {seeds} seed(s).\n"
 
