@@ -19,6 +19,8 @@ def evaluate_checkpoint(ckpt_path: str | Path, data_dir: str | None = None, acce
     dm = load_datamodule(ckpt, data_dir=data_dir)
     # A bar over the test batches: a VAE's importance-sampled NLL takes minutes on a CPU.
     trainer = make_trainer(1, accelerator=accelerator, logger=logger, progress=True)
+    if (cost := module.test_cost()) is not None:
+        print(f"aecls: {cost}", flush=True)
     results = trainer.test(module, datamodule=dm, verbose=False)[0]
     if baselines:
         from aecls.baselines import baselines_for

@@ -20,6 +20,7 @@ ENCODER_FILE = "best_encoder.pt"  # `study best` -> sweeps, classifiers (ARTIFAC
 BEST_FILE = "best.json"  # `study best` -> report, pipeline
 STUDY_FILE = "study.json"  # `study run` / `study plots`: the study's summary -> the stale-export check
 SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"  # a sweep -> compare, report
+SWEEP_JSON = "sweep.json"  # a sweep's encoder (path, family, latent size) -> report
 CURVES_CSV, CURVES_PNG = "fixmatch_curves.csv", "fixmatch_curves.png"  # a sweep's FixMatch diagnostic
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"  # compare -> report
 # aecls's commands take the IDX directory as --data-dir, and as LightningCLI spells it for fits.

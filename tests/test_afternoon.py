@@ -172,3 +172,28 @@ def test_whole_epochs_and_no_one_parameter_importance(tiny_data, capsys):
     finally:
         plt.Figure.savefig = real
     assert all(float(t).is_integer() for t in seen[-1])  # val_curves.png: whole epochs only
+
+
+# -- 5: a VAE's costly test says so first -----------------------------------------------------------
+
+def test_a_vae_test_says_its_cost_before_it_starts(tiny_data, capsys):
+    from tests.helpers import fit
+
+    assert fit(tiny_data, "vae.yaml", "--trainer.max_epochs", "1", "--model.init_args.nll_samples", "3") == 0
+    out = capsys.readouterr().out
+    said = out.index("aecls: test/nll: 3 importance samples per test image")
+    assert said < out.index("test/nll ")  # before the metric it is about
+    assert "nll_samples sets it" in out
+
+
+# -- 9: a sweep without its bar still says how it goes ----------------------------------------------
+
+def test_a_sweep_without_progress_bar_prints_a_line_per_run(tiny_data, tmp_path, capsys):
+    ae = AutoEncoder(NetConfig(latent_dim=8, n_channels=4, hidden=0))
+    enc = export_encoder(tmp_path / "enc.pt", ae.encoder, ae.net_cfg, "cae")
+    assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20", "--seeds", "2",
+                 "--methods", "logreg_pixels", "--data-dir", str(tiny_data), "--val-size", "50",
+                 "--no-progress"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("run ")]
+    assert [ln.split(":")[0] for ln in lines] == ["run 1/2", "run 2/2"]
+    assert "20 labels, seed 1, logreg_pixels: test accuracy" in lines[1]

@@ -33,4 +33,8 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     text = report.read_text()
     assert "## Few labels: which pretraining, which method" in text and "### Side by side" in text
     assert "## Missing" not in text, text.split("## Missing")[1][:500]
+    # each Baselines row says what it is (#31 item 7): the config's fit, the study's trial
+    baselines = text.split("## Baselines")[1].split("\n## ")[0]
+    assert "| CAE fit of configs/cae.yaml, latent 14, epoch 1 (`" in baselines
+    assert "classifier, frozen (20 labels, encoder: study tiny trial " in baselines
     assert (report.parent / "transfer_compare.png").stat().st_size > 5000

@@ -102,7 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for name in LIGHTNING_COMMANDS:
         sub.add_parser(name, help=f"LightningCLI {name}: see `aecls {name} --help`", add_help=False)
-    t = sub.add_parser("test", help="test metrics of an aecls checkpoint")
+    t = sub.add_parser("test", help="test metrics of an aecls checkpoint",
+                       description="Rebuild any aecls checkpoint's model and data split and print its "
+                                   "test metrics beside a baseline; a classifier's test also writes a "
+                                   "per-class report and confusion matrix beside its checkpoints.")
     t.add_argument("--ckpt", "--ckpt_path", dest="ckpt", required=True,
                    help="checkpoint written by `aecls fit` (or a study); --ckpt_path is Lightning's spelling")
     t.add_argument("--config", help="a fit config (configs/NAME.yaml): its data.data_dir is used unless "
@@ -114,7 +117,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip the reference numbers (PCA at the same latent dim for an AE, "
                         "the independent-pixel likelihood for a VAE)")
     t.set_defaults(func=_test)
-    d = sub.add_parser("data", help="find, validate and summarise the IDX files")
+    d = sub.add_parser("data", help="find, validate and summarise the IDX files",
+                       description="Find the four IDX files (the search order is in the README), validate "
+                                   "each and print its counts and pixel mean.")
     d.add_argument(*DATA_DIR_ALIASES, dest="data_dir",
                    help="directory with the four IDX files (default: search order)")
     d.add_argument("--dataset", default="fashion_mnist", choices=["fashion_mnist", "mnist"],
@@ -126,7 +131,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_study_parser(sub)
     add_transfer_parser(sub)
-    r = sub.add_parser("report", help="build reports/NAME/report.md from logs, studies and artifacts")
+    r = sub.add_parser("report", help="build reports/NAME/report.md from logs, studies and artifacts",
+                       description="Build one Markdown report (PNGs beside it) from what the stages left: "
+                                   "checkpoints, the study's export, sweeps and their comparison. It only "
+                                   "reads, and lists what is missing.")
     r.add_argument("--name", default="main", help="report folder name")
     r.add_argument("--study", default="quickstart",
                    help="study whose plots and best.json to include (the pipeline's by default)")
@@ -137,7 +145,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="IDX directory (default: where the checkpoints' data was found)")
     r.set_defaults(func=_report)
     pl = sub.add_parser("pipeline", help="study -> best re-run -> fits -> transfer -> report, "
-                                         "skipping finished stages")
+                                         "skipping finished stages",
+                        description="The whole chain: the quickstart study, its best trial re-run and "
+                                    "exported, a fit of every family whose encoder transfers, label sweeps "
+                                    "and their comparison, a frozen-encoder classifier, the report. "
+                                    "Finished stages are skipped.")
     pl.add_argument("--full", action="store_true",
                     help="the full scale: studies/cae_seed004.yaml, 3 seeds, all labels (hours on a CPU)")
     pl.add_argument("--fresh", action="store_true", help="delete earlier pipeline outputs first")

@@ -30,7 +30,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("study", help="Optuna studies: run, re-run the best trial, plots")
+    p = sub.add_parser("study", help="Optuna studies: run, re-run the best trial, plots",
+                       description="An Optuna study searches a model family's settings (a study file: "
+                                   "studies/NAME.yaml, docs/configs.md). `run` trains its trials (pruned, "
+                                   "seeded, continued by a second run), `best` re-trains the best trial "
+                                   "for its test score and exports its encoder, `plots` summarises it.")
     ssub = p.add_subparsers(dest="study_command", required=True)
     r = ssub.add_parser("run", help="run (or continue) a study",
                         description="Run a study until it holds N trials in total; a second run "

@@ -17,10 +17,19 @@ def _budgets(text: str) -> list[int | None]:
 
 
 def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("transfer", help="transfer learning: label-efficiency sweep, sweeps compared")
+    p = sub.add_parser("transfer", help="transfer learning: label-efficiency sweep, sweeps compared",
+                       description="How much does a pretrained encoder help a classifier with few "
+                                   "labels? `sweep` measures it per label budget and seed; `compare` "
+                                   "sets sweeps side by side.")
     tsub = p.add_subparsers(dest="transfer_command", required=True)
     s = tsub.add_parser("sweep", help="scratch / frozen / finetune + logistic-regression baselines "
-                                      "per label budget and seed")
+                                      "per label budget and seed",
+                        description="For each label budget (a stratified, seeded subset of the training "
+                                    "split) and seed, train a classifier from scratch, on the frozen "
+                                    "encoder and fine-tuning it (and FixMatch with --methods ...,fixmatch), "
+                                    "beside logistic regression on pixels and on PCA codes; each a fixed "
+                                    "number of steps, scored once on the test set. Writes sweep.csv, "
+                                    "sweep.md and sweep.png to --out.")
     add_config_flags(s, SweepConfig)
     s.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar over the runs (for logs)")

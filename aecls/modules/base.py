@@ -97,6 +97,11 @@ class BaseModule(L.LightningModule):
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x]
 
+    def test_cost(self) -> str | None:
+        """What a test of this module costs beyond one pass over the test set, said before it
+        starts (None: nothing more)."""
+        return None
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
 

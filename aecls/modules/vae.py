@@ -104,6 +104,11 @@ class VAE(BaseModule):
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x, self(x), self.sample(len(x))]  # inputs / reconstructions / prior samples
 
+    def test_cost(self) -> str | None:
+        k = self.hparams.nll_samples
+        return (f"test/nll: {k} importance samples per test image, {k} decoder passes each (minutes on "
+                "a CPU at 100); the model's nll_samples sets it") if k > 1 else None
+
 
 # The encoder gives (mean, log-variance): its mean is the code.
 register(Family("vae", VAE, "autoencoder", {"beta", "kl_warmup_epochs"}, code_halves=2))

@@ -30,6 +30,7 @@ from aecls.paths import (
     LOG_DIR,
     REPORTS,
     SWEEP_CSV,
+    SWEEP_JSON,
     SWEEP_PNG,
 )
 from aecls.probe import encode
@@ -121,8 +122,9 @@ def reconstructions(r: Report) -> None:
         k = module.net_cfg.latent_dim
         mse, pca = _mse(module, d["x"]), pca_test_mse(flat(d["train"].numpy()), flat(d["x"].numpy()), k)
         where = shown(path)
-        r.baselines.append(f"| {name.upper()} (`{where}`) | test MSE {mse:.5f} | PCA-{k}: {pca:.5f} | |")
-        r.lines.append(f"- {name.upper()}: `{where}`, latent {k}, test MSE {mse:.5f} (PCA-{k}: {pca:.5f})")
+        what = f"{name.upper()} fit of configs/{name}.yaml, latent {k}, epoch {ckpt.get('epoch', 0) + 1}"
+        r.baselines.append(f"| {what} (`{where}`) | test MSE {mse:.5f} | PCA-{k}: {pca:.5f} | |")
+        r.lines.append(f"- {what}: `{where}`, test MSE {mse:.5f} (PCA-{k}: {pca:.5f})")
     if rows:
         d = r._data
         r.image(figures.image_rows(rows, labels, r.png("reconstructions.png"),
@@ -212,10 +214,13 @@ def transfer(r: Report) -> None:
         r.missing.append(f"transfer sweep: nothing in {folder} (run `aecls transfer sweep`)")
     else:
         rows = list(csv.DictReader(open(folder / SWEEP_CSV)))
+        encoder = _sweep_encoder(folder)
+        if encoder:
+            r.lines.append(f"Encoder: {encoder}.\n")
         r.lines.append(markdown_table(rows))
         shutil.copy(folder / SWEEP_PNG, r.png("transfer.png"))
         r.image(r.png("transfer.png"), "transfer")
-        _classifier_baselines(r, rows, folder / SWEEP_CSV)
+        _classifier_baselines(r, rows, folder / SWEEP_CSV, encoder)
     compared = r.artifacts / "transfer_compare"
     if (compared / COMPARE_JSON).is_file():  # optional: `aecls transfer compare` over sweeps
         r.section("Few labels: which pretraining, which method (`aecls transfer compare`)")
@@ -236,7 +241,23 @@ def _n_seeds(seeds: int | list[int]) -> int:
     return seeds if isinstance(seeds, int) else len(seeds)
 
 
-def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path) -> None:
+def _sweep_encoder(folder: Path) -> str:
+    """What a sweep's encoder is (sweep.json: path, family, latent size; the study trial when it
+    is a study export), or "" for a sweep written before sweep.json."""
+    try:
+        e = json.loads((folder / SWEEP_JSON).read_text())
+    except (OSError, ValueError):
+        return ""
+    what = f"{e['family']}, latent {e['latent_dim']}, `{shown(e['encoder'])}`"
+    try:  # a study export: name the trial it came from
+        best = json.loads((Path(e["encoder"]) / BEST_FILE).read_text())
+        what = f"study {best['study']} trial {best['trial']} ({what}, {best['epochs']} epochs)"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return what
+
+
+def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path, encoder: str = "") -> None:
     """Baseline rows for the classifiers: the sweep's largest budget, mean over seeds."""
     stats = summarise(rows)
     top = max(b for b, _ in stats)
@@ -244,8 +265,9 @@ def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path) -> None:
     for m in CLASSIFIER_MODES:
         if m in pct:
             pca, raw = pct.get("logreg_pca", "-"), pct.get("logreg_pixels", "-")
-            r.baselines.append(f"| classifier, {m} ({top} labels, `{shown(csv_path)}`) | accuracy {pct[m]} | "
-                               f"PCA + logreg: {pca} | {raw} |")
+            on = f", encoder: {encoder}" if encoder and m != "scratch" else ""
+            r.baselines.append(f"| classifier, {m} ({top} labels{on}; `{shown(csv_path)}`) | "
+                               f"accuracy {pct[m]} | PCA + logreg: {pca} | {raw} |")
 
 
 def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG_DIR,

@@ -9,6 +9,7 @@ run trains a fixed number of steps and is scored once, on the untouched 10k test
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
 from aecls.modules import OptimConfig
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
-from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
+from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_JSON, SWEEP_MD, SWEEP_PNG
 from aecls.stats import mean_sd
 from aecls.train import TrainConfig, train
 from aecls.training import quiet_lightning
@@ -77,7 +78,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     quiet_lightning()
     plan = [(b, s, m) for b in cfg.labels for s in range(cfg.seeds) for m in cfg.methods]
     rows, curves = [], []
-    for budget, seed, method in tqdm(plan, desc="transfer sweep", unit="run", disable=not progress):
+    for i, (budget, seed, method) in enumerate(tqdm(plan, desc="transfer sweep", unit="run",
+                                                    disable=not progress), 1):
         dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
                                     batch_size=cfg.batch_size, val_size=cfg.val_size,
                                     augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
@@ -92,8 +94,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
             acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
         rows.append({"labels": len(dm.splits["train"][0]), "budget": budget or "all", "seed": seed,
                      "method": method, "test_acc": acc, "seconds": round(time.perf_counter() - start, 2)})
+        if not progress:  # for logs: a line per finished run instead of the bar
+            r = rows[-1]
+            print(f"run {i}/{len(plan)}: {r['labels']} labels, seed {seed}, {method}: test accuracy "
+                  f"{100 * acc:.2f} % ({r['seconds']:.0f} s)", flush=True)
+    encoder = {"encoder": str(cfg.encoder), "family": source, "latent_dim": net.latent_dim}
     write_outputs(rows, Path(cfg.out), title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})",
-                  curves=curves)
+                  curves=curves, encoder=encoder)
     return rows
 
 
@@ -129,16 +136,20 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         w.writerows(rows)
 
 
-def write_outputs(rows: list[dict], out: Path, title: str = "",
-                  curves: list[dict] | None = None) -> dict[str, Path]:
-    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels);
-    with FixMatch runs, fixmatch_curves.csv and .png (the pseudo-label diagnostic vs steps)."""
+def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None,
+                  encoder: dict | None = None) -> dict[str, Path]:
+    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels),
+    sweep.json (which `encoder`: path, family, latent size); with FixMatch runs,
+    fixmatch_curves.csv and .png (the pseudo-label diagnostic vs steps)."""
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(rows, out / SWEEP_CSV)
     (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
     stats = summarise(rows)
     accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / SWEEP_PNG, title)
     names = [SWEEP_CSV, SWEEP_MD, SWEEP_PNG]
+    if encoder is not None:
+        (out / SWEEP_JSON).write_text(json.dumps(encoder, indent=2))
+        names.append(SWEEP_JSON)
     if curves:
         _write_csv(curves, out / CURVES_CSV)
         pseudo_label_plot(curves, out / CURVES_PNG, title)
