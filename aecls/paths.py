@@ -23,6 +23,8 @@ SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"  # a sweep
 SWEEP_JSON = "sweep.json"  # a sweep's encoder (path, family, latent size) -> report
 CURVES_CSV, CURVES_PNG = "fixmatch_curves.csv", "fixmatch_curves.png"  # a sweep's FixMatch diagnostic
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"  # compare -> report
+PIPELINE_JSON = "pipeline.json"  # the pipeline's stage times and machine (ARTIFACTS/) -> report
+PIPELINE_LOCK = ".aecls_pipeline.lock"  # one pipeline per folder: the running one's pid
 # aecls's commands take the IDX directory as --data-dir, and as LightningCLI spells it for fits.
 DATA_DIR_ALIASES = ("--data-dir", "--data.data_dir")
 

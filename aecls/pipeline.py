@@ -5,8 +5,11 @@ to its total), unless `fresh`. Small honest defaults; `full` runs studies/cae_se
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from aecls.paths import (
     COMPARE_OUT,
     DEFAULT_STORAGE,
     LOG_DIR,
+    PIPELINE_JSON,
+    PIPELINE_LOCK,
     REPORTS,
     SWEEP_CSV,
     TRANSFER_OUT,
@@ -72,13 +77,72 @@ def fit(config: str, data_dir: str | None, epochs: int | None, **init_args) -> N
     train(cfg)
 
 
-def stage(title: str, done: Path | None = None):
-    """Print the stage; return False (skip) if `done` already exists."""
-    if done is not None and done.exists():
-        print(f"\n== {title}: already done ({done}); skipped")
-        return False
-    print(f"\n== {title}", flush=True)
-    return True
+class Stages:
+    """The pipeline's stages as they run: each printed, timed as it ends, or skipped when its
+    output exists, saying what it reuses. `write` keeps the times as data (PIPELINE_JSON) for the
+    report and prints the summary."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self._open: tuple[str, float] | None = None
+        self.start = time.perf_counter()
+
+    def _close(self) -> None:
+        if self._open is not None:
+            title, t0 = self._open
+            seconds = round(time.perf_counter() - t0, 1)
+            self.rows.append({"stage": title, "seconds": seconds, "reused": None})
+            print(f"   ({title}: {seconds:.0f} s)", flush=True)
+            self._open = None
+
+    def __call__(self, title: str, done: Path | None = None) -> bool:
+        """Start stage `title`; False (skip it) if `done` already exists."""
+        self._close()
+        if done is not None and done.exists():
+            print(f"\n== {title}: already done; reusing {done}")
+            self.rows.append({"stage": title, "seconds": 0.0, "reused": str(done)})
+            return False
+        print(f"\n== {title}", flush=True)
+        self._open = (title, time.perf_counter())
+        return True
+
+    def write(self, path: Path, scale: str) -> dict:
+        self._close()
+        import platform
+
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        info = {"scale": scale, "stages": self.rows, "seconds": round(time.perf_counter() - self.start, 1),
+                "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+                            "cpu": platform.processor() or platform.machine()}}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(info, indent=2))
+        return info
+
+
+@contextmanager
+def folder_lock(path: Path = Path(PIPELINE_LOCK)):
+    """One pipeline per folder: a second one started here says which process holds it."""
+    import fcntl
+
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise AeclsError(f"this folder is in use by another aecls pipeline (pid {holder}); wait for it "
+                         "or run in another folder") from None
+    try:
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
 
 
 def _study_progress(spec) -> str:
@@ -92,7 +156,13 @@ def _study_progress(spec) -> str:
 
 
 def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None = None) -> Path:
+    with folder_lock():
+        return _run(full, fresh, data_dir)
+
+
+def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
     s = FULL if full else QUICK
+    stage = Stages()
     name = Path(s.study).stem
     if fresh:  # only what this pipeline writes
         import optuna
@@ -105,7 +175,6 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
             optuna.delete_study(study_name=name, storage=DEFAULT_STORAGE)
         except KeyError:
             pass  # no such study yet
-    start = time.perf_counter()
     spec = load_study(s.study)
     stage(f"1/6 study {name}: {_study_progress(spec)}")
     study = run_study(spec, data_dir=data_dir, progress=True)
@@ -132,13 +201,19 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
                               seeds=s.sweep_seeds, epochs=s.sweep_epochs, data_dir=data_dir,
                               methods=("frozen", "finetune"), out=str(out))
             print(markdown_table(run_sweep(cfg, progress=False)))
+    stage("4/6 compare the encoders")
     compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in pretexts())],
                    COMPARE_OUT)
     if stage("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
         fit("classifier", data_dir, s.fit_epochs, mode="frozen", encoder_path=f"{ARTIFACTS}/{name}", net=None)
+    times = Path(ARTIFACTS) / PIPELINE_JSON
+    stage.write(times, "full" if full else "quick")  # what the report's stage table reads
     stage("6/6 report")
     report = build_report(name, study_name=name, data_dir=data_dir)
-    print(f"\n== pipeline done in {time.perf_counter() - start:.0f} s. Results:\n"
+    info = stage.write(times, "full" if full else "quick")
+    print("\n== stages: " + "; ".join(f"{r['stage'].split(' ', 1)[1]} {r['seconds']:.0f} s"
+                                      + (" (reused)" if r["reused"] else "") for r in info["stages"]))
+    print(f"\n== pipeline done in {info['seconds']:.0f} s. Results:\n"
           f"   report:      {report}\n"
           f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
           f"   transfer:    {TRANSFER_OUT}/sweep.md, pretexts compared: {COMPARE_OUT}/compare.md\n"

@@ -3,6 +3,8 @@ pretexts are compared, and the report has the comparison section and nothing mis
 
 from __future__ import annotations
 
+import json
+import os
 from functools import partial
 from pathlib import Path
 
@@ -38,3 +40,22 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     assert "| CAE fit of configs/cae.yaml, latent 14, epoch 1 (`" in baselines
     assert "classifier, frozen (20 labels, encoder: study tiny trial " in baselines
     assert (report.parent / "transfer_compare.png").stat().st_size > 5000
+    # every stage timed (#27): in the output, in the report's table, as data
+    assert "## How long each stage took" in text and "| 1/6 study tiny: 2 trials | " in text
+    times = json.loads(Path("artifacts/pipeline.json").read_text())
+    assert [r["stage"][:3] for r in times["stages"]][:2] == ["1/6", "2/6"] and times["machine"]["cores"]
+    # a rerun reuses every finished stage and says what it reused
+    pipeline.run_pipeline(data_dir=str(data))
+    out = capsys.readouterr().out
+    assert "export its encoder: already done; reusing artifacts/tiny/best.json" in out
+    assert out.count("already done; reusing") == 3 + len(pipeline.fits()) + len(pipeline.pretexts())
+
+
+def test_a_second_pipeline_in_the_folder_is_refused(capsys):
+    from aecls.cli import main
+
+    with pipeline.folder_lock():
+        assert main(["pipeline"]) == 2
+    err = capsys.readouterr().err
+    assert f"this folder is in use by another aecls pipeline (pid {os.getpid()})" in err
+    assert not Path("artifacts").exists() and not Path("lightning_logs").exists()

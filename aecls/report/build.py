@@ -28,6 +28,7 @@ from aecls.paths import (
     COMPARE_JSON,
     COMPARE_PNG,
     LOG_DIR,
+    PIPELINE_JSON,
     REPORTS,
     SWEEP_CSV,
     SWEEP_JSON,
@@ -236,6 +237,23 @@ def transfer(r: Report) -> None:
             r.image(r.png(f"confusion_{name}.png"), f"confusion {name}")
 
 
+def stage_times(r: Report) -> None:
+    """The pipeline's stage table (PIPELINE_JSON), when a pipeline wrote this report."""
+    try:
+        info = json.loads((r.artifacts / PIPELINE_JSON).read_text())
+    except (OSError, ValueError):
+        return  # built by `aecls report` alone: no pipeline to time
+    m = info["machine"]
+    r.section("How long each stage took")
+    r.lines += [f"`aecls pipeline` ({info['scale']} scale) on {m['cores']} cores ({m['cpu']}), "
+                f"{m['torch_threads']} torch threads, GPU: {m['gpu']}; wall seconds as each stage ended "
+                "(the report's own stage is not in it).", "", "| stage | seconds |", "|---|---:|"]
+    for s in info["stages"]:
+        took = f"reused `{shown(s['reused'])}`" if s["reused"] else f"{s['seconds']:.0f}"
+        r.lines.append(f"| {s['stage']} | {took} |")
+    r.lines.append(f"| all stages before the report | {sum(s['seconds'] for s in info['stages']):.0f} |")
+
+
 def _n_seeds(seeds: int | list[int]) -> int:
     """best.json lists the seeds it re-trained with (older files: their count)."""
     return seeds if isinstance(seeds, int) else len(seeds)
@@ -277,7 +295,7 @@ def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG
     out.mkdir(parents=True, exist_ok=True)
     r = Report(out, Path(log_dir), Path(artifacts), study_name, data_dir)
     with torch.no_grad():  # the report only evaluates
-        for part in (reconstructions, denoising, latent_space, study, transfer):
+        for part in (reconstructions, denoising, latent_space, study, transfer, stage_times):
             part(r)
     head = [f"# aecls report: {name}", "", f"Built {datetime.datetime.now():%Y-%m-%d %H:%M} from "
             f"`{log_dir}/`, `{artifacts}/`; every number names the checkpoint or file it comes from."]
