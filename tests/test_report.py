@@ -56,4 +56,5 @@ def test_full_tiny_run(tiny_data, capsys):
     for png in ("reconstructions", "denoising", "latent_pca", "latent_tsne", "interpolation", "samples",
                 "study_history", "study_val_curves", "transfer", "transfer_compare"):
         assert f"({png}.png)" in text
-    assert "| CAE (" in text and "| classifier, frozen" in text and "Best trial" in text
+    assert "| CAE fit of configs/cae.yaml, latent " in text and "| classifier, frozen" in text
+    assert "Best trial" in text
