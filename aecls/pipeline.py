@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,7 @@ from aecls.errors import AeclsError
 from aecls.hpo.best import format_best, rerun_best
 from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
-from aecls.hpo.storage import dashboard_args
+from aecls.hpo.storage import dashboard_args, make_storage
 from aecls.hpo.summary import study_outputs
 from aecls.modules.registry import ENCODER_KINDS, families, of_kind
 from aecls.paths import (
@@ -27,6 +30,7 @@ from aecls.paths import (
     COMPARE_OUT,
     DEFAULT_STORAGE,
     LOG_DIR,
+    PARALLEL_STORAGE,
     PIPELINE_JSON,
     PIPELINE_LOCK,
     REPORTS,
@@ -62,11 +66,13 @@ def fits() -> list[str]:
 def pretexts() -> list[str]:
     """The fits whose encoders are swept beside the study's (frozen, fine-tuned) and compared."""
     return [f.name for f in families().values() if f.compared]
+MAX_SIDE = 4  # processes for stages side by side, at most (the fits are 5, the sweeps 4)
+LOGS = "pipeline_logs"  # under ARTIFACTS: the output of the stages run side by side
 QUICK = Scale("studies/quickstart.yaml", 1, 3, (100, 1000, 10000), 2, 5)
 FULL = Scale("studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10)
 
 
-def fit(config: str, data_dir: str | None, epochs: int | None, **init_args) -> None:
+def fit_config(config: str, data_dir: str | None, epochs: int | None, init_args: dict) -> None:
     """Fit configs/CONFIG.yaml as `aecls fit --config` does (its logger, checkpoints and test
     report), `epochs` and `init_args` on top of the file's."""
     cfg = load_train_config(find_config(config), data_dir=data_dir, quiet=False)
@@ -84,27 +90,35 @@ class Stages:
 
     def __init__(self) -> None:
         self.rows: list[dict] = []
-        self._open: tuple[str, float] | None = None
+        self._open: tuple[dict, float] | None = None
         self.start = time.perf_counter()
 
     def _close(self) -> None:
         if self._open is not None:
-            title, t0 = self._open
-            seconds = round(time.perf_counter() - t0, 1)
-            self.rows.append({"stage": title, "seconds": seconds, "reused": None})
-            print(f"   ({title}: {seconds:.0f} s)", flush=True)
+            row, t0 = self._open
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            print(f"   ({row['stage']}: {row['seconds']:.0f} s)", flush=True)
             self._open = None
 
-    def __call__(self, title: str, done: Path | None = None) -> bool:
-        """Start stage `title`; False (skip it) if `done` already exists."""
+    def todo(self, title: str, done: Path | None) -> bool:
+        """Is stage `title` still to do? If `done` exists, no: it is reused, and said so."""
+        if done is None or not done.exists():
+            return True
         self._close()
-        if done is not None and done.exists():
-            print(f"\n== {title}: already done; reusing {done}")
-            self.rows.append({"stage": title, "seconds": 0.0, "reused": str(done)})
-            return False
+        print(f"\n== {title}: already done; reusing {done}")
+        self.rows.append({"stage": title, "seconds": 0.0, "reused": str(done)})
+        return False
+
+    def __call__(self, title: str) -> None:
+        """Start stage `title` (timed until the next one starts)."""
+        self._close()
         print(f"\n== {title}", flush=True)
-        self._open = (title, time.perf_counter())
-        return True
+        self.rows.append({"stage": title, "seconds": 0.0, "reused": None})  # timed when it ends
+        self._open = (self.rows[-1], time.perf_counter())
+
+    def record(self, title: str, seconds: float) -> None:
+        """A stage that ran beside others: its own seconds (inside its group's)."""
+        self.rows.append({"stage": title, "seconds": round(seconds, 1), "reused": None, "side": True})
 
     def write(self, path: Path, scale: str) -> dict:
         self._close()
@@ -145,10 +159,10 @@ def folder_lock(path: Path = Path(PIPELINE_LOCK)):
         f.close()
 
 
-def _study_progress(spec) -> str:
+def _study_progress(spec, storage: str) -> str:
     """How far the pipeline's study is: fresh, or continuing an earlier run (read only)."""
     try:
-        study = open_study(spec, create=False, allow_changes=True)
+        study = open_study(spec, storage, create=False, allow_changes=True)
     except AeclsError:  # no storage or no study yet
         return f"{spec.n_trials} trials"
     done = len(study.get_trials(deepcopy=False, states=DONE))
@@ -160,63 +174,164 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
         return _run(full, fresh, data_dir)
 
 
+def side_slots(cores: int | None = None) -> tuple[int, int]:
+    """(processes, torch threads each) for independent stages run side by side: one process per
+    core up to MAX_SIDE, the cores split between them (oversubscribed cores slow every process
+    down many times over). One core: one process, as before."""
+    cores = cores or os.cpu_count() or 1
+    n = max(1, min(cores, MAX_SIDE))
+    return n, max(1, cores // n)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One stage that may run beside others: `fn(*args)`, a top-level function (spawned)."""
+
+    title: str
+    fn: Callable
+    args: tuple
+
+
+def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str | None, float]:
+    """A task in a side process: its own thread count, its output (Lightning's included) to `log`;
+    (the user error it ended with or None, seconds)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    saved = os.dup(1), os.dup(2)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    start = time.perf_counter()
+    try:
+        fn(*args)
+        return None, time.perf_counter() - start
+    except AeclsError as e:
+        return str(e), time.perf_counter() - start
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(fd)
+
+
+def side_by_side(stage: Stages, tasks: list[Task], logs: Path) -> None:
+    """Run independent `tasks`: one after another in this process on a one-core machine, else
+    in `side_slots()` spawned processes with the cores split, each task's output in logs/."""
+    n, threads = side_slots()
+    if n == 1 or len(tasks) <= 1:
+        for t in tasks:
+            stage(t.title)
+            t.fn(*t.args)
+        return
+    import multiprocessing as mp
+
+    logs.mkdir(parents=True, exist_ok=True)
+    stage(f"{len(tasks)} stages side by side ({n} processes x {threads} torch thread(s))")
+    print(f"   {', '.join(t.title.split(' ', 1)[1] for t in tasks)}; their output in {logs}/", flush=True)
+    log = {t.title: logs / (re.sub(r"[^a-z0-9]+", "_", t.title.split(" ", 1)[1].lower()) + ".log")
+           for t in tasks}
+    pool = mp.get_context("spawn").Pool(n)  # spawn: no torch or CUDA state inherited
+    try:
+        running = {t.title: pool.apply_async(_in_process, (t.fn, t.args, str(log[t.title]), threads))
+                   for t in tasks}
+        while running:
+            for title, result in list(running.items()):
+                if not result.ready():
+                    continue
+                del running[title]
+                error, seconds = result.get()  # a bug in the task raises here, with its traceback
+                stage.record(title, seconds)
+                print(f"   {title}: {seconds:.0f} s ({log[title]})", flush=True)
+                if error is not None:
+                    raise AeclsError(f"pipeline stage {title}: {error} (its output: {log[title]})")
+            time.sleep(0.2)
+        pool.close()
+    finally:
+        pool.terminate()  # stopping early (an error, Ctrl-C): the other stages stop too
+        pool.join()
+
+
+def export_best(spec, storage: str, seeds: int, data_dir: str | None) -> None:
+    """Stage 2: re-run the study's best trial and export its encoder (prints what `study best` does)."""
+    print(format_best(rerun_best(spec, open_study(spec, storage), seeds, data_dir)))
+
+
+def sweep(cfg: SweepConfig) -> None:
+    print(markdown_table(run_sweep(cfg, progress=False)))
+
+
 def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
     s = FULL if full else QUICK
     stage = Stages()
     name = Path(s.study).stem
+    workers, _ = side_slots()
+    storage = PARALLEL_STORAGE if workers > 1 else DEFAULT_STORAGE
     if fresh:  # only what this pipeline writes
         import optuna
 
         for p in (Path(ARTIFACTS) / name, Path(TRANSFER_OUT), Path(COMPARE_OUT), Path(REPORTS) / name,
-                  *(Path(f"{TRANSFER_OUT}_{p}") for p in pretexts()),
+                  Path(ARTIFACTS) / LOGS, *(Path(f"{TRANSFER_OUT}_{p}") for p in pretexts()),
                   *(Path(LOG_DIR) / d for d in (name, *fits(), "classifier"))):
             shutil.rmtree(p, ignore_errors=True)
         try:
-            optuna.delete_study(study_name=name, storage=DEFAULT_STORAGE)
+            optuna.delete_study(study_name=name, storage=make_storage(storage))
         except KeyError:
             pass  # no such study yet
     spec = load_study(s.study)
-    stage(f"1/6 study {name}: {_study_progress(spec)}")
-    study = run_study(spec, data_dir=data_dir, progress=True)
+    stage(f"1/6 study {name}: {_study_progress(spec, storage)}"
+          + (f", {workers} workers" if workers > 1 else ""))
+    study = run_study(spec, storage=storage, workers=workers, data_dir=data_dir, progress=True)
     print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
     export = Path(ARTIFACTS) / name
     if stale_export(export):  # the study was continued past its export: export its best again
         (export / BEST_FILE).unlink()
-    if stage("2/6 re-run the best trial, export its encoder", export / BEST_FILE):
-        print(format_best(rerun_best(spec, open_study(spec), s.seeds, data_dir)))
+    logs = Path(ARTIFACTS) / LOGS
+    # The best-trial re-run and the fits need only the study: side by side.
+    tasks = []
+    if stage.todo("2/6 re-run the best trial, export its encoder", export / BEST_FILE):
+        tasks.append(Task("2/6 re-run the best trial, export its encoder", export_best,
+                          (spec, storage, s.seeds, data_dir)))
     for cfg in fits():
-        if stage(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
+        if stage.todo(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
             # the VAE's test NLL: 20 importance samples, not 100, at the quick scale
-            fit(cfg, data_dir, s.fit_epochs, **({"nll_samples": 20} if cfg == "vae" and not full else {}))
-    sweep = Path(TRANSFER_OUT) / SWEEP_CSV
-    if stage("4/6 transfer sweep", sweep):
+            extra = {"nll_samples": 20} if cfg == "vae" and not full else {}
+            tasks.append(Task(f"3/6 fit {cfg}", fit_config, (cfg, data_dir, s.fit_epochs, extra)))
+    side_by_side(stage, tasks, logs)
+    # The sweeps need the encoders, the classifier the export: side by side again.
+    tasks = []
+    if stage.todo("4/6 transfer sweep", Path(TRANSFER_OUT) / SWEEP_CSV):
         cfg = SweepConfig(encoder=f"{ARTIFACTS}/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
                           epochs=s.sweep_epochs, data_dir=data_dir)
-        rows = run_sweep(cfg, progress=False)
-        print(markdown_table(rows))
+        tasks.append(Task("4/6 transfer sweep", sweep, (cfg,)))
     for pretext in pretexts():  # the other pretexts' encoders, for the comparison
         out = Path(f"{TRANSFER_OUT}_{pretext}")
-        if stage(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_CSV):
+        if stage.todo(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_CSV):
             cfg = SweepConfig(encoder=str(latest(Path(LOG_DIR), pretext)), labels=list(s.labels),
                               seeds=s.sweep_seeds, epochs=s.sweep_epochs, data_dir=data_dir,
                               methods=("frozen", "finetune"), out=str(out))
-            print(markdown_table(run_sweep(cfg, progress=False)))
+            tasks.append(Task(f"4/6 transfer sweep of the {pretext} encoder", sweep, (cfg,)))
+    if stage.todo("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
+        tasks.append(Task("5/6 frozen-encoder classifier + test report", fit_config,
+                          ("classifier", data_dir, s.fit_epochs,
+                           {"mode": "frozen", "encoder_path": f"{ARTIFACTS}/{name}", "net": None})))
+    side_by_side(stage, tasks, logs)
     stage("4/6 compare the encoders")
     compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in pretexts())],
                    COMPARE_OUT)
-    if stage("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
-        fit("classifier", data_dir, s.fit_epochs, mode="frozen", encoder_path=f"{ARTIFACTS}/{name}", net=None)
     times = Path(ARTIFACTS) / PIPELINE_JSON
     stage.write(times, "full" if full else "quick")  # what the report's stage table reads
     stage("6/6 report")
     report = build_report(name, study_name=name, data_dir=data_dir)
     info = stage.write(times, "full" if full else "quick")
     print("\n== stages: " + "; ".join(f"{r['stage'].split(' ', 1)[1]} {r['seconds']:.0f} s"
-                                      + (" (reused)" if r["reused"] else "") for r in info["stages"]))
+                                      + (" (reused)" if r["reused"] else " (beside others)" if r.get("side")
+                                         else "") for r in info["stages"]))
     print(f"\n== pipeline done in {info['seconds']:.0f} s. Results:\n"
           f"   report:      {report}\n"
           f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
           f"   transfer:    {TRANSFER_OUT}/sweep.md, pretexts compared: {COMPARE_OUT}/compare.md\n"
           f"   TensorBoard: {tool_command('tensorboard', '--logdir', LOG_DIR)}\n"
-          f"   dashboard:   {tool_command('optuna-dashboard', *dashboard_args(DEFAULT_STORAGE))}")
+          f"   dashboard:   {tool_command('optuna-dashboard', *dashboard_args(storage))}")
     return report

@@ -41,9 +41,10 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     assert "classifier, frozen (20 labels, encoder: study tiny trial " in baselines
     assert (report.parent / "transfer_compare.png").stat().st_size > 5000
     # every stage timed (#27): in the output, in the report's table, as data
-    assert "## How long each stage took" in text and "| 1/6 study tiny: 2 trials | " in text
+    assert "## How long each stage took" in text and "| 1/6 study tiny: 2 trials" in text
     times = json.loads(Path("artifacts/pipeline.json").read_text())
-    assert [r["stage"][:3] for r in times["stages"]][:2] == ["1/6", "2/6"] and times["machine"]["cores"]
+    assert {r["stage"][:3] for r in times["stages"]} >= {"1/6", "2/6", "3/6", "4/6", "5/6"}
+    assert all(r["seconds"] >= 0 for r in times["stages"]) and times["machine"]["cores"]
     # a rerun reuses every finished stage and says what it reused
     pipeline.run_pipeline(data_dir=str(data))
     out = capsys.readouterr().out

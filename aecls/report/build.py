@@ -246,12 +246,15 @@ def stage_times(r: Report) -> None:
     m = info["machine"]
     r.section("How long each stage took")
     r.lines += [f"`aecls pipeline` ({info['scale']} scale) on {m['cores']} cores ({m['cpu']}), "
-                f"{m['torch_threads']} torch threads, GPU: {m['gpu']}; wall seconds as each stage ended "
-                "(the report's own stage is not in it).", "", "| stage | seconds |", "|---|---:|"]
+                f"{m['torch_threads']} torch threads, GPU: {m['gpu']}; wall seconds as each stage ended, "
+                "indented: a stage's own seconds in a group run side by side (the report's own stage "
+                "is not in it).", "", "| stage | seconds |", "|---|---:|"]
     for s in info["stages"]:
         took = f"reused `{shown(s['reused'])}`" if s["reused"] else f"{s['seconds']:.0f}"
-        r.lines.append(f"| {s['stage']} | {took} |")
-    r.lines.append(f"| all stages before the report | {sum(s['seconds'] for s in info['stages']):.0f} |")
+        side = "&nbsp;&nbsp;&nbsp;&nbsp;" if s.get("side") else ""  # inside the group above it
+        r.lines.append(f"| {side}{s['stage']} | {took} |")
+    wall = sum(s["seconds"] for s in info["stages"] if not s.get("side"))
+    r.lines.append(f"| all stages before the report (wall) | {wall:.0f} |")
 
 
 def _n_seeds(seeds: int | list[int]) -> int:
