@@ -95,7 +95,7 @@ def _check_model_classes(argv: list[str]) -> None:
     the known ones (jsonargparse would print its usage and a multi-line import error)."""
     import yaml
 
-    from aecls.modules.registry import families
+    from aecls.train import module_class
 
     for i, arg in enumerate(argv):
         path = argv[i + 1] if arg in ("--config", "-c") and i + 1 < len(argv) else None
@@ -106,12 +106,8 @@ def _check_model_classes(argv: list[str]) -> None:
             model = (yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}
         except (yaml.YAMLError, AttributeError):
             continue  # LightningCLI says what is wrong with the file itself
-        class_path = model.get("class_path") if isinstance(model, dict) else None
-        known = {f.module.__name__: f.module.__module__ for f in families().values()}
-        if class_path and str(class_path).rsplit(".", 1)[-1] not in known:
-            shown = ", ".join(f"{module}.{name}" for name, module in known.items())
-            raise AeclsError(f"{path}: model class_path {class_path!r} is not a registered aecls model "
-                             f"family; known: {shown}")
+        if isinstance(model, dict) and model.get("class_path"):
+            module_class(model, where=path)  # the train function's own check and message
 
 
 def run_lightning(argv: list[str]) -> None:
