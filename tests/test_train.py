@@ -67,3 +67,20 @@ def test_ctrl_c_in_a_fit_is_one_line_and_exit_130(tiny_data):
     (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
     assert line == ("aecls: fit interrupted (Ctrl-C); `--ckpt_path last` resumes it from its last "
                     "finished epoch")
+
+
+def test_validate_reads_a_checkpoint_the_library_wrote(tiny_data, capsys):
+    """A fit by `train` (the pipeline's, a study's) records its class as LightningCLI does, so
+    `aecls validate --ckpt_path` rebuilds it."""
+    from aecls.cli import main
+
+    cfg = load_train_config(CONFIGS / "dae.yaml", data_dir=str(tiny_data))
+    cfg.data.update(val_size=50, batch_size=32)
+    cfg.model["init_args"]["net"]["n_channels"] = 4
+    cfg.trainer.update(max_epochs=1, limit_train_batches=2)
+    cfg.test = None
+    run = train(cfg)
+    assert main(["validate", "--config", str(CONFIGS / "dae.yaml"), "--ckpt_path", run.best_path,
+                 "--data.data_dir", str(tiny_data), "--data.val_size", "50",
+                 "--trainer.enable_progress_bar", "false"]) == 0
+    assert "val/psnr_noisy" in capsys.readouterr().out  # the DAE's own metric: the right class

@@ -45,8 +45,13 @@ class BaseModule(L.LightningModule):
         self._counts: dict[str, int] = {}  # stage -> images
 
     def save_config(self, **extra: Any) -> None:
-        """save_hyperparameters with configs as plain dicts, so checkpoints load with weights_only."""
-        self.save_hyperparameters({"net": asdict(self.net_cfg), "optim": asdict(self.optim), **extra})
+        """save_hyperparameters with configs as plain dicts, so checkpoints load with weights_only,
+        and the class as LightningCLI records it (`_class_path`): `aecls validate --ckpt_path`
+        rebuilds the module from any aecls checkpoint, not only from one `aecls fit` wrote.
+        (A module LightningCLI builds gets LightningCLI's own record instead.)"""
+        cls = type(self)
+        self.save_hyperparameters({"net": asdict(self.net_cfg), "optim": asdict(self.optim), **extra,
+                                   "_class_path": f"{cls.__module__}.{cls.__qualname__}"})
 
     def compute(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         """Loss (key "loss", what is optimised) and metrics of one batch for `stage`."""
