@@ -238,11 +238,11 @@ def test_printed_tool_commands_work_from_any_folder(tiny_data, capsys):
 def test_pipeline_study_stage_says_fresh_or_continued(monkeypatch, capsys):
     from aecls import pipeline
 
-    spec = load_study(write_study("tiny", n_trials=3))
-    assert pipeline._study_progress(spec) == "3 trials"
-    study = optuna.create_study(study_name="tiny", storage="sqlite:///optuna.db")
+    spec, storage = load_study(write_study("tiny", n_trials=3)), "sqlite:///optuna.db"
+    assert pipeline._study_progress(spec, storage) == "3 trials"
+    study = optuna.create_study(study_name="tiny", storage=storage)
     study.add_trial(optuna.trial.create_trial(value=1.0))
-    assert pipeline._study_progress(spec) == "continues an earlier run (1 of 3 trials done)"
+    assert pipeline._study_progress(spec, storage) == "continues an earlier run (1 of 3 trials done)"
 
 
 def test_aecls_test_prints_no_advert_and_shows_progress(tiny_data, capsys):
