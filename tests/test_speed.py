@@ -8,6 +8,7 @@ import lightning as L
 import pytest
 import torch
 
+from aecls.checkpoints import init_args
 from aecls.cli import main
 from aecls.errors import AeclsError
 from aecls.hpo.run import visible_gpus, worker_plan
@@ -100,7 +101,8 @@ def test_fit_options_train_and_their_checkpoints_load_and_test(tiny_data, capsys
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false", *option) == 0
     (best,) = checkpoints()
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    fresh = AutoEncoder(**torch.load(best, map_location="cpu", weights_only=True)["hyper_parameters"])
+    hparams = torch.load(best, map_location="cpu", weights_only=True)["hyper_parameters"]
+    fresh = AutoEncoder(**init_args(AutoEncoder, hparams))  # `_class_path` is LightningCLI's record
     fresh.load_state_dict(state)  # a channels_last checkpoint loads into an NCHW module
     assert main(["test", "--ckpt", str(best), "--accelerator", "cpu"]) == 0
     assert "test/mse" in capsys.readouterr().out
