@@ -184,7 +184,10 @@ def test_ctrl_c_fails_and_requeues_the_running_trials(tiny_data, workers):
     cmd = [sys.executable, "-m", "aecls.cli", "study", "run", str(path), "--n-trials", str(workers),
            "--data-dir", str(tiny_data), "--no-progress", "--workers", str(workers), "--storage", storage]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    # Output to files, not pipes: nothing reads a pipe while the test waits, and a full one would
+    # block the process in a write, where no signal is handled.
+    out, errf = open("stop.out", "w+"), open("stop.err", "w+")
+    proc = subprocess.Popen(cmd, stdout=out, stderr=errf, text=True, env=env,
                             start_new_session=True)  # its own process group, as in a terminal
     deadline = time.time() + 300  # a slow, shared machine starts the fit late
     started = lambda: len(list(Path("lightning_logs/tiny").glob("trial_*/events.*")))  # noqa: E731
@@ -192,7 +195,8 @@ def test_ctrl_c_fails_and_requeues_the_running_trials(tiny_data, workers):
         time.sleep(0.5)
     time.sleep(2)  # into the fits
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
-    _, err = proc.communicate(timeout=300)
+    proc.wait(timeout=300)
+    err = open("stop.err").read()
     assert proc.returncode == 130, err
     (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
     assert line.startswith("aecls: interrupted (Ctrl-C): study tiny: trial 0 failed, re-queued as trial ")

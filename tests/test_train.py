@@ -54,14 +54,17 @@ def test_ctrl_c_in_a_fit_is_one_line_and_exit_130(tiny_data):
            "--data.data_dir", str(tiny_data), "--data.val_size", "50", "--trainer.max_epochs", "5000",
            "--trainer.enable_progress_bar", "false"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    # Output to files, not pipes: nothing reads a pipe while the test waits, and a full one would
+    # block the process in a write, where no signal is handled.
+    out, errf = open("stop.out", "w+"), open("stop.err", "w+")
+    proc = subprocess.Popen(cmd, stdout=out, stderr=errf, text=True, env=env, start_new_session=True)
     deadline = time.time() + 300  # a slow, shared machine starts the fit late
     saved = lambda: list(Path("lightning_logs/cae").glob("version_*/checkpoints/last.ckpt"))  # noqa: E731
     while time.time() < deadline and not saved():
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
-    _, err = proc.communicate(timeout=300)
+    proc.wait(timeout=300)
+    err = open("stop.err").read()
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     (line,) = [ln for ln in err.strip().splitlines() if ln.startswith("aecls")]
