@@ -27,6 +27,9 @@ def export_encoder(path: str | Path, encoder: nn.Module, net: NetConfig, model: 
     return path
 
 
+_SAID: set[str] = set()  # stale-export warnings already printed by this process
+
+
 def stale_export(folder: str | Path) -> str | None:
     """Why a study's export (best.json + best_encoder.pt in `folder`) is older than its study's
     best trial, or None: `study run` records the best trial in study.json each time it ends, so a
@@ -49,7 +52,8 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
     path = Path(path)
     if path.is_dir():
         path = path / ENCODER_FILE
-    if path.name == ENCODER_FILE and (why := stale_export(path.parent)):
+    if path.name == ENCODER_FILE and (why := stale_export(path.parent)) and why not in _SAID:
+        _SAID.add(why)  # once a process: a sweep loads the encoder again for every run
         print(f"aecls: warning: {why}", file=sys.stderr)
     if not path.is_file():
         raise AeclsError(f"encoder not found: {path} (give best_encoder.pt, its folder, "
