@@ -40,6 +40,7 @@ from aecls.paths import (
     tool_command,
 )
 from aecls.report.build import build_report, latest
+from aecls.speed import limit_threads
 from aecls.train import load_train_config, train
 from aecls.transfer.compare import compare_sweeps
 from aecls.transfer.config import SweepConfig
@@ -195,9 +196,7 @@ class Task:
 def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str | None, float]:
     """A task in a side process: its own thread count, its output (Lightning's included) to `log`;
     (the user error it ended with or None, seconds)."""
-    import torch
-
-    torch.set_num_threads(threads)
+    limit_threads(threads)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     saved = os.dup(1), os.dup(2)
     os.dup2(fd, 1)

@@ -19,6 +19,7 @@ could not import from above.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import lightning as L
@@ -70,3 +71,22 @@ def speed_of(trainer: L.Trainer | None) -> Speed:
         if isinstance(cb, Speed):
             return cb
     return Speed()
+
+
+# The environment variables the BLAS / OpenMP pools read when their library loads.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_threads(n: int) -> None:
+    """This process computes on `n` threads: torch's, and the BLAS/OpenMP pools that numpy,
+    SciPy and scikit-learn use (the transfer sweep's logistic regressions, the probe).
+
+    Why both: processes that share the cores must split them, and torch.set_num_threads reaches
+    torch alone; an unlimited OpenBLAS beside another process spins against it and ran a
+    logistic regression many times slower. Pools already loaded are limited through threadpoolctl
+    (scikit-learn's own dependency), those loaded later through their environment variables."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    os.environ.update({v: str(n) for v in THREAD_VARS})
+    threadpool_limits(n)

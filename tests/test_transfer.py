@@ -201,3 +201,37 @@ def test_compare_bad_inputs(tmp_path, capsys):
     assert "at least two" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: NAME=PATH wanted
         main(["transfer", "compare", "nonamepath"])
+
+
+def test_frozen_on_codes_computed_once_is_the_same_run(tiny_data, tmp_path):
+    """The sweep's frozen runs train the head on codes computed once: the same predictions as
+    encoding every batch at every step (the frozen encoder is a fixed function)."""
+    from aecls.data import FashionMNISTDataModule
+    from aecls.modules import OptimConfig
+    from aecls.train import TrainConfig, build_module
+
+    torch.manual_seed(0)  # BatchNorm and dropout must be in eval mode for fixed codes: both here
+    ae = AutoEncoder(NetConfig(latent_dim=6, n_channels=4, hidden=16, batch_norm=True, dropout=0.2))
+    enc = export_encoder(tmp_path / "enc.pt", ae.encoder, ae.net_cfg, "cae")
+    model = {"family": "classifier", "init_args": {"mode": "frozen", "encoder_path": str(enc),
+                                                   "optim": OptimConfig(lr=3e-3, scheduler="onecycle")}}
+    trainer = {"max_epochs": -1, "max_steps": 12, "limit_val_batches": 0}
+
+    def data():
+        dm = FashionMNISTDataModule(data_dir=str(tiny_data), n_labels=40, seed=1, batch_size=16, val_size=50)
+        dm.setup()
+        return dm
+
+    def predictions(run):
+        return torch.cat(run.module.test_outputs["probs"])
+
+    images = train(TrainConfig(model=model, data=data(), seed=3, test="final", trainer=trainer))
+    torch.manual_seed(3)
+    module = build_module(model)
+    before = [p.detach().clone() for p in module.head.parameters()]
+    coded = module.codes_once(data())
+    assert coded.splits["train"][0].shape == (40, 6) and isinstance(module.encoder, torch.nn.Identity)
+    codes = train(TrainConfig(model=module, data=coded, seed=None, test="final", trainer=trainer))
+    assert images.test["test/acc"] == codes.test["test/acc"]
+    torch.testing.assert_close(predictions(codes), predictions(images), atol=1e-5, rtol=1e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(before, codes.module.head.parameters(), strict=True))

@@ -16,7 +16,8 @@ from aecls.data.transforms import to_unit
 
 
 class DeviceBatches:
-    """Iterate (x, y) batches of float images in [0, 1], (B, 1, 28, 28), and int64 labels, (B,).
+    """Iterate (x, y) batches of float images in [0, 1], (B, 1, 28, 28), and int64 labels, (B,);
+    of float features, (B, D), as they are, when given features instead of uint8 images.
 
     With `shuffle`, each epoch uses the permutation drawn from `seed + epoch`, so a run is
     reproducible and a resumed run sees the same order as an uninterrupted one.
@@ -32,7 +33,10 @@ class DeviceBatches:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                  shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                  augment: bool = False, rank: int = 0, world_size: int = 1, even: bool = False) -> None:
-        assert images.dtype == torch.uint8 and images.ndim == 3, "expects (N, 28, 28) uint8"
+        features = images.is_floating_point()  # (N, D) codes of the images (DataModule.encoded)
+        assert features or (images.dtype == torch.uint8 and images.ndim == 3), \
+            "expects (N, 28, 28) uint8 images or float features"
+        assert not (features and augment), "augmentation works on images, not features"
         assert 0 <= rank < world_size, f"rank {rank} of {world_size}"
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
@@ -75,7 +79,7 @@ class DeviceBatches:
             idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
             if order is not None:
                 idx = order[idx]
-            x = to_unit(self.images[idx])
+            x = self.images[idx] if self.images.is_floating_point() else to_unit(self.images[idx])
             if self.augment:
                 x = augment_batch(x, generator=g)
             yield x, self.labels[idx]

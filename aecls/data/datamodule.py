@@ -6,6 +6,7 @@ IDX files -> validated uint8 arrays -> seeded train/val split (+ optional strati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -88,6 +89,22 @@ class FashionMNISTDataModule(L.LightningDataModule):
         for name, (x, y) in self.load_arrays().items():
             self.splits[name] = (torch.from_numpy(x.copy()).to(device),
                                  torch.from_numpy(y.astype(np.int64)).to(device))
+
+    def encoded(self, encode: Callable[[torch.Tensor], torch.Tensor]) -> FashionMNISTDataModule:
+        """A copy whose splits hold `encode(images)`, float (N, D), in place of the images: the same
+        split, subset, labels and batch order (the same seed). For a fixed function of the image
+        (a frozen encoder), computed once here instead of at every step that meets the image; so
+        no augmentation, which changes the images first."""
+        if self.hparams.augment:
+            raise DataError("encoded(): augmentation changes the images at every step; "
+                            "their codes cannot be computed once")
+        self.setup()
+        out = type(self)(**self.hparams)
+        out.files = self.files
+        for name, (x, y) in self.splits.items():
+            batches = DeviceBatches(x, y, self.hparams.eval_batch_size)
+            out.splits[name] = (torch.cat([encode(b) for b, _ in batches]), y)
+        return out
 
     def _batches(self, split: str, train: bool) -> DeviceBatches:
         if not self.splits:

@@ -28,6 +28,7 @@ from aecls.hpo.recovery import WORKER_ATTR, Recovered, describe, recover_trials,
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import artifact_store, trial_lock
 from aecls.hpo.study import DONE, LIVE, open_study
+from aecls.speed import limit_threads
 from aecls.training import quiet_lightning
 
 # Replacements the launcher starts for workers that died, per worker, before it gives up.
@@ -58,11 +59,7 @@ def work(run: StudyRun, threads: int | None = None, bar: tqdm | None = None) -> 
     failed ones do not). Optuna's MaxTrialsCallback checks only after a trial and can overshoot.
     """
     if threads:
-        # Processes that together spin more OpenMP threads than there are cores slow each other
-        # down many times over: split the cores.
-        import torch
-
-        torch.set_num_threads(threads)
+        limit_threads(threads)  # the workers split the cores
     quiet_lightning()
     study = open_study(run.spec, run.storage, **run.storage_kw)
     # Each trial ends with a full garbage collection (gc_after_trial: a trial's Trainer and module

@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -26,7 +27,7 @@ from aecls.modules import OptimConfig
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_JSON, SWEEP_MD, SWEEP_PNG
 from aecls.stats import mean_sd
-from aecls.train import TrainConfig, train
+from aecls.train import TrainConfig, build_module, train
 from aecls.training import quiet_lightning
 from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
@@ -39,8 +40,14 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: 
         net=net if method == "scratch" else None, mode=method,
         encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
         encoder_lr_scale=cfg.encoder_lr_scale, optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))}
-    run = train(TrainConfig(model=model, data=dm, seed=seed, test="final",
-                            trainer={"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0}))
+    trainer = {"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0}
+    if method == "frozen" and not cfg.augment:  # the head trains on codes computed once
+        L.seed_everything(seed, verbose=False)  # as train() would before building the module
+        module = build_module(model)
+        dm = module.codes_once(dm)
+        run = train(TrainConfig(model=module, data=dm, seed=None, test="final", trainer=trainer))
+    else:
+        run = train(TrainConfig(model=model, data=dm, seed=seed, test="final", trainer=trainer))
     return float(run.test["test/acc"])
 
 
