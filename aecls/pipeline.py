@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aecls.encoders import stale_export
@@ -49,28 +49,51 @@ from aecls.transfer.sweep import markdown_table, run_sweep
 
 @dataclass(frozen=True)
 class Scale:
-    study: str
-    seeds: int
-    fit_epochs: int | None  # None: each config's own
-    labels: tuple[int | None, ...]  # label budgets of the sweep; None = all
+    """How much one pipeline run trains; the report states it (`describe`)."""
+
+    name: str
+    study: str  # the study file of stage 1
+    seeds: int  # seeds of the best-trial re-run
+    fit_epochs: int | None  # epochs of each stage-3 fit; None: each config's own
+    labels: tuple[int | None, ...]  # label budgets of the sweeps; None = all
     sweep_seeds: int
-    sweep_epochs: int
+    sweep_epochs: int  # passes over each labelled subset ...
+    sweep_min_steps: int  # ... but at least this many steps a run
+    fitted: tuple[str, ...] | None = None  # stage 3; None: every family whose encoder transfers
+    compared: tuple[str, ...] | None = None  # swept beside the study's; None: every compared family
+    fit_args: dict = field(default_factory=dict)  # {family: init_args on top of its config's}
+
+    def fits(self) -> list[str]:
+        """The families fitted in stage 3 (configs/<name>.yaml)."""
+        return list(self.fitted) if self.fitted is not None else [f.name for f in of_kind(*ENCODER_KINDS)]
+
+    def pretexts(self) -> list[str]:
+        """The fits whose encoders are swept beside the study's (frozen, fine-tuned) and compared."""
+        if self.compared is not None:
+            return list(self.compared)
+        return [f.name for f in families().values() if f.compared]
+
+    def describe(self) -> str:
+        fits = "each config's epochs" if self.fit_epochs is None else f"{self.fit_epochs} epoch(s) each"
+        budgets = ", ".join("all" if b is None else f"{b:,}" for b in self.labels)
+        extra = "".join(f"; {k}: {', '.join(f'{a} {v}' for a, v in args.items())}"
+                        for k, args in self.fit_args.items())
+        return (f"{self.name} scale: study `{self.study}`, best trial re-run with {self.seeds} seed(s); "
+                f"fits of {', '.join(self.fits())} (and the classifier) at {fits}{extra}; sweeps of the "
+                f"study's encoder and {', '.join(self.pretexts())} at {budgets} labels, "
+                f"{self.sweep_seeds} seeds, {self.sweep_epochs} passes or at least "
+                f"{self.sweep_min_steps} steps a run")
 
 
-
-
-def fits() -> list[str]:
-    """The families fitted in stage 3 (configs/<name>.yaml): every one whose encoder transfers."""
-    return [f.name for f in of_kind(*ENCODER_KINDS)]
-
-
-def pretexts() -> list[str]:
-    """The fits whose encoders are swept beside the study's (frozen, fine-tuned) and compared."""
-    return [f.name for f in families().values() if f.compared]
-MAX_SIDE = 4  # processes for stages side by side, at most (the fits are 5, the sweeps 4)
+MAX_SIDE = 4  # processes for stages side by side, at most
 LOGS = "pipeline_logs"  # under ARTIFACTS: the output of the stages run side by side
-QUICK = Scale("studies/quickstart.yaml", 1, 3, (100, 1000, 10000), 2, 5)
-FULL = Scale("studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10)
+# The quickstart: what the report shows, at a size that fits five minutes on 2 cores. Shorter
+# than the full scale in the fits (one epoch), the sweeps' runs (3 passes / 150 steps) and the
+# VAE's test NLL (a looser bound from 5 importance samples); the report says so.
+QUICK = Scale("quick", "studies/quickstart.yaml", 1, 1, (100, 1000, 10000), 2, 3, 150,
+              fitted=("cae", "dae", "simclr", "vae"), compared=("dae", "simclr"),
+              fit_args={"vae": {"nll_samples": 5}})
+FULL = Scale("full", "studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10, 300)
 
 
 def fit_config(config: str, data_dir: str | None, epochs: int | None, init_args: dict) -> None:
@@ -121,14 +144,15 @@ class Stages:
         """A stage that ran beside others: its own seconds (inside its group's)."""
         self.rows.append({"stage": title, "seconds": round(seconds, 1), "reused": None, "side": True})
 
-    def write(self, path: Path, scale: str) -> dict:
+    def write(self, path: Path, scale: Scale) -> dict:
         self._close()
         import platform
 
         import torch
 
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-        info = {"scale": scale, "stages": self.rows, "seconds": round(time.perf_counter() - self.start, 1),
+        info = {"scale": scale.name, "scale_text": scale.describe(), "stages": self.rows,
+                "seconds": round(time.perf_counter() - self.start, 1),
                 "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
                             "cpu": platform.processor() or platform.machine()}}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,8 +295,8 @@ def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
         import optuna
 
         for p in (Path(ARTIFACTS) / name, Path(TRANSFER_OUT), Path(COMPARE_OUT), Path(REPORTS) / name,
-                  Path(ARTIFACTS) / LOGS, *(Path(f"{TRANSFER_OUT}_{p}") for p in pretexts()),
-                  *(Path(LOG_DIR) / d for d in (name, *fits(), "classifier"))):
+                  Path(ARTIFACTS) / LOGS, *(Path(f"{TRANSFER_OUT}_{p}") for p in s.pretexts()),
+                  *(Path(LOG_DIR) / d for d in (name, *s.fits(), "classifier"))):
             shutil.rmtree(p, ignore_errors=True)
         try:
             optuna.delete_study(study_name=name, storage=make_storage(storage))
@@ -292,23 +316,23 @@ def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
     if stage.todo("2/6 re-run the best trial, export its encoder", export / BEST_FILE):
         tasks.append(Task("2/6 re-run the best trial, export its encoder", export_best,
                           (spec, storage, s.seeds, data_dir)))
-    for cfg in fits():
+    for cfg in s.fits():
         if stage.todo(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
-            # the VAE's test NLL: 20 importance samples, not 100, at the quick scale
-            extra = {"nll_samples": 20} if cfg == "vae" and not full else {}
-            tasks.append(Task(f"3/6 fit {cfg}", fit_config, (cfg, data_dir, s.fit_epochs, extra)))
+            tasks.append(Task(f"3/6 fit {cfg}", fit_config,
+                              (cfg, data_dir, s.fit_epochs, s.fit_args.get(cfg, {}))))
     side_by_side(stage, tasks, logs)
     # The sweeps need the encoders, the classifier the export: side by side again.
     tasks = []
     if stage.todo("4/6 transfer sweep", Path(TRANSFER_OUT) / SWEEP_CSV):
         cfg = SweepConfig(encoder=f"{ARTIFACTS}/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
-                          epochs=s.sweep_epochs, data_dir=data_dir)
+                          epochs=s.sweep_epochs, min_steps=s.sweep_min_steps, data_dir=data_dir)
         tasks.append(Task("4/6 transfer sweep", sweep, (cfg,)))
-    for pretext in pretexts():  # the other pretexts' encoders, for the comparison
+    for pretext in s.pretexts():  # the other pretexts' encoders, for the comparison
         out = Path(f"{TRANSFER_OUT}_{pretext}")
         if stage.todo(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_CSV):
             cfg = SweepConfig(encoder=str(latest(Path(LOG_DIR), pretext)), labels=list(s.labels),
-                              seeds=s.sweep_seeds, epochs=s.sweep_epochs, data_dir=data_dir,
+                              seeds=s.sweep_seeds, epochs=s.sweep_epochs, min_steps=s.sweep_min_steps,
+                              data_dir=data_dir,
                               methods=("frozen", "finetune"), out=str(out))
             tasks.append(Task(f"4/6 transfer sweep of the {pretext} encoder", sweep, (cfg,)))
     if stage.todo("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
@@ -317,13 +341,13 @@ def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
                            {"mode": "frozen", "encoder_path": f"{ARTIFACTS}/{name}", "net": None})))
     side_by_side(stage, tasks, logs)
     stage("4/6 compare the encoders")
-    compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in pretexts())],
+    compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in s.pretexts())],
                    COMPARE_OUT)
     times = Path(ARTIFACTS) / PIPELINE_JSON
-    stage.write(times, "full" if full else "quick")  # what the report's stage table reads
+    stage.write(times, s)  # what the report's stage table reads
     stage("6/6 report")
     report = build_report(name, study_name=name, data_dir=data_dir)
-    info = stage.write(times, "full" if full else "quick")
+    info = stage.write(times, s)
     print("\n== stages: " + "; ".join(f"{r['stage'].split(' ', 1)[1]} {r['seconds']:.0f} s"
                                       + (" (reused)" if r["reused"] else " (beside others)" if r.get("side")
                                          else "") for r in info["stages"]))

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-from functools import partial
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from aecls import pipeline
-from aecls.transfer.config import SweepConfig
 from tests.conftest import write_dataset
 from tests.helpers import CONFIGS, write_study
 
@@ -22,16 +21,16 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     data = write_dataset(tmp_path / "data", n_train=6000, n_test=200)
     Path("configs").symlink_to(CONFIGS)
     study = write_study("tiny", epochs=1, data={"val_size": 5000, "batch_size": 128})
-    monkeypatch.setattr(pipeline, "QUICK", pipeline.Scale(str(study), 1, 1, (20,), 2, 1))
-    monkeypatch.setattr(pipeline, "SweepConfig", partial(SweepConfig, min_steps=3))  # not 300 a run
+    tiny = replace(pipeline.QUICK, study=str(study), labels=(20,), sweep_epochs=1, sweep_min_steps=3)
+    monkeypatch.setattr(pipeline, "QUICK", tiny)  # the quickstart's stages, on tiny data
     report = pipeline.run_pipeline(data_dir=str(data))
     out = capsys.readouterr().out
     assert "pipeline done" in out
-    assert all(f"4/6 transfer sweep of the {p} encoder" in out for p in pipeline.pretexts())
-    for pretext in pipeline.pretexts():
+    assert all(f"4/6 transfer sweep of the {p} encoder" in out for p in tiny.pretexts())
+    for pretext in tiny.pretexts():
         assert Path(f"artifacts/transfer_{pretext}/sweep.csv").is_file()
     compared = Path("artifacts/transfer_compare/compare.md").read_text()
-    assert f"| labels | method | cae (tiny) | {' | '.join(pipeline.pretexts())} |" in compared
+    assert f"| labels | method | cae (tiny) | {' | '.join(tiny.pretexts())} |" in compared
     text = report.read_text()
     assert "## Few labels: which pretraining, which method" in text and "### Side by side" in text
     assert "## Missing" not in text, text.split("## Missing")[1][:500]
@@ -41,6 +40,7 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     assert "classifier, frozen (20 labels, encoder: study tiny trial " in baselines
     assert (report.parent / "transfer_compare.png").stat().st_size > 5000
     # every stage timed (#27): in the output, in the report's table, as data
+    assert f"Scale: {tiny.describe()}." in text  # the report says what was trained
     assert "## How long each stage took" in text and "| 1/6 study tiny: 2 trials" in text
     times = json.loads(Path("artifacts/pipeline.json").read_text())
     assert {r["stage"][:3] for r in times["stages"]} >= {"1/6", "2/6", "3/6", "4/6", "5/6"}
@@ -49,7 +49,7 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     pipeline.run_pipeline(data_dir=str(data))
     out = capsys.readouterr().out
     assert "export its encoder: already done; reusing artifacts/tiny/best.json" in out
-    assert out.count("already done; reusing") == 3 + len(pipeline.fits()) + len(pipeline.pretexts())
+    assert out.count("already done; reusing") == 3 + len(tiny.fits()) + len(tiny.pretexts())
 
 
 def test_a_second_pipeline_in_the_folder_is_refused(capsys):

@@ -68,6 +68,7 @@ class Report:
         self.data_dir = data_dir
         self.lines: list[str] = []
         self.missing: list[str] = []
+        self.scale = ""  # what the pipeline that wrote the inputs trained (PIPELINE_JSON)
         self.baselines: list[str] = []
         self._data = None
 
@@ -245,6 +246,8 @@ def stage_times(r: Report) -> None:
         return  # built by `aecls report` alone: no pipeline to time
     m = info["machine"]
     r.section("How long each stage took")
+    if info.get("scale_text"):  # what the pipeline trained, for reading every number above
+        r.scale = info["scale_text"]
     r.lines += [f"`aecls pipeline` ({info['scale']} scale) on {m['cores']} cores ({m['cpu']}), "
                 f"{m['torch_threads']} torch threads, GPU: {m['gpu']}; wall seconds as each stage ended, "
                 "indented: a stage's own seconds in a group run side by side (the report's own stage "
@@ -302,6 +305,8 @@ def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG
             part(r)
     head = [f"# aecls report: {name}", "", f"Built {datetime.datetime.now():%Y-%m-%d %H:%M} from "
             f"`{log_dir}/`, `{artifacts}/`; every number names the checkpoint or file it comes from."]
+    if r.scale:
+        head += ["", f"Scale: {r.scale}. Numbers are comparable with another report of the same scale only."]
     if r.missing:
         head += ["", "## Missing", "", *[f"- {m}" for m in r.missing]]
     if r.baselines:
