@@ -88,9 +88,9 @@ class Scale:
 MAX_SIDE = 4  # processes for stages side by side, at most
 LOGS = "pipeline_logs"  # under ARTIFACTS: the output of the stages run side by side
 # The quickstart: what the report shows, at a size that fits five minutes on 2 cores. Shorter
-# than the full scale in the fits (one epoch), the sweeps' runs (3 passes / 150 steps) and the
+# than the full scale in the fits (one epoch), the sweeps' runs (5 passes / 150 steps) and the
 # VAE's test NLL (a looser bound from 5 importance samples); the report says so.
-QUICK = Scale("quick", "studies/quickstart.yaml", 1, 1, (100, 1000, 10000), 2, 3, 150,
+QUICK = Scale("quick", "studies/quickstart.yaml", 1, 1, (100, 1000, 10000), 2, 5, 150,
               fitted=("cae", "dae", "simclr", "vae"), compared=("dae", "simclr"),
               fit_args={"vae": {"nll_samples": 5}})
 FULL = Scale("full", "studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10, 300)
@@ -199,12 +199,17 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
         return _run(full, fresh, data_dir)
 
 
-def side_slots(cores: int | None = None) -> tuple[int, int]:
-    """(processes, torch threads each) for independent stages run side by side: one process per
-    core up to MAX_SIDE, the cores split between them (oversubscribed cores slow every process
-    down many times over). One core: one process, as before."""
+def side_slots(cores: int | None = None, tasks: int | None = None) -> tuple[int, int]:
+    """(processes, threads each) for `tasks` independent stages side by side (None: one per core):
+    a process per task up to MAX_SIDE, the cores split between them. More processes than cores
+    when there are more tasks: each computes on one thread, which costs nothing to share (only
+    several threads per process, spinning at their barriers, slow down many times over when
+    oversubscribed), and the group ends when its work is done, not when the one process left
+    with two stages finishes them. One core: one process, as before."""
     cores = cores or os.cpu_count() or 1
-    n = max(1, min(cores, MAX_SIDE))
+    if cores == 1:
+        return 1, 1
+    n = max(1, min(tasks or cores, MAX_SIDE))
     return n, max(1, cores // n)
 
 
@@ -242,7 +247,7 @@ def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str 
 def side_by_side(stage: Stages, tasks: list[Task], logs: Path) -> None:
     """Run independent `tasks`: one after another in this process on a one-core machine, else
     in `side_slots()` spawned processes with the cores split, each task's output in logs/."""
-    n, threads = side_slots()
+    n, threads = side_slots(tasks=len(tasks))
     if n == 1 or len(tasks) <= 1:
         for t in tasks:
             stage(t.title)

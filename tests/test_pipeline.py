@@ -60,3 +60,14 @@ def test_a_second_pipeline_in_the_folder_is_refused(capsys):
     err = capsys.readouterr().err
     assert f"this folder is in use by another aecls pipeline (pid {os.getpid()})" in err
     assert not Path("artifacts").exists() and not Path("lightning_logs").exists()
+
+
+@pytest.mark.parametrize(("cores", "tasks", "slots"), [
+    (1, 5, (1, 1)),    # one core: one process, the stages in turn
+    (2, 5, (4, 1)),    # more stages than cores: one thread each, up to MAX_SIDE processes
+    (2, 3, (3, 1)),    # three sweeps on two cores end together, not two then one
+    (16, 2, (2, 8)),   # few stages, many cores: the cores split between them
+    (4, None, (4, 1)),  # the study's workers: one per core
+])
+def test_side_slots_split_the_cores(cores, tasks, slots):
+    assert pipeline.side_slots(cores, tasks) == slots
