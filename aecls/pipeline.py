@@ -34,7 +34,7 @@ from aecls.paths import (
     PIPELINE_JSON,
     PIPELINE_LOCK,
     REPORTS,
-    SWEEP_CSV,
+    SWEEP_MD,
     TRANSFER_OUT,
     find_config,
     tool_command,
@@ -328,13 +328,13 @@ def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
     side_by_side(stage, tasks, logs)
     # The sweeps need the encoders, the classifier the export: side by side again.
     tasks = []
-    if stage.todo("4/6 transfer sweep", Path(TRANSFER_OUT) / SWEEP_CSV):
+    if stage.todo("4/6 transfer sweep", Path(TRANSFER_OUT) / SWEEP_MD):
         cfg = SweepConfig(encoder=f"{ARTIFACTS}/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
                           epochs=s.sweep_epochs, min_steps=s.sweep_min_steps, data_dir=data_dir)
         tasks.append(Task("4/6 transfer sweep", sweep, (cfg,)))
     for pretext in s.pretexts():  # the other pretexts' encoders, for the comparison
         out = Path(f"{TRANSFER_OUT}_{pretext}")
-        if stage.todo(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_CSV):
+        if stage.todo(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_MD):
             cfg = SweepConfig(encoder=str(latest(Path(LOG_DIR), pretext)), labels=list(s.labels),
                               seeds=s.sweep_seeds, epochs=s.sweep_epochs, min_steps=s.sweep_min_steps,
                               data_dir=data_dir,

@@ -40,7 +40,7 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     assert "classifier, frozen (20 labels, encoder: study tiny trial " in baselines
     assert (report.parent / "transfer_compare.png").stat().st_size > 5000
     # every stage timed (#27): in the output, in the report's table, as data
-    assert f"Scale: {tiny.describe()}." in text  # the report says what was trained
+    assert f"Quick scale: {tiny.describe().split(': ', 1)[1]}." in text  # the report says what was trained
     assert "## How long each stage took" in text and "| 1/6 study tiny: 2 trials" in text
     times = json.loads(Path("artifacts/pipeline.json").read_text())
     assert {r["stage"][:3] for r in times["stages"]} >= {"1/6", "2/6", "3/6", "4/6", "5/6"}

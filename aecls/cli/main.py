@@ -30,7 +30,8 @@ LIGHTNING_COMMANDS = ("fit", "validate")
 # what is wrong, the command line which flag fixes it.
 FLAGS = {"allow_changes": "--allow-changes", "select": "--select", "ckpt_path": "--ckpt_path",
          "outputs": "--out/--log-dir", "head_hidden": "--head-hidden",
-         "encoder_lr_scale": "--encoder-lr-scale"}  # aecls.fit's; not imported from there: it loads Lightning
+         "encoder_lr_scale": "--encoder-lr-scale",
+         "seeds": "--seeds"}  # aecls.fit's; not imported from there: it loads Lightning
 
 
 def _test(args: argparse.Namespace) -> None:

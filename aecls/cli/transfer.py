@@ -16,6 +16,14 @@ def _budgets(text: str) -> list[int | None]:
         raise argparse.ArgumentTypeError(f"--labels wants numbers or 'all', e.g. 100,1000,all: {e}") from e
 
 
+def _seeds(text: str) -> int | list[int]:
+    """3 (a count: seeds 0, 1, 2) or 0,2,5 (the seeds themselves)."""
+    try:
+        return [int(t) for t in text.split(",")] if "," in text else int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--seeds wants a count or a list, e.g. 3 or 0,2,5: {e}") from e
+
+
 def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transfer", help="transfer learning: label-efficiency sweep, sweeps compared",
                        description="How much does a pretrained encoder help a classifier with few "
@@ -64,7 +72,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         if f.type == "bool":
             parser.add_argument(flag, action="store_true", help=help_)
             continue
-        kind = {"int": int, "float": float, "list[int | None]": _budgets,
+        kind = {"int": int, "float": float, "list[int | None]": _budgets, "int | list[int]": _seeds,
                 "tuple[str, ...]": _names}.get(f.type, str)
         shown = ",".join("all" if v is None else str(v) for v in default) \
             if isinstance(default, (list, tuple)) else default

@@ -306,7 +306,8 @@ def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG
     head = [f"# aecls report: {name}", "", f"Built {datetime.datetime.now():%Y-%m-%d %H:%M} from "
             f"`{log_dir}/`, `{artifacts}/`; every number names the checkpoint or file it comes from."]
     if r.scale:
-        head += ["", f"Scale: {r.scale}. Numbers are comparable with another report of the same scale only."]
+        head += ["", f"{r.scale[:1].upper()}{r.scale[1:]}. Its numbers compare with another report of "
+                     "this scale only."]
     if r.missing:
         head += ["", "## Missing", "", *[f"- {m}" for m in r.missing]]
     if r.baselines:

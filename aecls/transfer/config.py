@@ -26,7 +26,8 @@ class SweepConfig:
         "artifacts/STUDY/best_encoder.pt (or its folder), or an AE checkpoint"))
     labels: list[int | None] = field(default_factory=lambda: [100, 1000, 10000, None], metadata=_help(
         "label budgets, comma-separated; 'all' = the whole training split"))
-    seeds: int = field(default=3, metadata=_help("seeds per budget and method"))
+    seeds: int | list[int] = field(default=3, metadata=_help(
+        "seeds per budget and method: a count (3 = seeds 0, 1, 2) or a list (0,2,5)"))
     epochs: int = field(default=10, metadata=_help("passes over each labelled subset ..."))
     min_steps: int = field(default=300, metadata=_help("... but at least this many optimiser steps per run"))
     batch_size: int = field(default=128, metadata=_help("batch size of the deep methods"))
@@ -58,8 +59,15 @@ class SweepConfig:
         "fixmatch: every this many steps, pseudo-label rate and accuracy on 1,000 validation "
         "images (a diagnostic: fixmatch_curves.csv/png)"))
 
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
     def validate(self) -> SweepConfig:
-        check(self.seeds >= 1, "seeds must be >= 1")
+        seeds = self.seed_list()
+        check(len(seeds) >= 1 and min(seeds) >= 0, f"seeds must be >= 1 (a count) or a list of seeds >= 0, "
+              f"got {self.seeds}", "seeds")
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        check(not twice, f"seeds {twice} given twice: each seed is one run per budget and method", "seeds")
         check(self.lr > 0 and self.epochs >= 1 and self.min_steps >= 1,
               "lr must be > 0, epochs and min_steps >= 1")
         check(self.head_hidden >= 0, f"head_hidden must be >= 0, got {self.head_hidden}", "head_hidden")

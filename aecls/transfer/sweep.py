@@ -9,7 +9,7 @@ run trains a fixed number of steps and is scored once, on the untouched 10k test
 from __future__ import annotations
 
 import csv
-import json
+import datetime
 import time
 from pathlib import Path
 
@@ -23,12 +23,14 @@ from tqdm import tqdm
 from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
 from aecls.encoders import load_encoder
+from aecls.errors import FitInterrupted, Interrupted
 from aecls.modules import OptimConfig
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
-from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_JSON, SWEEP_MD, SWEEP_PNG
+from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.stats import mean_sd
 from aecls.train import TrainConfig, build_module, train
 from aecls.training import quiet_lightning
+from aecls.transfer import runs
 from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
@@ -79,36 +81,68 @@ def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float
 
 
 def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
-    """Every (budget, seed, method) once; returns and writes the rows (see `write_outputs`)."""
+    """Every (budget, seed, method) once; returns the rows and writes them (see `write_outputs`).
+
+    Each run's row is in sweep.csv as soon as the run ends (aecls.transfer.runs): the same
+    command again skips the runs already there, so a stopped sweep continues where it stopped;
+    Ctrl-C ends it with one line saying how many runs were kept."""
     cfg.validate()
     _, net, source = load_encoder(cfg.encoder)  # fails early on a bad path
-    quiet_lightning()
-    plan = [(b, s, m) for b in cfg.labels for s in range(cfg.seeds) for m in cfg.methods]
-    rows, curves = [], []
-    for i, (budget, seed, method) in enumerate(tqdm(plan, desc="transfer sweep", unit="run",
-                                                    disable=not progress), 1):
-        dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
-                                    batch_size=cfg.batch_size, val_size=cfg.val_size,
-                                    augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
-        dm.setup()  # a budget larger than the data fails here, with the class counts
-        start = time.perf_counter()
-        if method in DEEP:
-            acc = _deep(cfg, method, dm, net, seed)
-        elif method in SEMI:
-            acc, history = _fixmatch(cfg, dm, seed)
-            curves += [{"labels": len(dm.splits["train"][0]), "seed": seed, **h} for h in history]
-        else:
-            acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
-        rows.append({"labels": len(dm.splits["train"][0]), "budget": budget or "all", "seed": seed,
-                     "method": method, "test_acc": acc, "seconds": round(time.perf_counter() - start, 2)})
-        if not progress:  # for logs: a line per finished run instead of the bar
-            r = rows[-1]
-            print(f"run {i}/{len(plan)}: {r['labels']} labels, seed {seed}, {method}: test accuracy "
-                  f"{100 * acc:.2f} % ({r['seconds']:.0f} s)", flush=True)
+    out = Path(cfg.out)
+    rows = runs.load(out, cfg)  # refuses a foreign CSV, or rows made with other settings
+    done = {runs.key(r["budget"], r["seed"], r["method"]) for r in rows}
+    plan = [(b, s, m) for b in cfg.labels for s in cfg.seed_list() for m in cfg.methods]
+    todo = [p for p in plan if runs.key(*p) not in done]
+    if len(todo) < len(plan):
+        print(f"transfer sweep: {len(plan) - len(todo)} of {len(plan)} runs already in {out / SWEEP_CSV}; "
+              f"reusing them, {len(todo)} to run", flush=True)
     encoder = {"encoder": str(cfg.encoder), "family": source, "latent_dim": net.latent_dim}
-    write_outputs(rows, Path(cfg.out), title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})",
-                  curves=curves, encoder=encoder)
+    runs.start(out, cfg, encoder)
+    curves = _read_curves(out / CURVES_CSV) if rows else []
+    stamp = runs.provenance()
+    quiet_lightning()
+    finished = len(plan) - len(todo)
+    try:
+        for budget, seed, method in tqdm(todo, desc="transfer sweep", unit="run", disable=not progress):
+            dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
+                                        batch_size=cfg.batch_size, val_size=cfg.val_size,
+                                        augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
+            dm.setup()  # a budget larger than the data fails here, with the class counts
+            start = time.perf_counter()
+            if method in DEEP:
+                acc = _deep(cfg, method, dm, net, seed)
+            elif method in SEMI:
+                acc, history = _fixmatch(cfg, dm, seed)
+                curves += [{"labels": len(dm.splits["train"][0]), "seed": seed, **h} for h in history]
+                runs.save(curves, out / CURVES_CSV, fields=())
+            else:
+                acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
+            seconds = time.perf_counter() - start
+            rows.append({"labels": str(len(dm.splits["train"][0])),
+                         "budget": runs.key(budget, seed, method)[0], "seed": str(seed),
+                         "method": method, "test_acc": str(acc),
+                         "seconds": f"{seconds:.2f}", **stamp,
+                         "date": datetime.datetime.now().isoformat(timespec="seconds")})
+            runs.save(rows, out / SWEEP_CSV)  # this run is kept, whatever happens next
+            finished += 1
+            if not progress:  # for logs: a line per finished run instead of the bar
+                print(f"run {finished}/{len(plan)}: {rows[-1]['labels']} labels, seed {seed}, {method}: "
+                      f"test accuracy {100 * acc:.2f} % ({seconds:.0f} s)", flush=True)
+    except (KeyboardInterrupt, FitInterrupted):
+        left = len(plan) - finished
+        raise Interrupted(f"transfer sweep stopped: {finished} of {len(plan)} runs kept in "
+                          f"{out / SWEEP_CSV}; the same command runs the other {left}") from None
+    write_outputs(rows, out, title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})",
+                  curves=curves)
     return rows
+
+
+def _read_curves(path: Path) -> list[dict]:
+    """The FixMatch diagnostic rows earlier runs of this sweep wrote (a diagnostic: not checked)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def runs_by_cell(rows: list[dict]) -> dict[tuple[int, str], list[float]]:
@@ -136,29 +170,19 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {seeds} seed(s).\n"
 
 
-def _write_csv(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None,
-                  encoder: dict | None = None) -> dict[str, Path]:
-    """sweep.csv (one row per run), sweep.md (mean ± std table), sweep.png (accuracy vs labels),
-    sweep.json (which `encoder`: path, family, latent size); with FixMatch runs,
-    fixmatch_curves.csv and .png (the pseudo-label diagnostic vs steps)."""
+def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None
+                  ) -> dict[str, Path]:
+    """sweep.csv (one row per run, as `runs.save` writes it), sweep.md (mean ± std table),
+    sweep.png (accuracy vs labels); with FixMatch runs, fixmatch_curves.csv and .png (the
+    pseudo-label diagnostic vs steps). sweep.json (the encoder and settings) is `runs.start`'s."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(rows, out / SWEEP_CSV)
+    runs.save(rows, out / SWEEP_CSV)
     (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
     stats = summarise(rows)
     accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / SWEEP_PNG, title)
     names = [SWEEP_CSV, SWEEP_MD, SWEEP_PNG]
-    if encoder is not None:
-        (out / SWEEP_JSON).write_text(json.dumps(encoder, indent=2))
-        names.append(SWEEP_JSON)
     if curves:
-        _write_csv(curves, out / CURVES_CSV)
+        runs.save(curves, out / CURVES_CSV, fields=())
         pseudo_label_plot(curves, out / CURVES_PNG, title)
         names += [CURVES_CSV, CURVES_PNG]
     return {name: out / name for name in names}

@@ -1,0 +1,154 @@
+"""A sweep's runs on disk, as data: one row of sweep.csv per finished run, written the moment it
+ends, so a stopped sweep (Ctrl-C, `kill -9`, a closed laptop) loses at most the run in progress
+and the same command continues where it stopped.
+
+Why by hand: a CSV that other tools read (pandas, a spreadsheet, `aecls transfer compare`) is the
+product here, and neither Lightning nor Optuna keeps rows of this shape. Each write replaces the
+whole file through a temporary beside it (`os.replace` is atomic), so a kill never leaves half a
+row. Each row carries what reproduces it (`provenance`); sweep.json beside it holds the settings
+the rows were made with, so a changed command is refused instead of mixing rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from aecls.errors import AeclsError
+from aecls.paths import SWEEP_CSV, SWEEP_JSON
+from aecls.transfer.config import METHODS, SweepConfig
+
+# One row: the run (budget asked, labels it had, seed, method), its score and what reproduces it.
+FIELDS = ("labels", "budget", "seed", "method", "test_acc", "seconds",
+          "command", "commit", "date", "machine", "threads", "torch")
+# The settings that do not change a run's result: which runs there are, where they go, where the
+# data is read from. Every other field of SweepConfig must match to add rows to a sweep.
+NOT_SETTINGS = ("labels", "seeds", "methods", "out", "data_dir")
+
+
+def key(budget: int | str | None, seed: int | str, method: str) -> tuple[str, int, str]:
+    """What identifies a run in a sweep: (budget as written, "all" for the whole split, seed, method)."""
+    return ("all" if budget in (None, "all") else str(int(budget)), int(seed), method)
+
+
+def settings(cfg: SweepConfig) -> dict:
+    """The settings that make a run what it is (the encoder among them)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
+            if k not in NOT_SETTINGS}
+
+
+def _commit() -> str:
+    """The aecls checkout's commit ("+changes" if it differs from it), or "unknown" outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
+def provenance() -> dict[str, str]:
+    """What every row of this process records: the command, the code, the date, the machine."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return {"command": shlex.join(["aecls", *sys.argv[1:]]) if Path(sys.argv[0]).name == "aecls"
+            else shlex.join(sys.argv),
+            "commit": _commit(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, {gpu}",
+            "threads": str(torch.get_num_threads()), "torch": torch.__version__}
+
+
+def _fail(path: Path, row: int | None, what: str) -> AeclsError:
+    where = f"{path}, row {row}" if row is not None else str(path)
+    return AeclsError(f"{where}: {what}; nothing was overwritten (use another --out, or delete "
+                      f"{path.parent} to start that sweep again)")
+
+
+def _checked(path: Path, n: int, r: dict) -> dict:
+    """Row `n` of `path`, checked: every field there, numbers that parse, a known method."""
+    missing = [f for f in ("labels", "budget", "seed", "method", "test_acc") if not r.get(f)]
+    if missing:
+        raise _fail(path, n, f"not a sweep row (no {', '.join(missing)})")
+    try:
+        int(r["labels"]), int(r["seed"]), key(r["budget"], r["seed"], r["method"])
+        acc = float(r["test_acc"])
+    except ValueError as e:
+        raise _fail(path, n, f"not a sweep row ({e})") from None
+    if r["method"] not in METHODS or not 0 <= acc <= 1:
+        raise _fail(path, n, f"not a sweep row (method {r['method']!r}, test_acc {r['test_acc']})")
+    return r
+
+
+def load(out: Path, cfg: SweepConfig) -> list[dict]:
+    """The rows a sweep in `out` already has, if it was made with `cfg`'s settings; none if there is
+    no sweep there. A CSV that is not a sweep's, or rows from other settings: a user error naming
+    the file (and the row, or the setting that differs)."""
+    path = out / SWEEP_CSV
+    if not path.exists():
+        return []
+    try:
+        made = json.loads((out / SWEEP_JSON).read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        made = None
+    if made is None:
+        raise _fail(path, None, f"no settings beside it in {SWEEP_JSON}, so its rows cannot be "
+                                "continued (a sweep written before aecls recorded them, or not a sweep)")
+    now = settings(cfg)
+    changed = [k for k in sorted(set(now) | set(made)) if now.get(k) != made.get(k)]
+    if changed:
+        k = changed[0]
+        raise _fail(path, None, f"its rows were made with {k}={made.get(k)!r}, this sweep has "
+                                f"{k}={now.get(k)!r}; rows of different settings do not mix")
+    try:
+        with open(path, newline="") as f:
+            rows = [_checked(path, n, r) for n, r in enumerate(csv.DictReader(f), 1)]
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise _fail(path, None, f"not a readable CSV ({e})") from None
+    seen: set[tuple] = set()
+    for n, r in enumerate(rows, 1):
+        k = key(r["budget"], r["seed"], r["method"])
+        if k in seen:
+            raise _fail(path, n, f"{k[2]} at budget {k[0]}, seed {k[1]} is there twice")
+        seen.add(k)
+    return rows
+
+
+def start(out: Path, cfg: SweepConfig, encoder: dict) -> None:
+    """Record the settings (and which encoder) before the first run writes a row."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / SWEEP_JSON, json.dumps({**encoder, "settings": settings(cfg)}, indent=2))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """`text` to `path` in one step: a reader or a kill sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save(rows: list[dict], path: Path, fields: tuple[str, ...] = FIELDS) -> None:
+    """All rows to `path` as CSV, atomically (`fields` first, the rows' other columns after, in
+    the order they first appear)."""
+    import io
+
+    names = [*fields, *dict.fromkeys(k for r in rows for k in r if k not in fields)]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=names, restval="")
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(path, buf.getvalue())
