@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,3 +20,61 @@ def mean_sd(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str
     """`spread` of `values` x `scale` (100: accuracies as percentages)."""
     v = np.asarray(values, dtype=float) * scale
     return spread(float(v.mean()), float(v.std()), len(v), digits)
+
+
+# When one result is called better than another: a two-sided paired t-test over seeds (each seed
+# is the same labelled subset for both) at this level, and only with at least this many pairs.
+ALPHA = 0.05
+MIN_PAIRED = 3
+
+
+@dataclass(frozen=True)
+class Paired:
+    """`a - b` over paired seeds: n, mean and sd of the differences, the test's p-value (None
+    below MIN_PAIRED pairs) and the verdict: "better", "worse", "no difference" or "no verdict"."""
+
+    n: int
+    mean: float
+    sd: float
+    p: float | None
+    verdict: str
+
+    def difference(self, scale: float = 100.0) -> str:
+        """"+1.79 ± 0.89 (3 seeds, p = 0.04)"; the spread of one difference is unknown, so none."""
+        if self.n == 0:
+            return "no shared seed"
+        seeds = f"{self.n} seed{'s' if self.n > 1 else ''}"
+        p = "" if self.p is None else ", p < 0.001" if self.p < 0.001 else f", p = {self.p:.2g}"
+        sd = f" ± {scale * self.sd:.2f}" if self.n > 1 else ""
+        return f"{scale * self.mean:+.2f}{sd} ({seeds}{p})"
+
+    def says(self, name: str, ref: str) -> str:
+        """The verdict as a sentence: "simclr beats cae", "... ties ...", or why there is none."""
+        if self.verdict == "no verdict":
+            return f"{name} vs {ref}: {self.n} paired seed(s), {MIN_PAIRED} needed: no verdict"
+        return f"{name} {dict(better='beats', worse='loses to').get(self.verdict, 'ties')} {ref}"
+
+
+def paired(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Paired:
+    """Compare `a` with `b`, given in the same seed order: scipy's paired t-test (ttest_rel), two
+    sided at `alpha`. Why a test and not "the mean beats its std": with 2 or 3 seeds a difference
+    larger than its spread happens by chance far too often to be called a win."""
+    from scipy.stats import ttest_rel
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(d)
+    mean, sd = (float(d.mean()), float(d.std())) if n else (0.0, 0.0)
+    if n < MIN_PAIRED:
+        return Paired(n, mean, sd, None, "no verdict")
+    if sd <= 1e-12:  # every seed moved by the same amount: the test is undefined, the answer is not
+        p = 0.0 if mean != 0 else 1.0
+    else:
+        p = float(ttest_rel(a, b).pvalue)
+    verdict = "no difference" if p >= alpha else "better" if mean > 0 else "worse"
+    return Paired(n, mean, sd, p, verdict)
+
+
+def rule() -> str:
+    """The verdict rule as the tables state it."""
+    return (f"'beats' / 'loses to': a two-sided paired t-test over the seeds (scipy.stats.ttest_rel) "
+            f"gives p < {ALPHA}; otherwise 'ties'; fewer than {MIN_PAIRED} paired seeds: no verdict")

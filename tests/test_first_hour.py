@@ -166,7 +166,7 @@ def test_compare_gives_no_verdict_on_one_seed(tmp_path, capsys):
     assert main(["transfer", "compare", f"recon={a}", f"cae={b}", "--out", "cmp"]) == 0
     paired = Path("cmp/compare.md").read_text().split("## Paired differences")[1]
     row = next(line for line in paired.splitlines() if line.startswith("| 100"))
-    assert "1 paired seed(s), no verdict" in row and "loses" not in row and "-4.00 (1 seed)" in row
+    assert "1 paired seed(s), 3 needed: no verdict" in row and "loses" not in row and "-4.00 (1 seed)" in row
 
 
 def test_best_refuses_zero_seeds(capsys):

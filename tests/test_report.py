@@ -44,10 +44,10 @@ def test_full_tiny_run(tiny_data, capsys):
     common = [study, "--data-dir", str(tiny_data)]
     assert main(["study", "run", *common, "--n-trials", "2", "--no-progress"]) == 0
     assert main(["study", "best", *common, "--seeds", "1"]) == 0
-    assert main(["transfer", "sweep", "--encoder", "artifacts/rep", "--labels", "20,all", "--seeds", "2",
+    assert main(["transfer", "sweep", "--encoder", "artifacts/rep", "--labels", "20,all", "--seeds", "3",
                  "--epochs", "1", "--min-steps", "2", "--data-dir", str(tiny_data), "--val-size", "50",
                  "--no-progress"]) == 0
-    # the same sweep twice (2 seeds: a verdict): a tie on every row, and it shows up in the report
+    # the same sweep twice (3 seeds: a verdict): a tie on every row, and it shows up in the report
     assert main(["transfer", "compare", "a=artifacts/transfer", "b=artifacts/transfer"]) == 0
     assert main(["report", "--study", "rep", "--data-dir", str(tiny_data)]) == 0
     text = _check_report(Path("reports/main/report.md"))

@@ -149,8 +149,16 @@ def test_compare_pairs_seeds_and_gives_verdicts(tmp_path, capsys):
     md = paired_section(Path("cmp/compare.md").read_text())
     rows = {line.split("|")[2].strip(): line for line in md.splitlines() if line.startswith("| 100 |")}
     assert set(rows) == {"frozen", "finetune"}  # only the modes that use the encoder
-    assert "65.00 ± 4.08" in rows["frozen"] and "+5.00 ± 0.00 (3 seeds)" in rows["frozen"]
+    assert "65.00 ± 4.08" in rows["frozen"] and "+5.00 ± 0.00 (3 seeds, p < 0.001)" in rows["frozen"]
     assert "probe beats recon" in rows["frozen"] and "probe ties recon" in rows["finetune"]
+    assert "+0.00 ± 8.16 (3 seeds, p = 1)" in rows["finetune"]
+    # every pretrained cell against scratch and raw pixels on the same subsets (scratch: a's)
+    base = Path("cmp/compare.md").read_text().split("## Against scratch and raw pixels")[1].split("\n## ")[0]
+    rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in base.splitlines()
+            if line.startswith("| 100 |")}
+    assert "+15.00 ± 4.08 (3 seeds, p = 0.035): better" in rows[("recon", "frozen")]
+    assert "+20.00 ± 0.00 (3 seeds, p < 0.001): better" in rows[("recon", "finetune")]
+    assert rows[("probe", "frozen")].endswith("| - |")  # no logreg_pixels in either sweep
     assert Path("cmp/compare.png").stat().st_size > 1000
 
 

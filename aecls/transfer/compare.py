@@ -6,7 +6,7 @@ FixMatch x label budgets, beside the raw-pixel and PCA baselines), or two encode
 It reads the sweeps' CSVs and recomputes nothing; one NAME given several CSVs merges them (a
 sweep run in parts, e.g. FixMatch apart). Differences are paired by seed: seed s draws the same
 labelled subset in every sweep and method, so `B_s - A_s` removes the subset's own luck, and the
-tables give their mean ± std over seeds.
+tables give their mean ± std over seeds and a paired t-test's verdict (aecls.stats.paired).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import numpy as np
 
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
-from aecls.stats import mean_sd
+from aecls.stats import ALPHA, MIN_PAIRED, Paired, mean_sd, paired, rule
 from aecls.transfer.config import METHODS, SEMI
 from aecls.transfer.plots import accuracy_plot
 
 PRETRAINED = ("frozen", "finetune", *SEMI)  # the methods that use the encoder
-MIN_PAIRED_SEEDS = 2  # a verdict needs a spread of paired differences
+BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
 LINESTYLES = {"frozen": "-", "finetune": "--", "fixmatch": ":", "scratch": "-."}
 Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: test accuracy}
 
@@ -75,9 +75,15 @@ def _pm(v: list[float] | np.ndarray) -> str:
     return mean_sd(v, scale=100)
 
 
+def _paired(a: dict[int, float], b: dict[int, float]) -> Paired:
+    """`a - b` over the seeds both have (the same labelled subsets), by the one rule of aecls.stats."""
+    seeds = sorted(set(a) & set(b))
+    return paired([a[s] for s in seeds], [b[s] for s in seeds])
+
+
 def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED) -> str:
     """Markdown: per label budget and method, each encoder's mean ± std and the paired difference
-    of every later encoder to the first (the reference)."""
+    of every later encoder to the first (the reference), with the verdict of a paired test."""
     names = list(sweeps)
     ref = names[0]
     head = ["labels", "method", *names, *(f"{n} - {ref}" for n in names[1:]), "verdict"]
@@ -88,22 +94,39 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
             runs = [sweeps[n].get((b, m), {}) for n in names]
             if not all(runs):
                 continue
-            cells = [_pm(list(r.values())) for r in runs]
-            verdicts = []
-            for n, r in zip(names[1:], runs[1:], strict=True):
-                seeds = sorted(set(r) & set(runs[0]))
-                d = np.array([r[s] - runs[0][s] for s in seeds])
-                if len(seeds) < MIN_PAIRED_SEEDS:  # a std of one difference is 0: no evidence either way
-                    cells.append(f"{100 * d.mean():+.2f} (1 seed)" if len(seeds) else "no shared seed")
-                    verdicts.append(f"{n} vs {ref}: {len(seeds)} paired seed(s), no verdict")
-                    continue
-                cells.append(f"{100 * d.mean():+.2f} ± {100 * d.std():.2f} ({len(seeds)} seeds)")
-                better = "beats" if d.mean() > d.std() else "loses to" if -d.mean() > d.std() else "ties"
-                verdicts.append(f"{n} {better} {ref}")
+            tests = [_paired(r, runs[0]) for r in runs[1:]]
+            cells = [_pm(list(r.values())) for r in runs] + [t.difference() for t in tests]
+            verdicts = [t.says(n, ref) for n, t in zip(names[1:], tests, strict=True)]
             lines.append(f"| {b} | {m} | " + " | ".join([*cells, "; ".join(verdicts)]) + " |")
     return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds; differences paired by "
-            "seed (same labelled subset). 'beats' / 'loses to': the mean difference is larger than "
-            f"its std; otherwise 'ties'; no verdict with fewer than {MIN_PAIRED_SEEDS} paired seeds.\n")
+            f"seed (same labelled subset), with the test's p-value. {rule()}.\n")
+
+
+def against_baselines(sweeps: dict[str, Sweep]) -> str:
+    """Markdown: every pretrained cell (an encoder's frozen, fine-tuned, semi-supervised runs)
+    against training from scratch and logistic regression on raw pixels at the same budget and
+    seeds (the same labelled subsets), from whichever sweep ran those baselines."""
+    base = {}
+    for sweep in sweeps.values():
+        for (b, m), runs in sweep.items():
+            if m in BASELINES:
+                base.setdefault((b, m), runs)
+    lines = ["| labels | encoder | method | accuracy | " + " | ".join(f"- {m}" for m in BASELINES) + " |",
+             "|---:|---|---|---:|" + "---:|" * len(BASELINES)]
+    for (b, m), name, runs in sorted((k, n, r) for n, s in sweeps.items() for k, r in s.items()
+                                     if k[1] in PRETRAINED):
+        cells = []
+        for bm in BASELINES:
+            if (b, bm) not in base:
+                cells.append("-")
+                continue
+            t = _paired(runs, base[(b, bm)])
+            cells.append(f"{t.difference()}: {t.verdict}")
+        lines.append(f"| {b} | {name} | {m} | {_pm(list(runs.values()))} | " + " | ".join(cells) + " |")
+    if len(lines) == 2 or not base:
+        return "No sweep ran a baseline (scratch, logreg_pixels) beside a pretrained method.\n"
+    return ("\n".join(lines) + "\n\nPercentage points, paired by seed; 'better' / 'worse': the paired test "
+            f"gives p < {ALPHA}, 'no difference' otherwise, 'no verdict' below {MIN_PAIRED} seeds.\n")
 
 
 def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float]) -> str:
@@ -135,7 +158,7 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float]) -> str:
 
 def semi_vs_finetune(sweeps: dict[str, Sweep]) -> str:
     """Markdown: per sweep and budget with both, each semi-supervised method minus fine-tuning from
-    the same encoder, paired by seed, with a verdict."""
+    the same encoder, paired by seed, with the paired test's verdict."""
     lines = ["| encoder | labels | method | finetune | semi-supervised | difference | verdict |",
              "|---|---:|---|---:|---:|---:|---|"]
     for name, sweep in sweeps.items():
@@ -143,20 +166,12 @@ def semi_vs_finetune(sweeps: dict[str, Sweep]) -> str:
             base = sweep.get((b, "finetune"))
             if m not in SEMI or not base:
                 continue
-            seeds = sorted(set(semi) & set(base))
-            d = np.array([semi[s] - base[s] for s in seeds])
-            if len(seeds) < MIN_PAIRED_SEEDS:
-                diff, verdict = (f"{100 * d.mean():+.2f} (1 seed)" if len(seeds) else "no shared seed",
-                                 f"{len(seeds)} paired seed(s), no verdict")
-            else:
-                diff = f"{100 * d.mean():+.2f} ± {100 * d.std():.2f} ({len(seeds)} seeds)"
-                verdict = ("beats finetune" if d.mean() > d.std() else
-                           "loses to finetune" if -d.mean() > d.std() else "ties")
+            t = _paired(semi, base)
             lines.append(f"| {name} | {b} | {m} | {_pm(list(base.values()))} | {_pm(list(semi.values()))} "
-                         f"| {diff} | {verdict} |")
+                         f"| {t.difference()} | {t.says(m, 'finetune')} |")
     if len(lines) == 2:
         return "No sweep has a semi-supervised method beside finetune at the same budget.\n"
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + f"\n\n{rule()}.\n"
 
 
 def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[str, float]]:
@@ -177,6 +192,7 @@ def compare_markdown(paths: dict[str, list[str]]) -> str:
     sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
     return (f"{sources}\n\n## Side by side\n\n{side_by_side(sweeps, seconds)}"
             f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps)}"
+            f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(sweeps)}"
             f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps)}")
 
 

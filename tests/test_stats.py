@@ -1,0 +1,29 @@
+"""The one verdict rule (aecls.stats.paired): a paired t-test over seeds, no verdict below 3 pairs."""
+
+from __future__ import annotations
+
+import pytest
+
+from aecls.stats import MIN_PAIRED, paired
+
+
+@pytest.mark.parametrize(("a", "b", "verdict", "text"), [
+    # two seeds: however large the difference, no verdict
+    ([0.80, 0.82], [0.70, 0.71], "no verdict", "+10.50 ± 0.50 (2 seeds)"),
+    # the same gain on every seed: a win the test cannot quantify, and needs not
+    ([0.75, 0.65, 0.70], [0.70, 0.60, 0.65], "better", "+5.00 ± 0.00 (3 seeds, p < 0.001)"),
+    ([0.70, 0.60, 0.65], [0.75, 0.65, 0.70], "worse", "-5.00 ± 0.00 (3 seeds, p < 0.001)"),
+    # the old rule (mean above its std) called this a win; 3 seeds do not show it (p = 0.19)
+    ([0.71, 0.702, 0.703], [0.70, 0.70, 0.70], "no difference", "+0.50 ± 0.36 (3 seeds, p = 0.19)"),
+    ([0.72, 0.725, 0.73, 0.722], [0.70, 0.70, 0.71, 0.70], "better", "+2.18 ± 0.20 (4 seeds, p < 0.001)"),
+    ([], [], "no verdict", "no shared seed"),
+])
+def test_a_verdict_needs_a_paired_test_and_three_seeds(a, b, verdict, text):
+    t = paired(a, b)
+    assert t.verdict == verdict and t.difference() == text
+    assert (t.p is None) == (len(a) < MIN_PAIRED)
+    said = t.says("simclr", "cae")
+    assert said == {"better": "simclr beats cae", "worse": "simclr loses to cae",
+                    "no difference": "simclr ties cae"}.get(verdict, said)
+    if verdict == "no verdict":
+        assert said.endswith("3 needed: no verdict")
