@@ -11,6 +11,7 @@
     aecls transfer compare A=PATH B=PATH        two or more sweeps side by side
     aecls report [--name main]                  reports/NAME/report.md from what is on disk
     aecls pipeline [--full] [--fresh]            the whole chain, finished stages skipped
+    aecls results [--check]                     RESULTS.md's few-label tables from the rows in results/
 
 Errors a user can cause (`AeclsError`) print one line on stderr and exit with code 2; Ctrl-C in
 `study run` says which trial it re-queued and exits with 130.
@@ -68,6 +69,14 @@ def _report(args: argparse.Namespace) -> None:
 
     path = build_report(args.name, args.out, args.log_dir, args.artifacts, args.study, args.data_dir)
     print(f"report: {path}")
+
+
+def _results(args: argparse.Namespace) -> None:
+    from aecls.report.results import regenerate
+
+    changed = regenerate(args.file, check_only=args.check)  # --check: out of step is an error, exit 1
+    print(f"{args.file}: " + (f"regenerated {', '.join(changed)}" if changed and not args.check
+                              else "every results block matches its rows"))
 
 
 def _pipeline(args: argparse.Namespace) -> None:
@@ -156,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--fresh", action="store_true", help="delete earlier pipeline outputs first")
     pl.add_argument(*DATA_DIR_ALIASES, dest="data_dir", help="IDX directory (default: the search order)")
     pl.set_defaults(func=_pipeline)
+    res = sub.add_parser("results", help="regenerate RESULTS.md's few-label tables from the committed rows",
+                         description="Rewrite each block of RESULTS.md between `<!-- results: FOLDER -->` "
+                                     "and `<!-- /results -->` from the sweep CSVs that FOLDER/compare.json "
+                                     "lists (the comparison, its paired tests, where the rows came from).")
+    res.add_argument("--file", default="RESULTS.md", help="the Markdown file with results blocks")
+    res.add_argument("--check", action="store_true",
+                     help="change nothing; exit 1 if a block differs from its rows")
+    res.set_defaults(func=_results)
     return p
 
 
