@@ -19,12 +19,13 @@ import numpy as np
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.stats import ALPHA, MIN_PAIRED, Paired, mean_sd, paired, rule
-from aecls.transfer.config import METHODS, SEMI
+from aecls.transfer.config import GRAPH, METHODS, SEMI
 from aecls.transfer.plots import accuracy_plot
 
-PRETRAINED = ("frozen", "finetune", *SEMI)  # the methods that use the encoder
+PRETRAINED = ("frozen", "finetune", *SEMI, *GRAPH)  # the methods that use the encoder
 BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
-LINESTYLES = {"frozen": "-", "finetune": "--", "fixmatch": ":", "scratch": "-."}
+LINESTYLES = {"frozen": "-", "finetune": "--", "fixmatch": ":", "graph": (0, (5, 1, 1, 1)),
+              "graph_inductive": (0, (1, 2)), "scratch": "-."}
 Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: test accuracy}
 
 

@@ -12,8 +12,11 @@ from aecls.paths import TRANSFER_OUT
 
 DEEP = CLASSIFIER_MODES
 SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outside the subset, unlabelled
-METHODS = (*DEEP, *SEMI, "logreg_pixels", "logreg_pca")
-DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch is opt-in: many more steps
+# Poisson learning on the k-NN graph of the frozen codes, test images in the graph or not
+# (aecls.transfer.graph).
+GRAPH = ("graph", "graph_inductive")
+METHODS = (*DEEP, *SEMI, *GRAPH, "logreg_pixels", "logreg_pca")
+DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
 
 
 def _help(text: str) -> dict[str, str]:

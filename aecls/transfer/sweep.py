@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
+from aecls.data.subsets import stratified_subset
 from aecls.encoders import load_encoder
 from aecls.errors import FitInterrupted, Interrupted
 from aecls.modules import OptimConfig
@@ -30,8 +31,8 @@ from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.stats import mean_sd
 from aecls.train import TrainConfig, build_module, train
 from aecls.training import quiet_lightning
-from aecls.transfer import runs
-from aecls.transfer.config import DEEP, METHODS, SEMI, SweepConfig
+from aecls.transfer import graph, runs
+from aecls.transfer.config import DEEP, GRAPH, METHODS, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
 
@@ -70,6 +71,32 @@ def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[
     return float(run.test["test/acc"]), monitor.history
 
 
+class GraphCodes:
+    """The frozen codes the graph methods read, per seed (its training split): encoded once and
+    shared by every budget and both variants of that seed."""
+
+    def __init__(self, cfg: SweepConfig) -> None:
+        self.cfg, self.by_seed = cfg, {}
+
+    def __call__(self, seed: int) -> tuple[np.ndarray, ...]:
+        if seed not in self.by_seed:
+            module = build_module({"family": "classifier", "init_args": {"mode": "frozen",
+                                                                         "encoder_path": self.cfg.encoder}})
+            dm = FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed, val_size=self.cfg.val_size)
+            coded = module.codes_once(dm)
+            self.by_seed[seed] = tuple(t.cpu().numpy() for split in ("train", "test")
+                                       for t in coded.splits[split])
+        return self.by_seed[seed]
+
+
+def _graph(codes: GraphCodes, method: str, budget: int | None, seed: int) -> float:
+    """Poisson learning on the codes of seed `seed`'s training split (and the test images, for
+    `graph`), from the labelled subset the DataModule draws for (budget, seed)."""
+    train, train_y, test, test_y = codes(seed)
+    labelled = stratified_subset(train_y, budget, seed) if budget else np.arange(len(train_y))
+    return graph.accuracy(train, train_y, labelled, test, test_y, transductive=method == "graph")
+
+
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
     x_train, y_train = (t.cpu().numpy() for t in dm.splits["train"])
     x_test, y_test = (t.cpu().numpy() for t in dm.splits["test"])
@@ -100,6 +127,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     runs.start(out, cfg, encoder)
     curves = _read_curves(out / CURVES_CSV) if rows else []
     stamp = runs.provenance()
+    graph_codes = GraphCodes(cfg)
     quiet_lightning()
     finished = len(plan) - len(todo)
     try:
@@ -111,6 +139,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
             start = time.perf_counter()
             if method in DEEP:
                 acc = _deep(cfg, method, dm, net, seed)
+            elif method in GRAPH:
+                acc = _graph(graph_codes, method, budget, seed)
             elif method in SEMI:
                 acc, history = _fixmatch(cfg, dm, seed)
                 curves += [{"labels": len(dm.splits["train"][0]), "seed": seed, **h} for h in history]

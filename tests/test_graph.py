@@ -1,0 +1,49 @@
+"""The graph methods (issue #28, item 4): Poisson learning on frozen codes, with the test images in
+the graph (transductive) or not (inductive)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from aecls.cli import main
+from aecls.transfer import graph
+from aecls.transfer.config import GRAPH
+from tests.test_transfer import _encoder
+
+
+def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three well separated clusters of codes, one per class, in 8 dimensions."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    centres = rng.normal(size=(3, 8)) * 5
+    return centres[y] + rng.normal(size=(n, 8)), y
+
+
+@pytest.mark.parametrize("transductive", [True, False])
+def test_one_label_per_class_spreads_along_the_clusters(transductive):
+    train, train_y = _clusters(300, 0)
+    test, test_y = _clusters(90, 0)
+    labelled = np.array([0, 1, 2])  # one image of each class
+    assert graph.accuracy(train, train_y, labelled, test, test_y, transductive) > 0.95
+    # the labels are what it learns from: swapped labels give swapped predictions
+    wrong = train_y.copy()
+    wrong[labelled] = (wrong[labelled] + 1) % 3
+    assert graph.accuracy(train, wrong, labelled, test, test_y, transductive) < 0.05
+
+
+def test_a_sweep_runs_both_graph_variants(tiny_data, tmp_path):
+    enc = _encoder(tmp_path)
+    assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20,all", "--seeds", "2",
+                 "--methods", "graph,graph_inductive,frozen", "--epochs", "1", "--min-steps", "3",
+                 "--data-dir", str(tiny_data), "--val-size", "50", "--out", "sw", "--no-progress"]) == 0
+    rows = list(csv.DictReader(open("sw/sweep.csv")))
+    assert len(rows) == 2 * 2 * 3
+    graphs = [r for r in rows if r["method"].startswith("graph")]
+    assert {r["labels"] for r in graphs} == {"20", "350"}
+    assert all(0 <= float(r["test_acc"]) <= 1 for r in graphs)
+    # with every label known, the graph gives back at least what 20 labels give
+    acc = {(r["labels"], r["seed"], r["method"]): float(r["test_acc"]) for r in graphs}
+    assert all(acc[("350", s, m)] >= acc[("20", s, m)] - 0.05 for s in "01" for m in GRAPH)
