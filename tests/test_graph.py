@@ -27,11 +27,11 @@ def test_one_label_per_class_spreads_along_the_clusters(transductive):
     train, train_y = _clusters(300, 0)
     test, test_y = _clusters(90, 0)
     labelled = np.array([0, 1, 2])  # one image of each class
-    assert graph.accuracy(train, train_y, labelled, test, test_y, transductive) > 0.95
+    assert graph.Graphs(train, train_y, test, test_y).accuracy(labelled, transductive) > 0.95
     # the labels are what it learns from: swapped labels give swapped predictions
     wrong = train_y.copy()
     wrong[labelled] = (wrong[labelled] + 1) % 3
-    assert graph.accuracy(train, wrong, labelled, test, test_y, transductive) < 0.05
+    assert graph.Graphs(train, wrong, test, test_y).accuracy(labelled, transductive) < 0.05
 
 
 def test_a_sweep_runs_both_graph_variants(tiny_data, tmp_path):

@@ -35,26 +35,32 @@ def normalised(z: np.ndarray) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
-def poisson(codes: np.ndarray, labelled: np.ndarray, labels: np.ndarray, k: int = K) -> np.ndarray:
-    """Labels of every row of `codes` by Poisson learning from the rows `labelled` (their
-    `labels`) on the k-NN graph of the codes; (N,) int."""
-    gl = _gl()
-    w = gl.weightmatrix.knn(normalised(codes).astype(np.float64), k)
-    return np.asarray(gl.ssl.poisson(w).fit_predict(labelled, labels))
+class Graphs:
+    """The k-NN graphs of one set of codes, built once for every labelled subset: over the
+    training split and the test images (transductive), over the training split alone, and each
+    test image's k nearest training images (for the inductive vote)."""
 
-
-def accuracy(train: np.ndarray, train_y: np.ndarray, labelled: np.ndarray, test: np.ndarray,
-             test_y: np.ndarray, transductive: bool, k: int = K) -> float:
-    """Test accuracy of Poisson learning from the training split's rows `labelled` (positions in
-    `train`; only their labels are read) on frozen codes, test images in the graph or not."""
-    if transductive:
-        pred = poisson(np.vstack([train, test]), labelled, train_y[labelled], k)[len(train):]
-    else:
+    def __init__(self, train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray,
+                 k: int = K) -> None:
         from sklearn.neighbors import NearestNeighbors
 
-        propagated = poisson(train, labelled, train_y[labelled], k)
-        near = NearestNeighbors(n_neighbors=k).fit(normalised(train)).kneighbors(
-            normalised(test), return_distance=False)
-        votes = np.apply_along_axis(np.bincount, 1, propagated[near], minlength=int(train_y.max()) + 1)
-        pred = votes.argmax(1)
-    return float((pred == test_y).mean())
+        gl = _gl()
+        self.train_y, self.test_y, self.n = train_y, test_y, len(train)
+        both = normalised(np.vstack([train, test])).astype(np.float64)
+        self.with_test = gl.weightmatrix.knn(both, k)
+        self.train_only = gl.weightmatrix.knn(both[: self.n], k)
+        self.near = NearestNeighbors(n_neighbors=k).fit(both[: self.n]).kneighbors(
+            both[self.n :], return_distance=False)
+
+    def accuracy(self, labelled: np.ndarray, transductive: bool) -> float:
+        """Test accuracy of Poisson learning from the training rows `labelled` (positions; only
+        their labels are read), test images in the graph or not."""
+        gl, labels = _gl(), self.train_y[labelled]
+        if transductive:
+            pred = np.asarray(gl.ssl.poisson(self.with_test).fit_predict(labelled, labels))[self.n :]
+        else:
+            propagated = np.asarray(gl.ssl.poisson(self.train_only).fit_predict(labelled, labels))
+            classes = int(self.train_y.max()) + 1
+            votes = np.apply_along_axis(np.bincount, 1, propagated[self.near], minlength=classes)
+            pred = votes.argmax(1)
+        return float((pred == self.test_y).mean())

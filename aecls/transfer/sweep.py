@@ -72,29 +72,30 @@ def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[
 
 
 class GraphCodes:
-    """The frozen codes the graph methods read, per seed (its training split): encoded once and
-    shared by every budget and both variants of that seed."""
+    """What the graph methods read, per seed: the frozen codes of that seed's training split and
+    of the test images, and their k-NN graphs, built once and shared by every budget and both
+    variants of the seed."""
 
     def __init__(self, cfg: SweepConfig) -> None:
         self.cfg, self.by_seed = cfg, {}
 
-    def __call__(self, seed: int) -> tuple[np.ndarray, ...]:
+    def __call__(self, seed: int) -> graph.Graphs:
         if seed not in self.by_seed:
             module = build_module({"family": "classifier", "init_args": {"mode": "frozen",
                                                                          "encoder_path": self.cfg.encoder}})
             dm = FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed, val_size=self.cfg.val_size)
             coded = module.codes_once(dm)
-            self.by_seed[seed] = tuple(t.cpu().numpy() for split in ("train", "test")
-                                       for t in coded.splits[split])
+            arrays = [t.cpu().numpy() for split in ("train", "test") for t in coded.splits[split]]
+            self.by_seed[seed] = graph.Graphs(*arrays)
         return self.by_seed[seed]
 
 
 def _graph(codes: GraphCodes, method: str, budget: int | None, seed: int) -> float:
     """Poisson learning on the codes of seed `seed`'s training split (and the test images, for
     `graph`), from the labelled subset the DataModule draws for (budget, seed)."""
-    train, train_y, test, test_y = codes(seed)
-    labelled = stratified_subset(train_y, budget, seed) if budget else np.arange(len(train_y))
-    return graph.accuracy(train, train_y, labelled, test, test_y, transductive=method == "graph")
+    g = codes(seed)
+    labelled = stratified_subset(g.train_y, budget, seed) if budget else np.arange(len(g.train_y))
+    return g.accuracy(labelled, transductive=method == "graph")
 
 
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
