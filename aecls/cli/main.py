@@ -157,11 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("pipeline", help="study -> best re-run -> fits -> transfer -> report, "
                                          "skipping finished stages",
                         description="The whole chain: the quickstart study, its best trial re-run and "
-                                    "exported, a fit of every family whose encoder transfers, label sweeps "
-                                    "and their comparison, a frozen-encoder classifier, the report. "
-                                    "Finished stages are skipped.")
+                                    "exported, one-epoch fits of the CAE, DAE, VAE and SimCLR, label sweeps "
+                                    "of three encoders and their comparison, a frozen-encoder classifier, "
+                                    "the report, sized for minutes on a laptop (the report states the "
+                                    "scale). Finished stages are skipped.")
     pl.add_argument("--full", action="store_true",
-                    help="the full scale: studies/cae_seed004.yaml, 3 seeds, all labels (hours on a CPU)")
+                    help="the full scale: studies/cae_seed004.yaml, every family at its config's epochs, "
+                         "3 seeds, all labels (hours on a CPU)")
     pl.add_argument("--fresh", action="store_true", help="delete earlier pipeline outputs first")
     pl.add_argument(*DATA_DIR_ALIASES, dest="data_dir", help="IDX directory (default: the search order)")
     pl.set_defaults(func=_pipeline)

@@ -9,7 +9,7 @@ carry the labels along the data's own neighbourhoods. Two variants, so the table
 - `graph_inductive`: the graph holds the training split only; each test image then takes the
   majority of the propagated labels of its k nearest training images (it never shaped the graph).
 
-Pure functions of arrays; the sweep gives them the codes (`Classifier.codes_once`).
+Arrays in, accuracy out; the sweep gives it the codes (`Classifier.codes_once`).
 """
 
 from __future__ import annotations
