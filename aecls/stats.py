@@ -74,7 +74,7 @@ def paired(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Pair
     return Paired(n, mean, sd, p, verdict)
 
 
-def rule() -> str:
-    """The verdict rule as the tables state it."""
-    return (f"'beats' / 'loses to': a two-sided paired t-test over the seeds (scipy.stats.ttest_rel) "
-            f"gives p < {ALPHA}; otherwise 'ties'; fewer than {MIN_PAIRED} paired seeds: no verdict")
+def rule(better: str = "beats", worse: str = "loses to", tie: str = "ties") -> str:
+    """The verdict rule as a table states it, in the words that table uses for its verdicts."""
+    return (f"'{better}' / '{worse}': a two-sided paired t-test over the seeds (scipy.stats.ttest_rel) "
+            f"gives p < {ALPHA}; otherwise '{tie}'; fewer than {MIN_PAIRED} paired seeds: no verdict")

@@ -18,7 +18,7 @@ import numpy as np
 
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
-from aecls.stats import ALPHA, MIN_PAIRED, Paired, mean_sd, paired, rule
+from aecls.stats import Paired, mean_sd, paired, rule
 from aecls.transfer.config import GRAPH, METHODS, SEMI
 from aecls.transfer.plots import accuracy_plot
 
@@ -126,8 +126,8 @@ def against_baselines(sweeps: dict[str, Sweep]) -> str:
         lines.append(f"| {b} | {name} | {m} | {_pm(list(runs.values()))} | " + " | ".join(cells) + " |")
     if len(lines) == 2 or not base:
         return "No sweep ran a baseline (scratch, logreg_pixels) beside a pretrained method.\n"
-    return ("\n".join(lines) + "\n\nPercentage points, paired by seed; 'better' / 'worse': the paired test "
-            f"gives p < {ALPHA}, 'no difference' otherwise, 'no verdict' below {MIN_PAIRED} seeds.\n")
+    return ("\n".join(lines) + "\n\nPercentage points, paired by seed; "
+            f"{rule('better', 'worse', 'no difference')}.\n")
 
 
 def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float]) -> str:
