@@ -73,6 +73,11 @@ class Scale:
             return list(self.compared)
         return [f.name for f in families().values() if f.compared]
 
+    def sweep(self, encoder: str, data_dir: str | None, **kw) -> SweepConfig:
+        """A sweep of `encoder` at this scale's budgets, seeds and run length (`kw` on top)."""
+        return SweepConfig(encoder=encoder, labels=list(self.labels), seeds=self.sweep_seeds,
+                           epochs=self.sweep_epochs, min_steps=self.sweep_min_steps, data_dir=data_dir, **kw)
+
     def describe(self) -> str:
         fits = "each config's epochs" if self.fit_epochs is None else f"{self.fit_epochs} epoch(s) each"
         budgets = ", ".join("all" if b is None else f"{b:,}" for b in self.labels)
@@ -202,10 +207,10 @@ def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None =
 def side_slots(cores: int | None = None, tasks: int | None = None) -> tuple[int, int]:
     """(processes, threads each) for `tasks` independent stages side by side (None: one per core):
     a process per task up to MAX_SIDE, the cores split between them. More processes than cores
-    when there are more tasks: each computes on one thread, which costs nothing to share (only
-    several threads per process, spinning at their barriers, slow down many times over when
+    when there are more tasks: each computes on one thread, which time-shares cheaply (it is
+    several threads per process, spinning at their barriers, that slow down many times over when
     oversubscribed), and the group ends when its work is done, not when the one process left
-    with two stages finishes them. One core: one process, as before."""
+    with two stages finishes them (RESULTS.md, "Pipeline"). One core: one process, as before."""
     cores = cores or os.cpu_count() or 1
     if cores == 1:
         return 1, 1
@@ -329,16 +334,12 @@ def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
     # The sweeps need the encoders, the classifier the export: side by side again.
     tasks = []
     if stage.todo("4/6 transfer sweep", Path(TRANSFER_OUT) / SWEEP_MD):
-        cfg = SweepConfig(encoder=f"{ARTIFACTS}/{name}", labels=list(s.labels), seeds=s.sweep_seeds,
-                          epochs=s.sweep_epochs, min_steps=s.sweep_min_steps, data_dir=data_dir)
-        tasks.append(Task("4/6 transfer sweep", sweep, (cfg,)))
+        tasks.append(Task("4/6 transfer sweep", sweep, (s.sweep(f"{ARTIFACTS}/{name}", data_dir),)))
     for pretext in s.pretexts():  # the other pretexts' encoders, for the comparison
         out = Path(f"{TRANSFER_OUT}_{pretext}")
         if stage.todo(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_MD):
-            cfg = SweepConfig(encoder=str(latest(Path(LOG_DIR), pretext)), labels=list(s.labels),
-                              seeds=s.sweep_seeds, epochs=s.sweep_epochs, min_steps=s.sweep_min_steps,
-                              data_dir=data_dir,
-                              methods=("frozen", "finetune"), out=str(out))
+            cfg = s.sweep(str(latest(Path(LOG_DIR), pretext)), data_dir, methods=("frozen", "finetune"),
+                          out=str(out))
             tasks.append(Task(f"4/6 transfer sweep of the {pretext} encoder", sweep, (cfg,)))
     if stage.todo("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
         tasks.append(Task("5/6 frozen-encoder classifier + test report", fit_config,
