@@ -203,17 +203,16 @@ def markdown_table(rows: list[dict]) -> str:
 
 def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None
                   ) -> dict[str, Path]:
-    """sweep.csv (one row per run, as `runs.save` writes it), sweep.md (mean ± std table),
-    sweep.png (accuracy vs labels); with FixMatch runs, fixmatch_curves.csv and .png (the
-    pseudo-label diagnostic vs steps). sweep.json (the encoder and settings) is `runs.start`'s."""
+    """The summaries of a finished sweep beside its rows: sweep.md (mean ± std table), sweep.png
+    (accuracy vs labels); with FixMatch runs, fixmatch_curves.png (the pseudo-label diagnostic
+    vs steps). sweep.csv and fixmatch_curves.csv are written run by run, sweep.json (the encoder
+    and settings) by `runs.start`, all in `run_sweep`."""
     out.mkdir(parents=True, exist_ok=True)
-    runs.save(rows, out / SWEEP_CSV)
     (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
     stats = summarise(rows)
     accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / SWEEP_PNG, title)
     names = [SWEEP_CSV, SWEEP_MD, SWEEP_PNG]
     if curves:
-        runs.save(curves, out / CURVES_CSV, fields=())
         pseudo_label_plot(curves, out / CURVES_PNG, title)
         names += [CURVES_CSV, CURVES_PNG]
     return {name: out / name for name in names}
