@@ -1,5 +1,5 @@
-"""The graph methods (issue #28, item 4): Poisson learning on frozen codes, with the test images in
-the graph (transductive) or not (inductive)."""
+"""The graph methods (issue #28, item 4): Poisson and Laplace learning on frozen codes, with the test
+images in the graph (transductive) or not (inductive)."""
 
 from __future__ import annotations
 
@@ -22,25 +22,38 @@ def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return centres[y] + rng.normal(size=(n, 8)), y
 
 
-@pytest.mark.parametrize("transductive", [True, False])
-def test_one_label_per_class_spreads_along_the_clusters(transductive):
+@pytest.mark.parametrize("method", GRAPH)
+def test_one_label_per_class_spreads_along_the_clusters(method):
     train, train_y = _clusters(300, 0)
     test, test_y = _clusters(90, 0)
-    labelled = np.array([0, 1, 2])  # one image of each class
-    assert graph.Graphs(train, train_y, test, test_y).accuracy(labelled, transductive) > 0.95
+    labelled = np.array([0, 1, 2, 3, 4, 5])  # two images of each class
+    assert graph.Graphs(train, train_y, test, test_y).accuracy(labelled, method) > 0.95
     # the labels are what it learns from: swapped labels give swapped predictions
     wrong = train_y.copy()
     wrong[labelled] = (wrong[labelled] + 1) % 3
-    assert graph.Graphs(train, wrong, test, test_y).accuracy(labelled, transductive) < 0.05
+    assert graph.Graphs(train, wrong, test, test_y).accuracy(labelled, method) < 0.05
 
 
-def test_a_sweep_runs_both_graph_variants(tiny_data, tmp_path):
+@pytest.mark.parametrize("method", [m for m in GRAPH if not graph.METHODS[m][1]])
+def test_inductive_with_every_label_known_is_the_k_nearest_neighbours_vote(method):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(1)
+    train, train_y = _clusters(300, 0)
+    train_y = np.where(rng.random(300) < 0.3, rng.integers(0, 3, 300), train_y)  # noisy labels
+    test, test_y = _clusters(90, 0)
+    knn = KNeighborsClassifier(graph.K).fit(graph.normalised(train), train_y)
+    expected = float((knn.predict(graph.normalised(test)) == test_y).mean())
+    assert graph.Graphs(train, train_y, test, test_y).accuracy(np.arange(300), method) == expected
+
+
+def test_a_sweep_runs_every_graph_method(tiny_data, tmp_path):
     enc = _encoder(tmp_path)
     assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20,all", "--seeds", "2",
-                 "--methods", "graph,graph_inductive,frozen", "--epochs", "1", "--min-steps", "3",
+                 "--methods", ",".join([*GRAPH, "frozen"]), "--epochs", "1", "--min-steps", "3",
                  "--data-dir", str(tiny_data), "--val-size", "50", "--out", "sw", "--no-progress"]) == 0
     rows = list(csv.DictReader(open("sw/sweep.csv")))
-    assert len(rows) == 2 * 2 * 3
+    assert len(rows) == 2 * 2 * (len(GRAPH) + 1)
     graphs = [r for r in rows if r["method"].startswith("graph")]
     assert {r["labels"] for r in graphs} == {"20", "350"}
     assert all(0 <= float(r["test_acc"]) <= 1 for r in graphs)

@@ -25,7 +25,8 @@ from aecls.transfer.plots import accuracy_plot
 PRETRAINED = ("frozen", "finetune", *SEMI, *GRAPH)  # the methods that use the encoder
 BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
 LINESTYLES = {"frozen": "-", "finetune": "--", "fixmatch": ":", "graph": (0, (5, 1, 1, 1)),
-              "graph_inductive": (0, (1, 2)), "scratch": "-."}
+              "graph_inductive": (0, (1, 2)), "graph_laplace": (0, (3, 1, 1, 1, 1, 1)),
+              "graph_laplace_inductive": (0, (3, 3)), "scratch": "-."}
 Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: test accuracy}
 
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from aecls.constants import CLASSIFIER_MODES, FIXMATCH_EMA, FIXMATCH_LR, FIXMATCH_MU, FIXMATCH_THRESHOLD
 from aecls.errors import check
 from aecls.paths import TRANSFER_OUT
+from aecls.transfer import graph
 
 DEEP = CLASSIFIER_MODES
 SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outside the subset, unlabelled
-# Poisson learning on the k-NN graph of the frozen codes, test images in the graph or not
-# (aecls.transfer.graph).
-GRAPH = ("graph", "graph_inductive")
+# Poisson or Laplace learning on the k-NN graph of the frozen codes, test images in the graph or not
+GRAPH = tuple(graph.METHODS)
 METHODS = (*DEEP, *SEMI, *GRAPH, "logreg_pixels", "logreg_pca")
 DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
 

@@ -91,11 +91,11 @@ class GraphCodes:
 
 
 def _graph(codes: GraphCodes, method: str, budget: int | None, seed: int) -> float:
-    """Poisson learning on the codes of seed `seed`'s training split (and the test images, for
-    `graph`), from the labelled subset the DataModule draws for (budget, seed)."""
+    """Graph method `method` on the codes of seed `seed`'s training split (and the test images, for
+    the transductive ones), from the labelled subset the DataModule draws for (budget, seed)."""
     g = codes(seed)
     labelled = stratified_subset(g.train_y, budget, seed) if budget else np.arange(len(g.train_y))
-    return g.accuracy(labelled, transductive=method == "graph")
+    return g.accuracy(labelled, method)
 
 
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
