@@ -20,13 +20,10 @@ from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.stats import Paired, mean_sd, paired, rule
 from aecls.transfer.config import GRAPH, METHODS, SEMI
-from aecls.transfer.plots import accuracy_plot
+from aecls.transfer.plots import panels_plot
 
 PRETRAINED = ("frozen", "finetune", *SEMI, *GRAPH)  # the methods that use the encoder
 BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
-LINESTYLES = {"frozen": "-", "finetune": "--", "fixmatch": ":", "graph": (0, (5, 1, 1, 1)),
-              "graph_inductive": (0, (1, 2)), "graph_laplace": (0, (3, 1, 1, 1, 1, 1)),
-              "graph_laplace_inductive": (0, (3, 3)), "scratch": "-."}
 Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: test accuracy}
 
 
@@ -211,8 +208,8 @@ def read_sources(folder: str | Path) -> dict[str, list[str]]:
 
 def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path) -> dict[str, Path]:
     """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
-    fine-tuning), compare.png (accuracy vs. labels, one colour per encoder, one line style per
-    method, raw pixels in black) and compare.json (which CSVs, for the report) under `out`.
+    fine-tuning), compare.png (accuracy vs. labels, a panel per method, a colour per encoder,
+    scratch and raw pixels in black) and compare.json (which CSVs, for the report) under `out`.
     `runs`: NAME -> PATH, or (NAME, PATH) pairs, where a NAME given several paths merges them."""
     import json
 
@@ -226,13 +223,6 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
     out.mkdir(parents=True, exist_ok=True)
     (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{compare_markdown(paths)}")
     (out / COMPARE_JSON).write_text(json.dumps({"runs": paths}, indent=2))
-    curves = []
-    for colour, (name, sweep) in enumerate(sweeps.items()):
-        curves += [(_stats(sweep), m, {"label": f"{name}, {m}", "linestyle": ls, "color": f"C{colour}"})
-                   for m, ls in LINESTYLES.items()]
-    pixels = next((s for s in sweeps.values() if any(m == "logreg_pixels" for _, m in s)), None)
-    if pixels is not None:
-        curves.append((_stats(pixels), "logreg_pixels", {"label": "raw pixels, logreg", "color": "black",
-                                                "linestyle": ":"}))
-    accuracy_plot(curves, out / COMPARE_PNG, "encoders and methods compared")
+    panels_plot({name: _stats(sweep) for name, sweep in sweeps.items()}, PRETRAINED, BASELINES,
+                out / COMPARE_PNG, "encoders compared, one panel per method")
     return {name: out / name for name in (COMPARE_MD, COMPARE_PNG, COMPARE_JSON)}

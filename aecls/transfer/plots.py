@@ -14,15 +14,55 @@ def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str) 
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for stats, method, style in curves:
-        pts = sorted((b, *v) for (b, m), v in stats.items() if m == method)
-        if pts:
-            b, mean, std = map(np.array, zip(*pts, strict=True))
-            ax.errorbar(b, 100 * mean, yerr=100 * std, marker="o", capsize=3, **style)
+        _errorbars(ax, stats, method, style)
     ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
            title=f"Label efficiency: {title}")
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, path)
+
+
+def panels_plot(stats: dict[str, dict], methods: tuple[str, ...], baselines: tuple[str, ...],
+                path: Path, title: str) -> None:
+    """Sweeps compared, one panel per method in `methods` that any of them ran (test accuracy (%)
+    vs labels, log x, one colour per sweep, shared y), each panel with the `baselines` (from the
+    first sweep that ran them) in black: a reader compares encoders within a method and every
+    method with the baselines. `stats`: NAME -> {(labels, method): (mean, std)}."""
+    from aecls.plotting import plt, save_figure
+
+    ran = [m for m in methods if any(m == mm for st in stats.values() for _, mm in st)]
+    if not ran:
+        return
+    cols = min(3, len(ran))
+    rows = -(-len(ran) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), sharey=True, squeeze=False)
+    lines = ("-.", ":", "--")
+    for ax, method in zip(axes.flat, ran, strict=False):
+        for colour, (name, st) in enumerate(stats.items()):
+            _errorbars(ax, st, method, {"label": name, "color": f"C{colour}"})
+        for base, ls in zip(baselines, lines, strict=False):
+            st = next((st for st in stats.values() if any(m == base for _, m in st)), {})
+            _errorbars(ax, st, base, {"label": base, "color": "black", "linestyle": ls, "marker": None})
+        ax.set(xscale="log", title=method)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(ran):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test accuracy (%)")
+    for ax in axes[-1]:
+        ax.set_xlabel("labelled training images")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
+    fig.suptitle(f"Label efficiency: {title}")
+    legend_rows = -(-len(labels) // 6)
+    save_figure(fig, path, rect=(0, (0.15 + 0.3 * legend_rows) / fig.get_figheight(), 1, 1))
+
+
+def _errorbars(ax, stats: dict, method: str, style: dict) -> None:
+    pts = sorted((b, *v) for (b, m), v in stats.items() if m == method)
+    if pts:
+        b, mean, std = map(np.array, zip(*pts, strict=True))
+        ax.errorbar(b, 100 * mean, yerr=100 * std, capsize=3, **{"marker": "o", **style})
 
 
 PSEUDO_PANELS = (("mask_rate", "confident share (mask rate)"),
