@@ -11,3 +11,6 @@ FIXMATCH_LR = 0.03
 FIXMATCH_MOMENTUM = 0.9
 FIXMATCH_WEIGHT_DECAY = 5e-4
 FIXMATCH_EMA = 0.999  # decay of the weight average that is evaluated
+
+# `aecls study serve`: where Optuna's gRPC storage proxy listens unless told (Optuna's defaults)
+SERVE_HOST, SERVE_PORT = "localhost", 13000

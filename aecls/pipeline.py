@@ -21,7 +21,7 @@ from aecls.errors import AeclsError
 from aecls.hpo.best import format_best, rerun_best
 from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
-from aecls.hpo.storage import dashboard_args, make_storage
+from aecls.hpo.storage import dashboard_command, make_storage
 from aecls.hpo.summary import study_outputs
 from aecls.modules.registry import ENCODER_KINDS, families, of_kind
 from aecls.paths import (
@@ -362,5 +362,5 @@ def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
           f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
           f"   transfer:    {TRANSFER_OUT}/sweep.md, pretexts compared: {COMPARE_OUT}/compare.md\n"
           f"   TensorBoard: {tool_command('tensorboard', '--logdir', LOG_DIR)}\n"
-          f"   dashboard:   {tool_command('optuna-dashboard', *dashboard_args(storage))}")
+          f"   dashboard:   {dashboard_command(storage)}")
     return report

@@ -16,6 +16,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from aecls.errors import AeclsError
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 from tests.helpers import finished, join_together, write_study
@@ -36,6 +37,7 @@ def test_postgresql_study(tiny_data, postgres_url):
 
 WORKER = """
 import sys
+from aecls.errors import AeclsError
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 spec = load_study(sys.argv[1])
@@ -131,6 +133,7 @@ def test_processes_started_together_all_join_a_new_postgresql_study(postgres_url
 
 HOST = """
 import sys
+from aecls.errors import AeclsError
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 spec = load_study(sys.argv[1])
@@ -139,42 +142,51 @@ run_study(spec, int(sys.argv[4]), sys.argv[2], data_dir=sys.argv[3], progress=Fa
 """
 
 
-def test_two_hosts_started_together_one_killed(tiny_data, postgres_url):
-    """Issue #22: two hosts (UTS namespaces with their own hostnames) start one study at the same
-    moment on an empty PostgreSQL database; host A is killed whole mid-trial; host B and a continued
-    run end with exactly N finished, nothing RUNNING, and A's trial retried with its params and seed."""
-    import shutil
-
+def _fresh_database(postgres_url: str, name: str) -> str:
+    """An empty database `name` on the test server; its URL."""
     import sqlalchemy
+
+    engine = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
+        c.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def need_namespaces() -> None:
+    import shutil
 
     if os.geteuid() != 0 or not shutil.which("unshare") or \
             subprocess.run(["unshare", "-u", "true"], capture_output=True).returncode != 0:
         pytest.skip("no UTS namespaces here (unshare -u needs root and a sandbox that allows it)")
-    engine = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as c:
-        c.execute(sqlalchemy.text("DROP DATABASE IF EXISTS hosts"))
-        c.execute(sqlalchemy.text("CREATE DATABASE hosts"))
-    engine.dispose()
-    url, n = postgres_url.rsplit("/", 1)[0] + "/hosts", 4
-    path = str(write_study("hosts", epochs=40, pruner="none").resolve())
+
+
+def two_hosts_one_killed(url: str, tiny_data, name: str) -> None:
+    """Two hosts (UTS namespaces with their own hostnames) start study `name` on `url` at the same
+    moment; host A is killed whole mid-trial; host B and a continued run end with exactly N
+    finished, nothing RUNNING, and A's trial retried with its params and seed."""
+    n = 4
+    path = str(write_study(name, epochs=40, pruner="none").resolve())
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
-    def host(name: str) -> subprocess.Popen:
-        cmd = (f"hostname {name} && exec {sys.executable} -c \"$HOST\" "
-               f"{path} {url} {tiny_data} {n} logs_{name}")
+    def host(hostname: str) -> subprocess.Popen:
+        cmd = (f"hostname {hostname} && exec {sys.executable} -c \"$HOST\" "
+               f"{path} {url} {tiny_data} {n} logs_{hostname}")
         return subprocess.Popen(["unshare", "-u", "sh", "-c", cmd], env={**env, "HOST": HOST},
                                 start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    a, b = host("hosta"), host("hostb")  # the same moment, an empty database
+    a, b = host("hosta"), host("hostb")  # the same moment
     from aecls.hpo.run import WORKER_ATTR
+    from aecls.hpo.storage import make_storage
 
     deadline = time.time() + 180
     running_on_a = []
     while not running_on_a and time.time() < deadline and a.poll() is None:
         time.sleep(0.5)
         try:
-            study = optuna.load_study(study_name="hosts", storage=url)
-        except KeyError:
+            study = optuna.load_study(study_name=name, storage=make_storage(url, create=False))
+        except (KeyError, AeclsError):  # no study (or no tables) yet
             continue
         running_on_a = [t for t in study.get_trials(states=(TrialState.RUNNING,))
                         if str(t.user_attrs.get(WORKER_ATTR, "")).startswith("hosta:")]
@@ -199,3 +211,9 @@ def test_two_hosts_started_together_one_killed(tiny_data, postgres_url):
     assert retried.state == TrialState.COMPLETE and retried.params == failed[0].params
     assert retried.user_attrs["seed"] == failed[0].user_attrs["seed"]
     assert {str(t.user_attrs[WORKER_ATTR]).split(":")[0] for t in trials} >= {"hosta", "hostb"}
+
+
+def test_two_hosts_started_together_one_killed(tiny_data, postgres_url):
+    """Issue #22: on an empty PostgreSQL database, directly (its own heartbeats)."""
+    need_namespaces()
+    two_hosts_one_killed(_fresh_database(postgres_url, "hosts"), tiny_data, "hosts")

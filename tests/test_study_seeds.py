@@ -15,7 +15,7 @@ from aecls.hpo.best import rerun_best
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.sampler import derive_seed, rerun_seeds, trial_seed
 from aecls.hpo.space import load_study
-from aecls.hpo.storage import dashboard_args
+from aecls.hpo.storage import dashboard_command
 from aecls.nets import NetConfig
 from aecls.paths import REPO_CONFIGS
 from tests.helpers import SPACE, finished, write_study
@@ -131,7 +131,7 @@ def test_dashboard_names_metrics_shows_pruned_grids_and_hides_passwords(tiny_dat
         (meta,) = optuna.artifacts.get_all_artifact_meta(t, storage=study._storage)
         assert meta.filename == "reconstructions.png"
     assert list(Path("shared").iterdir())  # the store is where --artifacts said
-    args = " ".join(dashboard_args("postgresql://aecls:s3cret@db.example/aecls", "shared"))
+    args = dashboard_command("postgresql://aecls:s3cret@db.example/aecls", "shared")
     assert "s3cret" not in args and "aecls:***@db.example" in args and "--artifact-dir shared" in args
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from aecls.constants import SERVE_HOST, SERVE_PORT
 from aecls.paths import (
     ARTIFACTS,
     DATA_DIR_ALIASES,
@@ -20,7 +21,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help=f"sqlite:///FILE (default {DEFAULT_STORAGE}), journal:FILE (parallel workers "
                         f"on one host; {PARALLEL_STORAGE} is the default with --workers > 1) or "
-                        "postgresql://USER[:PASSWORD]@HOST/DB (a password is never printed)")
+                        "postgresql://USER[:PASSWORD]@HOST/DB (a password is never printed) or "
+                        "grpc://HOST:PORT (an `aecls study serve` proxy, for many hosts)")
     p.add_argument(*DATA_DIR_ALIASES, dest="data_dir", help="IDX directory (default: the usual search order)")
     p.add_argument("--log-dir", default=LOG_DIR, help="TensorBoard runs: LOG_DIR/STUDY/trial_N")
     p.add_argument("--out", default=ARTIFACTS, help="plots, best.json, best_encoder.pt: OUT/STUDY/")
@@ -72,6 +74,27 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
                                      "Reads the study; never creates one.")
     _common(pl)
     pl.set_defaults(func=_plots)
+    sv = ssub.add_parser("serve", help="serve a study database to many hosts (Optuna's gRPC proxy)",
+                         description="Run Optuna's gRPC storage proxy in front of one database until "
+                                     "Ctrl-C; hosts then run `aecls study run|best|plots --storage "
+                                     "grpc://HOST:PORT`. A trial of a host killed whole is failed and "
+                                     "re-queued as on PostgreSQL directly. The proxy has no "
+                                     "authentication: listen beyond localhost only on a trusted network.")
+    sv.add_argument("--storage", required=True,
+                    help="the database: postgresql://USER[:PASSWORD]@HOST/DB (or sqlite:///FILE); not "
+                         "a Journal file, which Optuna's proxy cannot serve")
+    sv.add_argument("--host", default=SERVE_HOST,
+                    help="address to listen on (0.0.0.0: every interface, for other hosts)")
+    sv.add_argument("--port", type=int, default=SERVE_PORT, help="port to listen on")
+    sv.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from aecls.errors import check
+    from aecls.hpo.serve import serve
+
+    check(0 < args.port < 65536, f"--port must be 1-65535, got {args.port}")
+    serve(args.storage, args.host, args.port)
 
 
 def _rules() -> dict[str, str]:
@@ -106,7 +129,7 @@ def _spec(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> None:
     from aecls.errors import check
     from aecls.hpo.run import run_study
-    from aecls.hpo.storage import dashboard_args
+    from aecls.hpo.storage import dashboard_command
     from aecls.hpo.summary import study_outputs
 
     check(args.workers >= 1, "--workers must be >= 1")
@@ -118,7 +141,7 @@ def _run(args: argparse.Namespace) -> None:
     text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")
     print(text)
     print(f"plots: {', '.join(str(p) for p in plots)}")
-    print(f"dashboard: {tool_command('optuna-dashboard', *dashboard_args(storage, args.artifacts))}")
+    print(f"dashboard: {dashboard_command(storage, args.artifacts)}")
     print(f"TensorBoard: {tool_command('tensorboard', '--logdir', f'{args.log_dir}/{spec.name}')}")
 
 

@@ -3,23 +3,30 @@
     sqlite:///optuna.db        default: one file in the project, one writer at a time
     journal:PATH (or *.journal) a Journal file: several worker processes on one host
     postgresql://user@host/db  several hosts; heartbeats re-queue the trial of a killed worker
+    grpc://HOST:PORT           many hosts through Optuna's gRPC proxy (`aecls study serve`) in
+                               front of one database; heartbeats as on PostgreSQL (HeartbeatProxy)
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages import GrpcStorageProxy, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
 
 from aecls.errors import AeclsError, mask_secrets
-from aecls.paths import SERVER_ARTIFACTS
+from aecls.paths import SERVER_ARTIFACTS, tool_command
 
 HEARTBEAT_S, GRACE_S = 30, 90  # a trial with no heartbeat for 90 s is failed and re-queued
 MAX_RETRY = 3
+GRPC = "grpc://"
+CONNECT_S = 10  # how long a grpc:// storage waits for its proxy to answer
 
 
 def is_journal(url: str) -> bool:
@@ -30,13 +37,92 @@ def journal_path(url: str) -> Path:
     return Path(url.removeprefix("journal:"))
 
 
+def is_grpc(url: str) -> bool:
+    return url.startswith(GRPC)
+
+
+def grpc_address(url: str) -> tuple[str, int]:
+    """(host, port) of a grpc://HOST:PORT storage."""
+    host, sep, port = url.removeprefix(GRPC).rstrip("/").rpartition(":")
+    if not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise AeclsError(f"storage {url!r}: use grpc://HOST:PORT, the address of an `aecls study serve`")
+    return host, int(port)
+
+
+HEARTBEAT_ATTR = "aecls:heartbeat"  # a trial system attr: when its worker last said it is alive
+
+
+class HeartbeatProxy(GrpcStorageProxy, BaseHeartbeat):
+    """Optuna's gRPC storage proxy client, with Optuna's heartbeat protocol.
+
+    Why: the proxy is not a heartbeat storage (RDB heartbeats are a table only RDBStorage writes),
+    so behind it the trial of a host killed whole would stay RUNNING for ever, where PostgreSQL
+    directly fails and re-queues it. This client implements Optuna's `BaseHeartbeat` over what the
+    proxy does carry: Optuna's heartbeat thread stamps each running trial's system attr
+    HEARTBEAT_ATTR every `heartbeat_s`; `optuna.storages.fail_stale_trials` (every aecls worker
+    calls it before each trial) fails the RUNNING trials whose stamp is older than `grace_s` and
+    re-queues their params (RetryHeartbeatStaleTrialCallback), as on PostgreSQL. The server is
+    Optuna's, unchanged. The stamps are the workers' clocks: the hosts' clocks must agree to well
+    within the grace period (NTP does), where PostgreSQL uses its own clock.
+    """
+
+    def __init__(self, host: str, port: int, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> None:
+        super().__init__(host=host, port=port)
+        self._heartbeat_s, self._grace_s = heartbeat_s, grace_s
+        self._stale_callback = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        import grpc
+
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another host failed it as stale: this worker's result will be refused anyway
+        except grpc.RpcError as e:  # a network blip: the next beat tries again, within the grace
+            optuna.logging.get_logger(__name__).warning(f"heartbeat of trial {trial_id} not sent: {e.code()}")
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return [t._trial_id for t in running if now - t.system_attrs.get(HEARTBEAT_ATTR, now) > self._grace_s]
+
+    def get_heartbeat_interval(self) -> int:
+        return self._heartbeat_s
+
+    def get_heartbeat_stale_trial_callback(self) -> RetryHeartbeatStaleTrialCallback:
+        return self._stale_callback
+
+
+def _proxy(url: str, heartbeat_s: int, grace_s: int) -> HeartbeatProxy:
+    """The client of the proxy at `url`, once it has answered as an Optuna storage."""
+    import grpc
+
+    host, port = grpc_address(url)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    proxy = HeartbeatProxy(host, port, heartbeat_s, grace_s)
+    try:
+        proxy.wait_server_ready(timeout=CONNECT_S)
+        proxy.get_all_studies()
+    except ConnectionError as e:
+        raise AeclsError(f"storage {url}: nothing answers at {host}:{port} within {CONNECT_S} s; start "
+                         f"the proxy there (`aecls study serve --storage URL --port {port}`)") from e
+    except grpc.RpcError as e:
+        raise AeclsError(f"storage {url}: {host}:{port} does not answer as an Optuna storage proxy "
+                         f"({e.code().name})") from e
+    return proxy
+
+
 def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S,
                  create: bool = True) -> optuna.storages.BaseStorage:
     """The storage behind `url`. A file storage's folder must exist (journal and SQLite alike: a
     mistyped path is an error, not a new folder); with `create=False` (commands that only read a
-    study) the file must exist too, and a server's tables are not created."""
+    study) the file must exist too, and a server's tables are not created (a proxy's server has
+    made them already)."""
+    if is_grpc(url):
+        return _proxy(url, heartbeat_s, grace_s)
     if not (is_journal(url) or url.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql"))):
-        raise AeclsError(f"storage {safe_url(url)!r}: use sqlite:///FILE, journal:FILE or postgresql://...")
+        raise AeclsError(f"storage {safe_url(url)!r}: use sqlite:///FILE, journal:FILE, postgresql://... "
+                         "or grpc://HOST:PORT")
     path = storage_file(url)
     if path is not None:
         if not create and not path.is_file():
@@ -166,10 +252,13 @@ def trial_lock(url: str) -> FileLock | NoLock:
     return NoLock() if path is None else FileLock(path.with_name(path.stem + "_workers.lock"))
 
 
-def dashboard_args(storage: str, artifacts: str | None = None) -> list[str]:
-    """optuna-dashboard's arguments for this storage, with no password from its URL."""
+def dashboard_command(storage: str, artifacts: str | None = None) -> str:
+    """The optuna-dashboard command for this storage, with no password from its URL (for a proxy:
+    where to point it instead, as optuna-dashboard reads databases, not the proxy)."""
+    if is_grpc(storage):
+        return "optuna-dashboard reads the database behind the proxy: give it that URL"
     target = str(journal_path(storage)) if is_journal(storage) else safe_url(storage)
-    return [target, "--artifact-dir", str(artifact_dir(storage, artifacts))]
+    return tool_command("optuna-dashboard", target, "--artifact-dir", str(artifact_dir(storage, artifacts)))
 
 
 OWNER_FILE = ".aecls_storage"  # in each output folder of a study: the storage it belongs to
