@@ -43,14 +43,12 @@ def panels_plot(stats: dict[str, dict], methods: tuple[str, ...], baselines: tup
         for base, ls in zip(baselines, lines, strict=False):
             st = next((st for st in stats.values() if any(m == base for _, m in st)), {})
             _errorbars(ax, st, base, {"label": base, "color": "black", "linestyle": ls, "marker": None})
-        ax.set(xscale="log", title=method)
+        ax.set(xscale="log", title=method, xlabel="labelled training images")
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(ran):]:
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("test accuracy (%)")
-    for ax in axes[-1]:
-        ax.set_xlabel("labelled training images")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
     fig.suptitle(f"Label efficiency: {title}")
