@@ -298,23 +298,34 @@ def stand_in_objective(trial, spec, data_dir=None, log_dir=None, artifacts=None)
 
 def bench_study_overhead(storage: str, n_trials: int, workers: int = 1,
                          study_file: str = "studies/quickstart.yaml", marks: Iterable[int] = (100, 1000),
-                         window: int = 50) -> dict[int, float]:
+                         window: int = 50) -> dict[int | str, float]:
     """Seconds of aecls's study bookkeeping per trial (sampler, pruner, storage, worker lock,
     user attrs; `stand_in_objective` trains nothing) around each of `marks` trials so far: the
     time between trial completions over the `window` trials before the mark, times `workers`
-    (each worker spends that long per trial). Runs in the current directory."""
+    (each worker spends that long per trial). Also "cpu": the CPU seconds aecls's processes (this
+    one and its workers) spent per trial over the whole run: the part of a worker's time that is
+    work, not waiting for a core or for the database (whose server's CPU is not in it). Runs in
+    the current directory."""
+    import resource
     from dataclasses import replace
 
     from aecls.hpo.run import run_study
     from aecls.hpo.space import load_study
 
+    def cpu() -> float:
+        return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+
     spec = replace(load_study(study_file), name=f"overhead_{workers}w").validate()
+    cpu_before = cpu()
     study = run_study(spec, n_trials, storage, workers=workers, progress=False, log_dir="logs",
                       objective_fn=stand_in_objective)
+    cpu_spent = cpu() - cpu_before
     done = sorted(t.datetime_complete for t in study.get_trials(deepcopy=False) if t.datetime_complete)
     out = {}
     for mark in marks:
         if mark <= len(done):
             lo = max(0, mark - window)
             out[mark] = (done[mark - 1] - done[lo]).total_seconds() / max(1, mark - 1 - lo) * workers
+    out["cpu"] = cpu_spent / max(1, len(done))
     return out

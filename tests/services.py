@@ -53,3 +53,29 @@ def start_postgres(root: Path) -> tuple[str, callable]:
         run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
 
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
+
+
+def start_proxy(url: str) -> tuple[str, callable]:
+    """`aecls study serve --storage URL` on a free loopback port; (its grpc:// URL, stop function),
+    returned once it answers."""
+    import sys
+
+    from aecls.hpo.storage import HeartbeatProxy
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "aecls.cli", "study", "serve", "--storage", url,
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    said = ""
+    while "gRPC storage proxy" not in said and proc.poll() is None:  # said once the storage is open
+        said += proc.stderr.readline()
+    if "gRPC storage proxy" not in said:
+        raise RuntimeError(f"aecls study serve did not start: {(said + proc.stderr.read())[-500:]}")
+    HeartbeatProxy("127.0.0.1", port).wait_server_ready(timeout=30)
+
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    return f"grpc://127.0.0.1:{port}", stop

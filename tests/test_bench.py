@@ -36,4 +36,5 @@ def test_study_overhead_helper_runs():
     """The stand-in objective goes through aecls's real study loop (sampler, pruner, storage)."""
     r = bench_study_overhead("sqlite:///o.db", 12, 1, study_file=str(write_study("ov").resolve()),
                              marks=(10, 50), window=5)
-    assert set(r) == {10} and 0 < r[10] < 60  # 50 is past the run's 12 trials: not read
+    assert set(r) == {10, "cpu"} and 0 < r[10] < 60  # 50 is past the run's 12 trials: not read
+    assert 0 < r["cpu"] < 60

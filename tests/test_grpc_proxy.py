@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from aecls.hpo import storage as storages
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 from tests.helpers import finished, write_study
-from tests.services import free_port
+from tests.services import free_port, start_proxy
 from tests.test_hpo_services import _fresh_database, need_namespaces, two_hosts_one_killed
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -28,23 +25,12 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 @contextlib.contextmanager
 def serving(url: str):
-    """`aecls study serve --storage URL` on a free loopback port, until the block ends; yields
-    the grpc:// URL the hosts use."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "aecls.cli", "study", "serve", "--storage", url,
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    """`aecls study serve --storage URL` until the block ends; yields the grpc:// URL hosts use."""
+    proxy, stop = start_proxy(url)
     try:
-        said = ""
-        while "gRPC storage proxy" not in said and proc.poll() is None:  # said once the storage is open
-            said += proc.stderr.readline()
-        assert "gRPC storage proxy" in said, said + proc.stderr.read()
-        storages.HeartbeatProxy("127.0.0.1", port).wait_server_ready(timeout=30)  # listening
-        yield f"grpc://127.0.0.1:{port}"
+        yield proxy
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop()
 
 
 def test_a_study_runs_and_is_read_through_the_proxy(tiny_data, capsys):

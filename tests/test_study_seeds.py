@@ -155,3 +155,28 @@ def test_a_worker_trial_is_reproduced_with_its_thread_count(tiny_data):
     info = rerun_best(spec, study, seeds=2, data_dir=str(tiny_data))
     assert info["runs"][0]["threads"] == best.user_attrs["threads"] and info["reproduced"]["identical"]
     assert info["runs"][1]["threads"] == before == torch.get_num_threads()
+
+
+def test_the_sampler_keeps_tpes_search_space_and_draws_the_same():
+    """TrialSeededTPESampler carries TPE's incrementally kept search space from trial to trial (a
+    fresh one rescanned every trial: half the sampler's time at thousands of trials). It must draw
+    exactly what a sampler rebuilding everything per trial draws."""
+    from optuna.samplers import TPESampler
+
+    from aecls.hpo.sampler import SAMPLER_STREAM, TrialSeededTPESampler, derive_seed
+
+    class Rebuilding(TrialSeededTPESampler):
+        def before_trial(self, study, trial):
+            self._tpe = TPESampler(seed=derive_seed(self.seed, SAMPLER_STREAM, trial.number), **self._kwargs)
+            self._tpe.before_trial(study, trial)
+
+    def draws(sampler):
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(lambda t: t.suggest_float("x", 1e-3, 1, log=True) + t.suggest_int("n", 1, 9)
+                       + (t.suggest_categorical("c", ["a", "b"]) == "a"), n_trials=40)
+        return [t.params for t in study.trials]
+
+    kept = TrialSeededTPESampler(3, constant_liar=True)
+    space = kept._tpe._search_space
+    assert draws(kept) == draws(Rebuilding(3, constant_liar=True))
+    assert kept._tpe._search_space is space  # one space for the whole study

@@ -51,7 +51,13 @@ class TrialSeededTPESampler(BaseSampler):
         self._tpe = TPESampler(seed=seed, **tpe_kwargs)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._tpe = TPESampler(seed=derive_seed(self.seed, SAMPLER_STREAM, trial.number), **self._kwargs)
+        fresh = TPESampler(seed=derive_seed(self.seed, SAMPLER_STREAM, trial.number), **self._kwargs)
+        # TPE updates its intersection search space incrementally, per instance; a fresh instance
+        # would rescan every trial's distributions, which at thousands of trials was half of the
+        # sampler's time (BENCHMARKS.md, study overhead). The space is a function of the trials,
+        # not of the seed, so the fresh sampler carries the old one's on and draws the same.
+        fresh._search_space = self._tpe._search_space
+        self._tpe = fresh
         self._tpe.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study,

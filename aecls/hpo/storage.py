@@ -67,6 +67,7 @@ class HeartbeatProxy(GrpcStorageProxy, BaseHeartbeat):
     """
 
     def __init__(self, host: str, port: int, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S) -> None:
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the proxy's
         super().__init__(host=host, port=port)
         self._heartbeat_s, self._grace_s = heartbeat_s, grace_s
         self._stale_callback = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
@@ -98,7 +99,6 @@ def _proxy(url: str, heartbeat_s: int, grace_s: int) -> HeartbeatProxy:
     import grpc
 
     host, port = grpc_address(url)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     proxy = HeartbeatProxy(host, port, heartbeat_s, grace_s)
     try:
         proxy.wait_server_ready(timeout=CONNECT_S)
