@@ -106,3 +106,13 @@ def test_two_hosts_through_one_proxy_one_killed(tiny_data, postgres_url):
     need_namespaces()
     with serving(_fresh_database(postgres_url, "proxied_hosts")) as url:
         two_hosts_one_killed(url, tiny_data, "proxied_hosts")
+
+
+@pytest.mark.parametrize("storage,named", [("grpc://127.0.0.1:1", "a gRPC proxy"),
+                                           ("journal:d.journal", "a journal file")])
+def test_a_ddp_study_is_refused_where_optunas_ddp_pruning_cannot_run(tiny_data, capsys, storage, named):
+    write_study("ddp", epochs=1, trainer={"accelerator": "cpu", "devices": 2})
+    assert main(["study", "run", "ddp.yaml", "--storage", storage, "--data-dir", str(tiny_data)]) == 2
+    err = capsys.readouterr().err
+    assert f"DDP pruning needs an RDB storage (sqlite:///FILE or postgresql://...), not {named}" in err
+    assert not Path("d.journal").exists()

@@ -18,7 +18,7 @@ from aecls.data.locate import locate
 from aecls.errors import FitInterrupted, Interrupted, check
 from aecls.hpo.recovery import WORKER_ATTR, describe, recover_trials
 from aecls.hpo.space import StudySpec
-from aecls.hpo.storage import claim_outputs, is_journal
+from aecls.hpo.storage import claim_outputs, is_grpc, is_journal
 from aecls.hpo.study import DONE, LIVE, open_study
 from aecls.hpo.workers import StudyRun, supervise, visible_gpus, work, worker_plan
 from aecls.paths import DEFAULT_STORAGE, LOG_DIR
@@ -38,9 +38,10 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
     the study-overhead benchmark's stand-in that trains nothing. `outputs`: folders under which
     this run's STUDY/ outputs go, claimed for this storage (claim_outputs) once it is open."""
     total = n_trials or spec.n_trials
-    check(not (spec.distributed and is_journal(storage)),
+    check(not (spec.distributed and (is_journal(storage) or is_grpc(storage))),
           f"study {spec.name} trains each trial on {spec.trainer['devices']} devices (DDP): Optuna's "
-          "DDP pruning needs an RDB storage (sqlite:///FILE or postgresql://...), not a journal file")
+          "DDP pruning needs an RDB storage (sqlite:///FILE or postgresql://...), not "
+          + ("a gRPC proxy" if is_grpc(storage) else "a journal file"))
     locate(spec.data.get("dataset", "fashion_mnist"), data_dir)  # a bad data dir fails here, once
     study = open_study(spec, storage, allow_changes=allow_changes, **storage_kw)
     claim_outputs(spec.name, storage, *outputs)  # after the open: a bad storage claims nothing
