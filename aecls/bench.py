@@ -321,11 +321,40 @@ def bench_study_overhead(storage: str, n_trials: int, workers: int = 1,
     study = run_study(spec, n_trials, storage, workers=workers, progress=False, log_dir="logs",
                       objective_fn=stand_in_objective)
     cpu_spent = cpu() - cpu_before
-    done = sorted(t.datetime_complete for t in study.get_trials(deepcopy=False) if t.datetime_complete)
-    out = {}
-    for mark in marks:
-        if mark <= len(done):
-            lo = max(0, mark - window)
-            out[mark] = (done[mark - 1] - done[lo]).total_seconds() / max(1, mark - 1 - lo) * workers
+    done = sorted(t.datetime_complete.timestamp() for t in study.get_trials(deepcopy=False)
+                  if t.datetime_complete)
+    out: dict[int | str, float] = {m: s * workers for m, s in per_trial_at(done, marks, window).items()}
     out["cpu"] = cpu_spent / max(1, len(done))
     return out
+
+
+def per_trial_at(ends: list[float], marks: Iterable[int], window: int) -> dict[int, float]:
+    """Seconds between consecutive trial ends (sorted timestamps), over the `window` trials before
+    each mark that the run reached."""
+    out = {}
+    for mark in marks:
+        if mark <= len(ends):
+            lo = max(0, mark - window)
+            out[mark] = (ends[mark - 1] - ends[lo]) / max(1, mark - 1 - lo)
+    return out
+
+
+def bench_sampler(tpe_args: dict, n_trials: int, study_file: str = "studies/quickstart.yaml",
+                  marks: Iterable[int] = (100, 1000), window: int = 50) -> dict[int, float]:
+    """Seconds per trial of the sampler and pruner alone (an in-memory study, no storage, no
+    workers, `stand_in_objective`) around each of `marks` trials so far, with aecls's sampler given
+    Optuna's TPE options `tpe_args` (as a study file's `sampler_args`)."""
+    import time
+    from dataclasses import replace
+
+    import optuna
+
+    from aecls.hpo.space import load_study
+
+    spec = replace(load_study(study_file), sampler_args=tpe_args).validate()
+    study = optuna.create_study(sampler=spec.build_sampler(), pruner=spec.build_pruner())
+    ends = []
+    for _ in range(n_trials):
+        study.optimize(lambda t: stand_in_objective(t, spec), n_trials=1)
+        ends.append(time.perf_counter())
+    return per_trial_at(ends, marks, window)

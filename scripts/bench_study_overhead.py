@@ -8,6 +8,7 @@ server on loopback (as the storage tests start one), `proxy` the same behind `ae
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import optuna
 
-from aecls.bench import bench_study_overhead
+from aecls.bench import bench_sampler, bench_study_overhead
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,10 +31,21 @@ def main() -> None:
     p.add_argument("--marks", type=int, nargs="+", default=[100, 1000, 3000],
                    help="trials so far at which the per-trial cost is read (the largest is the run's length)")
     p.add_argument("--study", default=str(REPO / "studies/quickstart.yaml"), help="its space and pruner")
+    p.add_argument("--tpe-args", nargs="+", metavar="JSON",
+                   help="instead of the storages: the sampler and pruner alone, in memory, once per "
+                        "set of Optuna TPE options (a study file's sampler_args), e.g. '{}' "
+                        "'{\"multivariate\": false}'")
     a = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"- date: {datetime.date.today()}; command: `python {' '.join(sys.argv)}`")
     print(f"- machine: {platform.machine()}, {os.cpu_count()} cores, optuna {optuna.__version__}\n")
+    if a.tpe_args:
+        print("| TPE options | " + " | ".join(f"s/trial at {m}" for m in a.marks) + " |")
+        print("|---|" + "---:|" * len(a.marks))
+        for args in a.tpe_args:
+            r = bench_sampler(json.loads(args), max(a.marks), a.study, a.marks)
+            print(f"| `{args}` | " + " | ".join(f"{r[m]:.4f}" for m in a.marks) + " |", flush=True)
+        return
     print("| storage | workers | " + " | ".join(f"s/trial at {m}" for m in a.marks) + " | CPU s/trial |")
     print("|---|---:|" + "---:|" * (len(a.marks) + 1))
     for name in a.storages:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aecls.bench import bench_data, bench_fit, bench_study, bench_study_overhead
+from aecls.bench import bench_data, bench_fit, bench_sampler, bench_study, bench_study_overhead
 from tests.helpers import write_study
 
 
@@ -38,3 +38,9 @@ def test_study_overhead_helper_runs():
                              marks=(10, 50), window=5)
     assert set(r) == {10, "cpu"} and 0 < r[10] < 60  # 50 is past the run's 12 trials: not read
     assert 0 < r["cpu"] < 60
+
+
+def test_sampler_bench_runs_with_tpe_options():
+    r = bench_sampler({"multivariate": False}, 12, study_file=str(write_study("sb").resolve()),
+                      marks=(10, 50), window=5)
+    assert set(r) == {10} and 0 < r[10] < 60

@@ -108,6 +108,9 @@ def test_cli_run_best_plots(tiny_data, capsys):
     ({"objective": "accuracy"}, "objective must be one of"),
     ({"objective": "multi"}, "cannot prune multi-objective trials"),
     ({"pruner_args": {"n_warmup": 1}}, "do not fit the median pruner"),
+    ({"sampler_args": {"n_ei_candidate": 8}}, "do not fit Optuna's TPESampler"),
+    ({"sampler_args": {"seed": 1}}, "sampler_args cannot set TPE's seed"),
+    ({"sampler_args": [1]}, "`sampler_args:` must be a mapping"),
 ])
 def test_bad_study_files(tiny_data, capsys, change, message):
     path = write_study("bad", **change)

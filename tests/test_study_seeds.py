@@ -180,3 +180,11 @@ def test_the_sampler_keeps_tpes_search_space_and_draws_the_same():
     space = kept._tpe._search_space
     assert draws(kept) == draws(Rebuilding(3, constant_liar=True))
     assert kept._tpe._search_space is space  # one space for the whole study
+
+
+def test_sampler_args_reach_tpe_and_leave_the_default_alone():
+    default = open_study(load_study(write_study("plain")), "sqlite:///s.db")
+    assert default.sampler._kwargs == {"constant_liar": True}
+    tuned = open_study(load_study(write_study("tuned", sampler_args={"multivariate": False})), "sqlite:///s.db")
+    assert tuned.sampler._kwargs == {"constant_liar": True, "multivariate": False}
+    assert tuned.sampler._tpe._multivariate is False

@@ -27,6 +27,7 @@ from optuna.distributions import (
 
 from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError, check
+from aecls.hpo.sampler import TrialSeededTPESampler
 from aecls.modules import BaseModule, OptimConfig
 from aecls.modules.registry import Family, family
 from aecls.nets import NetConfig
@@ -66,6 +67,7 @@ class StudySpec:
     objective: str = "recon"  # recon | probe | multi (see OBJECTIVES)
     pruner: str = "median"  # median | hyperband | threshold | none (multi: none, Optuna cannot prune it)
     pruner_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of that pruner
+    sampler_args: dict[str, Any] = field(default_factory=dict)  # Optuna's TPESampler options (not seed)
     seed: int = 0  # the study's seed: TPE's draws and every trial's training seed derive from it
     n_trials: int = 20
     data: dict[str, Any] = field(default_factory=dict)  # FashionMNISTDataModule arguments
@@ -91,6 +93,13 @@ class StudySpec:
         except (TypeError, ValueError) as e:
             raise AeclsError(f"study {self.name}: pruner_args {self.pruner_args} do not fit the "
                              f"{self.pruner} pruner ({e})") from e
+        check("seed" not in self.sampler_args,
+              f"study {self.name}: sampler_args cannot set TPE's seed: it derives from the study's `seed`")
+        try:
+            self.build_sampler()
+        except (TypeError, ValueError) as e:
+            raise AeclsError(f"study {self.name}: sampler_args {self.sampler_args} do not fit Optuna's "
+                             f"TPESampler ({e})") from e
         check(self.objective != "multi" or self.pruner == "none",
               f"study {self.name}: Optuna cannot prune multi-objective trials; set `pruner: none` "
               "(and keep epochs modest)")
@@ -195,6 +204,12 @@ class StudySpec:
         if self.pruner == "none":
             return optuna.pruners.NopPruner(**self.pruner_args)
         return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 0, **self.pruner_args})
+
+    def build_sampler(self) -> TrialSeededTPESampler:
+        """TPE, re-seeded per trial from the study's seed. `constant_liar` lets parallel workers
+        avoid sampling right where a running trial is; `sampler_args` passes Optuna's other TPE
+        options (BENCHMARKS.md, "Study overhead", measures some at thousands of trials)."""
+        return TrialSeededTPESampler(self.seed, **{"constant_liar": True, **self.sampler_args})
 
     @property
     def family(self) -> Family:
@@ -309,7 +324,7 @@ def load_study(path: str | Path) -> StudySpec:
     unknown = sorted(set(raw) - set(known))
     check(not unknown, f"{path}: unknown key(s) {unknown}; known: {known}")
     raw.setdefault("name", path.stem)
-    for key in ("data", "trainer", "space", "pruner_args"):
+    for key in ("data", "trainer", "space", "pruner_args", "sampler_args"):
         check(isinstance(raw.get(key) or {}, dict), f"{path}: `{key}:` must be a mapping")
         raw[key] = raw.get(key) or {}
     try:

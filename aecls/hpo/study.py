@@ -10,7 +10,6 @@ import optuna
 from optuna.trial import TrialState
 
 from aecls.errors import AeclsError
-from aecls.hpo.sampler import TrialSeededTPESampler
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import make_storage, retry_races, safe_url
 from aecls.paths import DEFAULT_STORAGE
@@ -24,16 +23,16 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
                create: bool = True, **storage_kw) -> optuna.Study:
     """The study named in `spec` on `storage`; a second call continues it (load_if_exists).
 
-    `constant_liar` lets parallel workers' TPE avoid sampling right where a running trial is.
-    TPE handles the two objectives of `multi` too (multi-objective TPE); NSGA-II's generations
-    (population 50 by default) need more trials than a 20-trial CPU study has. A continued study
+    The sampler is TPE (StudySpec.build_sampler), for the two objectives of `multi` too
+    (multi-objective TPE); NSGA-II's generations (population 50 by default) need more trials
+    than a 20-trial CPU study has. A continued study
     must have been created from the same study file (space, epochs, objective, ...) unless
     `allow_changes`. With `create=False` (`study best`, `study plots`: commands that only
     read) neither the storage nor the study is created, and nothing is written to it.
     """
     # set_metric_names and heartbeats are "experimental" in Optuna: warned about in every worker
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    sampler = TrialSeededTPESampler(spec.seed, constant_liar=True)
+    sampler = spec.build_sampler()
     backend = make_storage(storage, create=create, **storage_kw)
     if create:  # hosts starting together race to create it: the losers load it (retry_races)
         study = retry_races(lambda: optuna.create_study(
