@@ -18,6 +18,16 @@ SPACE = {
 }
 
 
+def interruptible() -> None:
+    """Popen's preexec_fn for a child a test stops with Ctrl-C (SIGINT): SIGINT as in a terminal. A
+    test run started in the background (`cmd &`, nohup, some CI runners) ignores SIGINT and its
+    children inherit that; Python then installs no KeyboardInterrupt handler and the Ctrl-C does
+    nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_study(name="tiny", epochs=2, **over) -> Path:
     spec = {"name": name, "model": "cae", "epochs": epochs, "n_trials": 2, "seed": 0,
             "data": {"val_size": 50, "batch_size": 64}, "space": dict(SPACE), **over}

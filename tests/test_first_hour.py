@@ -24,7 +24,7 @@ from aecls.data.subsets import stratified_subset
 from aecls.errors import AeclsError, mask_secrets
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import make_storage
-from tests.helpers import CONFIGS, fit, write_study
+from tests.helpers import CONFIGS, fit, interruptible, write_study
 
 TINY_FIT = ["--test_after_fit", "false"]
 
@@ -187,7 +187,7 @@ def test_ctrl_c_fails_and_requeues_the_running_trials(tiny_data, workers):
     # Output to files, not pipes: nothing reads a pipe while the test waits, and a full one would
     # block the process in a write, where no signal is handled.
     out, errf = open("stop.out", "w+"), open("stop.err", "w+")
-    proc = subprocess.Popen(cmd, stdout=out, stderr=errf, text=True, env=env,
+    proc = subprocess.Popen(cmd, stdout=out, stderr=errf, text=True, env=env, preexec_fn=interruptible,
                             start_new_session=True)  # its own process group, as in a terminal
     deadline = time.time() + 300  # a slow, shared machine starts the fit late
     started = lambda: len(list(Path("lightning_logs/tiny").glob("trial_*/events.*")))  # noqa: E731

@@ -21,6 +21,7 @@ from aecls.cli import main
 from aecls.encoders import export_encoder
 from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
+from tests.helpers import interruptible
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 METHODS = "logreg_pixels,finetune"
@@ -73,7 +74,7 @@ def test_a_stopped_sweep_continues_and_ends_with_every_run_once(tiny_data, tmp_p
     enc = _encoder(tmp_path)
     with open("out.txt", "w") as out, open("err.txt", "w") as err:  # files: nobody reads pipes while we wait
         proc = subprocess.Popen([sys.executable, "-m", "aecls.cli", *_args(enc, tiny_data)], stdout=out,
-                                stderr=err, env=ENV)
+                                stderr=err, env=ENV, preexec_fn=interruptible)
         deadline = time.time() + 300  # a slow, shared machine
         while time.time() < deadline and proc.poll() is None and "run 3/8" not in Path("out.txt").read_text():
             time.sleep(0.05)

@@ -15,7 +15,7 @@ import torch
 
 from aecls.errors import AeclsError
 from aecls.train import TrainConfig, load_train_config, train
-from tests.helpers import CONFIGS, checkpoints, fit
+from tests.helpers import CONFIGS, checkpoints, fit, interruptible
 
 
 def _state(path) -> dict:
@@ -57,7 +57,8 @@ def test_ctrl_c_in_a_fit_is_one_line_and_exit_130(tiny_data):
     # Output to files, not pipes: nothing reads a pipe while the test waits, and a full one would
     # block the process in a write, where no signal is handled.
     out, errf = open("stop.out", "w+"), open("stop.err", "w+")
-    proc = subprocess.Popen(cmd, stdout=out, stderr=errf, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=errf, text=True, env=env, start_new_session=True,
+                            preexec_fn=interruptible)
     deadline = time.time() + 300  # a slow, shared machine starts the fit late
     saved = lambda: list(Path("lightning_logs/cae").glob("version_*/checkpoints/last.ckpt"))  # noqa: E731
     while time.time() < deadline and not saved():
