@@ -88,18 +88,10 @@ class StudySpec:
         check(self.pruner in PRUNERS, f"study {self.name}: pruner must be one of {list(PRUNERS)}")
         check(self.objective in OBJECTIVES,
               f"study {self.name}: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
-        try:
-            self.build_pruner()
-        except (TypeError, ValueError) as e:
-            raise AeclsError(f"study {self.name}: pruner_args {self.pruner_args} do not fit the "
-                             f"{self.pruner} pruner ({e})") from e
+        self._check_builds(self.build_pruner, f"pruner_args {self.pruner_args}", f"the {self.pruner} pruner")
         check("seed" not in self.sampler_args,
               f"study {self.name}: sampler_args cannot set TPE's seed: it derives from the study's `seed`")
-        try:
-            self.build_sampler()
-        except (TypeError, ValueError) as e:
-            raise AeclsError(f"study {self.name}: sampler_args {self.sampler_args} do not fit Optuna's "
-                             f"TPESampler ({e})") from e
+        self._check_builds(self.build_sampler, f"sampler_args {self.sampler_args}", "Optuna's TPESampler")
         check(self.objective != "multi" or self.pruner == "none",
               f"study {self.name}: Optuna cannot prune multi-objective trials; set `pruner: none` "
               "(and keep epochs modest)")
@@ -204,6 +196,13 @@ class StudySpec:
         if self.pruner == "none":
             return optuna.pruners.NopPruner(**self.pruner_args)
         return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 0, **self.pruner_args})
+
+    def _check_builds(self, build, given: str, what: str) -> None:
+        """Optuna's own check of keyword arguments from the study file, as one line naming them."""
+        try:
+            build()
+        except (TypeError, ValueError) as e:
+            raise AeclsError(f"study {self.name}: {given} do not fit {what} ({e})") from e
 
     def build_sampler(self) -> TrialSeededTPESampler:
         """TPE, re-seeded per trial from the study's seed. `constant_liar` lets parallel workers
