@@ -18,7 +18,7 @@ from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 from tests.helpers import finished, write_study
 from tests.services import free_port, start_proxy
-from tests.test_hpo_services import _fresh_database, need_namespaces, two_hosts_one_killed
+from tests.test_hpo_services import fresh_database, need_namespaces, two_hosts_one_killed
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -104,7 +104,7 @@ def test_two_hosts_through_one_proxy_one_killed(tiny_data, postgres_url):
     """The issue's test: the PostgreSQL multi-host test, with both hosts (and the continued run)
     going through one `aecls study serve` in front of the database."""
     need_namespaces()
-    with serving(_fresh_database(postgres_url, "proxied_hosts")) as url:
+    with serving(fresh_database(postgres_url, "proxied_hosts")) as url:
         two_hosts_one_killed(url, tiny_data, "proxied_hosts")
 
 

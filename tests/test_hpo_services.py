@@ -142,7 +142,7 @@ run_study(spec, int(sys.argv[4]), sys.argv[2], data_dir=sys.argv[3], progress=Fa
 """
 
 
-def _fresh_database(postgres_url: str, name: str) -> str:
+def fresh_database(postgres_url: str, name: str) -> str:
     """An empty database `name` on the test server; its URL."""
     import sqlalchemy
 
@@ -216,4 +216,4 @@ def two_hosts_one_killed(url: str, tiny_data, name: str) -> None:
 def test_two_hosts_started_together_one_killed(tiny_data, postgres_url):
     """Issue #22: on an empty PostgreSQL database, directly (its own heartbeats)."""
     need_namespaces()
-    two_hosts_one_killed(_fresh_database(postgres_url, "hosts"), tiny_data, "hosts")
+    two_hosts_one_killed(fresh_database(postgres_url, "hosts"), tiny_data, "hosts")
