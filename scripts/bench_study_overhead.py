@@ -21,12 +21,12 @@ import optuna
 from aecls.bench import bench_sampler, bench_study_overhead
 
 REPO = Path(__file__).resolve().parents[1]
+STORAGES = ("sqlite", "journal", "postgresql", "proxy")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--storages", nargs="+", default=["sqlite", "journal", "postgresql", "proxy"],
-                   choices=["sqlite", "journal", "postgresql", "proxy"])
+    p.add_argument("--storages", nargs="+", default=list(STORAGES), choices=STORAGES)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8])
     p.add_argument("--marks", type=int, nargs="+", default=[100, 1000, 3000],
                    help="trials so far at which the per-trial cost is read (the largest is the run's length)")

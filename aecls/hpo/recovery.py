@@ -44,7 +44,7 @@ def orphaned(trial: FrozenTrial, dead: set[int] | None, file_storage: bool) -> b
         return dead is None
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname():
-        return False  # another host's: RDB heartbeats handle those
+        return False  # another host's: the server storage's heartbeats handle those (RDB or proxy)
     return int(pid) in dead if dead is not None else not _alive(int(pid))
 
 
