@@ -104,6 +104,19 @@ def test_a_sweep_with_fixmatch_writes_its_rows(tiny_data, tmp_path):
     assert (tmp_path / "sw" / "fixmatch_curves.png").stat().st_size > 1000
 
 
+def test_a_run_stopped_after_its_curve_is_saved_leaves_its_curve_once(tiny_data, tmp_path):
+    cfg = SweepConfig(encoder=str(_encoder(tmp_path)), labels=[BUDGET], seeds=2, epochs=1, min_steps=3,
+                      fixmatch_steps=3, batch_size=16, data_dir=str(tiny_data), val_size=VAL,
+                      out=str(tmp_path / "sw"), methods=("fixmatch",))
+    run_sweep(cfg, progress=False)
+    sweep_csv = tmp_path / "sw" / "sweep.csv"
+    lines = sweep_csv.read_text().splitlines(keepends=True)
+    sweep_csv.write_text("".join(lines[:-1]))  # seed 1's row lost, its curve kept: as if killed between
+    run_sweep(cfg, progress=False)
+    curves = list(csv.DictReader(open(tmp_path / "sw" / "fixmatch_curves.csv")))
+    assert sorted((c["seed"], c["step"]) for c in curves) == [("0", "3"), ("1", "3")]
+
+
 def test_an_ema_teacher_gives_the_pseudo_labels_and_is_not_trained(tiny_data, tmp_path):
     dm = FashionMNISTDataModule(data_dir=str(tiny_data), n_labels=BUDGET, seed=0, val_size=VAL, batch_size=16)
     model = FixMatch(mode="finetune", encoder_path=str(_encoder(tmp_path)), optim=OptimConfig(lr=3e-3),

@@ -126,7 +126,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
               f"reusing them, {len(todo)} to run", flush=True)
     encoder = {"encoder": str(cfg.encoder), "family": source, "latent_dim": net.latent_dim}
     runs.start(out, cfg, encoder)
-    curves = _read_curves(out / CURVES_CSV) if rows else []
+    curves = _read_curves(out / CURVES_CSV, rows)
     stamp = runs.provenance()
     graph_codes = GraphCodes(cfg)
     quiet_lightning()
@@ -168,12 +168,15 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     return rows
 
 
-def _read_curves(path: Path) -> list[dict]:
-    """The FixMatch diagnostic rows earlier runs of this sweep wrote (a diagnostic: not checked)."""
+def _read_curves(path: Path, rows: list[dict]) -> list[dict]:
+    """The FixMatch diagnostic rows of the runs in `rows` (a diagnostic: not checked further).
+    A run stopped after its curve was saved but before its row has no row, so it runs again:
+    its old curve is dropped here, or the rerun would add it twice."""
     if not path.is_file():
         return []
+    kept = {(r["labels"], r["seed"]) for r in rows if r["method"] in SEMI}
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return [c for c in csv.DictReader(f) if (c["labels"], c["seed"]) in kept]
 
 
 def runs_by_cell(rows: list[dict]) -> dict[tuple[int, str], list[float]]:
