@@ -43,7 +43,7 @@ from aecls.report.build import build_report, latest
 from aecls.speed import limit_threads
 from aecls.train import load_train_config, train
 from aecls.transfer.compare import compare_sweeps
-from aecls.transfer.config import SweepConfig
+from aecls.transfer.config import DEFAULT_METHODS, SweepConfig
 from aecls.transfer.sweep import markdown_table, run_sweep
 
 
@@ -62,6 +62,7 @@ class Scale:
     fitted: tuple[str, ...] | None = None  # stage 3; None: every family whose encoder transfers
     compared: tuple[str, ...] | None = None  # swept beside the study's; None: every compared family
     fit_args: dict = field(default_factory=dict)  # {family: init_args on top of its config's}
+    graph: tuple[str, ...] = ()  # graph methods added to every sweep (a k-NN graph per seed and encoder)
 
     def fits(self) -> list[str]:
         """The families fitted in stage 3 (configs/<name>.yaml)."""
@@ -73,10 +74,13 @@ class Scale:
             return list(self.compared)
         return [f.name for f in families().values() if f.compared]
 
-    def sweep(self, encoder: str, data_dir: str | None, **kw) -> SweepConfig:
-        """A sweep of `encoder` at this scale's budgets, seeds and run length (`kw` on top)."""
+    def sweep(self, encoder: str, data_dir: str | None, methods: tuple[str, ...] = DEFAULT_METHODS,
+              **kw) -> SweepConfig:
+        """A sweep of `encoder` by `methods` and this scale's graph methods, at this scale's
+        budgets, seeds and run length (`kw` on top)."""
         return SweepConfig(encoder=encoder, labels=list(self.labels), seeds=self.sweep_seeds,
-                           epochs=self.sweep_epochs, min_steps=self.sweep_min_steps, data_dir=data_dir, **kw)
+                           epochs=self.sweep_epochs, min_steps=self.sweep_min_steps, data_dir=data_dir,
+                           methods=(*methods, *self.graph), **kw)
 
     def describe(self) -> str:
         fits = "each config's epochs" if self.fit_epochs is None else f"{self.fit_epochs} epoch(s) each"
@@ -87,7 +91,8 @@ class Scale:
                 f"fits of {', '.join(self.fits())} (and the classifier) at {fits}{extra}; sweeps of the "
                 f"study's encoder and {', '.join(self.pretexts())} at {budgets} labels, "
                 f"{self.sweep_seeds} seeds, {self.sweep_epochs} passes or at least "
-                f"{self.sweep_min_steps} steps a run")
+                f"{self.sweep_min_steps} steps a run"
+                + (f"; graph methods {', '.join(self.graph)} on every encoder's codes" if self.graph else ""))
 
 
 MAX_SIDE = 4  # processes for stages side by side, at most
@@ -98,7 +103,10 @@ LOGS = "pipeline_logs"  # under ARTIFACTS: the output of the stages run side by 
 QUICK = Scale("quick", "studies/quickstart.yaml", 1, 1, (100, 1000, 10000), 2, 5, 150,
               fitted=("cae", "dae", "simclr", "vae"), compared=("dae", "simclr"),
               fit_args={"vae": {"nll_samples": 5}})
-FULL = Scale("full", "studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10, 300)
+# The full scale also runs the graph methods (transductive, the papers' setting): seconds a run, but
+# a k-NN graph per seed and encoder, which the quickstart's five minutes leave out.
+FULL = Scale("full", "studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10, 300,
+             graph=("graph", "graph_laplace"))
 
 
 def fit_config(config: str, data_dir: str | None, epochs: int | None, init_args: dict) -> None:
