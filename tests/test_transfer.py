@@ -77,8 +77,8 @@ def test_sweep_settings_reach_the_classifier_and_data(tiny_data, tmp_path, monke
 
     seen = []
 
-    def spy(cfg):  # what each run trained
-        run = train(cfg)
+    def spy(cfg, prepared=None):  # what each run trained
+        run = train(cfg, prepared)
         seen.append((run.module.hparams.mode, run.module.head, run.module.hparams.encoder_lr_scale,
                      run.datamodule.hparams.augment))
         return run
@@ -237,8 +237,9 @@ def test_frozen_on_codes_computed_once_is_the_same_run(tiny_data, tmp_path):
     torch.manual_seed(3)
     module = build_module(model)
     before = [p.detach().clone() for p in module.head.parameters()]
-    coded = module.codes_once(data())
+    coded = module.codes_once(data(), splits=("train", "test"))  # as the sweep: no validation pass
     assert coded.splits["train"][0].shape == (40, 6) and isinstance(module.encoder, torch.nn.Identity)
+    assert set(coded.splits) == {"train", "test"}
     codes = train(TrainConfig(model=module, data=coded, seed=None, test="final", trainer=trainer))
     assert images.test["test/acc"] == codes.test["test/acc"]
     torch.testing.assert_close(predictions(codes), predictions(images), atol=1e-5, rtol=1e-4)

@@ -90,11 +90,13 @@ class FashionMNISTDataModule(L.LightningDataModule):
             self.splits[name] = (torch.from_numpy(x.copy()).to(device),
                                  torch.from_numpy(y.astype(np.int64)).to(device))
 
-    def encoded(self, encode: Callable[[torch.Tensor], torch.Tensor]) -> FashionMNISTDataModule:
+    def encoded(self, encode: Callable[[torch.Tensor], torch.Tensor],
+                splits: tuple[str, ...] | None = None) -> FashionMNISTDataModule:
         """A copy whose splits hold `encode(images)`, float (N, D), in place of the images: the same
         split, subset, labels and batch order (the same seed). For a fixed function of the image
         (a frozen encoder), computed once here instead of at every step that meets the image; so
-        no augmentation, which changes the images first."""
+        no augmentation, which changes the images first. `splits`: only these (default all), for
+        a caller that never reads the others (a run without validation skips its 5,000 images)."""
         if self.hparams.augment:
             raise DataError("encoded(): augmentation changes the images at every step; "
                             "their codes cannot be computed once")
@@ -102,6 +104,8 @@ class FashionMNISTDataModule(L.LightningDataModule):
         out = type(self)(**self.hparams)
         out.files = self.files
         for name, (x, y) in self.splits.items():
+            if splits is not None and name not in splits:
+                continue
             batches = DeviceBatches(x, y, self.hparams.eval_batch_size)
             out.splits[name] = (torch.cat([encode(b) for b, _ in batches]), y)
         return out

@@ -110,8 +110,9 @@ class Classifier(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # -> logits (B, 10)
         return self.head(self.features(x))
 
-    def codes_once(self, dm):
-        """Frozen mode: `dm` with each image replaced by its code, computed once now, and this
+    def codes_once(self, dm, splits: tuple[str, ...] | None = None):
+        """Frozen mode: `dm` with each image replaced by its code (of `splits`, default all; see
+        FashionMNISTDataModule.encoded), computed once now, and this
         module's encoder by the identity, so the head trains on those codes. The same run as
         encoding every batch at every step (a frozen encoder is a fixed function: no gradient,
         BatchNorm and dropout in eval mode, as EncoderFreezer keeps them), at the cost of one
@@ -120,7 +121,7 @@ class Classifier(BaseModule):
         check(self.hparams.mode == "frozen", f"codes_once is for mode 'frozen', not {self.hparams.mode!r}")
         self.encoder.eval()
         with torch.no_grad():
-            coded = dm.encoded(self.features)
+            coded = dm.encoded(self.features, splits)
         self.encoder = nn.Identity()
         return coded
 

@@ -13,7 +13,6 @@ import datetime
 import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -29,11 +28,13 @@ from aecls.modules import OptimConfig
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.stats import mean_sd
-from aecls.train import TrainConfig, build_module, train
+from aecls.train import TrainConfig, build_module, prepare, train
 from aecls.training import quiet_lightning
 from aecls.transfer import graph, runs
 from aecls.transfer.config import DEEP, GRAPH, METHODS, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
+
+TESTED = ("train", "test")  # the splits a sweep run reads: it selects nothing on validation
 
 
 def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int) -> float:
@@ -43,15 +44,12 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: 
         net=net if method == "scratch" else None, mode=method,
         encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
         encoder_lr_scale=cfg.encoder_lr_scale, optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))}
-    trainer = {"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0}
+    run = TrainConfig(model=model, data=dm, seed=seed, test="final",
+                      trainer={"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0})
+    built = prepare(run)  # seeded, then built, as train() does
     if method == "frozen" and not cfg.augment:  # the head trains on codes computed once
-        L.seed_everything(seed, verbose=False)  # as train() would before building the module
-        module = build_module(model)
-        dm = module.codes_once(dm)
-        run = train(TrainConfig(model=module, data=dm, seed=None, test="final", trainer=trainer))
-    else:
-        run = train(TrainConfig(model=model, data=dm, seed=seed, test="final", trainer=trainer))
-    return float(run.test["test/acc"])
+        built.datamodule = built.module.codes_once(dm, splits=TESTED)
+    return float(train(run, built).test["test/acc"])
 
 
 def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[float, list[dict]]:
@@ -84,7 +82,7 @@ class GraphCodes:
             module = build_module({"family": "classifier", "init_args": {"mode": "frozen",
                                                                          "encoder_path": self.cfg.encoder}})
             dm = FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed, val_size=self.cfg.val_size)
-            coded = module.codes_once(dm)
+            coded = module.codes_once(dm, splits=TESTED)
             arrays = [t.cpu().numpy() for split in ("train", "test") for t in coded.splits[split]]
             self.by_seed[seed] = graph.Graphs(*arrays)
         return self.by_seed[seed]
