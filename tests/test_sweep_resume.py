@@ -114,6 +114,8 @@ def test_a_changed_setting_is_refused_naming_it(tiny_data, tmp_path, capsys):
     # more budgets or seeds with the same settings add runs: not a change
     assert main([*_args(enc, tiny_data, min_steps=3), "--seeds", "0,5"]) == 0  # the last --seeds counts
     assert len(_rows()) == SEEDS * 2 + 2
+    assert main([*_args(enc, tiny_data, min_steps=3), "--seeds", "7,"]) == 0  # one seed, as a list
+    assert sorted({r["seed"] for r in _rows()}) == ["0", "1", "2", "3", "5", "7"]
 
 
 HEADER = "labels,budget,seed,method,test_acc,seconds\n"

@@ -17,9 +17,9 @@ def _budgets(text: str) -> list[int | None]:
 
 
 def _seeds(text: str) -> int | list[int]:
-    """3 (a count: seeds 0, 1, 2) or 0,2,5 (the seeds themselves)."""
+    """3 (a count: seeds 0, 1, 2) or 0,2,5 (the seeds themselves; one seed alone: 2,)."""
     try:
-        return [int(t) for t in text.split(",")] if "," in text else int(text)
+        return [int(t) for t in text.split(",") if t.strip()] if "," in text else int(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"--seeds wants a count or a list, e.g. 3 or 0,2,5: {e}") from e
 

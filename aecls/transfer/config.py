@@ -30,7 +30,7 @@ class SweepConfig:
     labels: list[int | None] = field(default_factory=lambda: [100, 1000, 10000, None], metadata=_help(
         "label budgets, comma-separated; 'all' = the whole training split"))
     seeds: int | list[int] = field(default=3, metadata=_help(
-        "seeds per budget and method: a count (3 = seeds 0, 1, 2) or a list (0,2,5)"))
+        "seeds per budget and method: a count (3 = seeds 0, 1, 2) or a list (0,2,5; one seed alone: 2,)"))
     epochs: int = field(default=10, metadata=_help("passes over each labelled subset ..."))
     min_steps: int = field(default=300, metadata=_help("... but at least this many optimiser steps per run"))
     batch_size: int = field(default=128, metadata=_help("batch size of the deep methods"))
