@@ -83,7 +83,7 @@ class GraphCodes:
                                                                          "encoder_path": self.cfg.encoder}})
             dm = FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed, val_size=self.cfg.val_size)
             coded = module.codes_once(dm, splits=TESTED)
-            arrays = [t.cpu().numpy() for split in ("train", "test") for t in coded.splits[split]]
+            arrays = [t.cpu().numpy() for split in TESTED for t in coded.splits[split]]
             self.by_seed[seed] = graph.Graphs(*arrays)
         return self.by_seed[seed]
 
