@@ -162,6 +162,19 @@ def test_compare_pairs_seeds_and_gives_verdicts(tmp_path, capsys):
     assert Path("cmp/compare.png").stat().st_size > 1000
 
 
+def test_the_comparison_figure_names_every_sweep_whatever_panel_draws_it(tmp_path, monkeypatch):
+    from aecls.transfer import plots
+
+    figures = []
+    monkeypatch.setattr("aecls.plotting.save_figure", lambda fig, path, **kw: figures.append(fig))
+    stats = {"published": {(1000, "fixmatch"): (0.83, 0.01)},  # in the second panel only
+             "other": {(1000, "frozen"): (0.80, 0.01), (1000, "fixmatch"): (0.84, 0.01)},
+             "pixels": {(1000, "logreg_pixels"): (0.79, 0.0)}}
+    plots.panels_plot(stats, ("frozen", "fixmatch"), ("logreg_pixels",), tmp_path / "c.png", "t")
+    legend = figures[0].legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["published", "other", "logreg_pixels"]
+
+
 def paired_section(md: str) -> str:
     return md.split("## Paired differences")[1].split("\n## ")[0]
 

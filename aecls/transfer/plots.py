@@ -49,8 +49,14 @@ def panels_plot(stats: dict[str, dict], methods: tuple[str, ...], baselines: tup
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("test accuracy (%)")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
+    # One legend for every panel: a sweep or baseline may be drawn in some panels only.
+    drawn = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            drawn.setdefault(label, handle)
+    labels = [name for name in (*stats, *baselines) if name in drawn]
+    fig.legend([drawn[n] for n in labels], labels, loc="lower center", ncol=min(len(labels), 6),
+               frameon=False)
     fig.suptitle(f"Label efficiency: {title}")
     legend_rows = -(-len(labels) // 6)
     save_figure(fig, path, rect=(0, (0.15 + 0.3 * legend_rows) / fig.get_figheight(), 1, 1))
