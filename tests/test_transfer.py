@@ -163,6 +163,8 @@ def test_compare_pairs_seeds_and_gives_verdicts(tmp_path, capsys):
 
 
 def test_the_comparison_figure_names_every_sweep_whatever_panel_draws_it(tmp_path, monkeypatch):
+    import matplotlib.pyplot
+
     from aecls.transfer import plots
 
     figures = []
@@ -173,6 +175,7 @@ def test_the_comparison_figure_names_every_sweep_whatever_panel_draws_it(tmp_pat
     plots.panels_plot(stats, ("frozen", "fixmatch"), ("logreg_pixels",), tmp_path / "c.png", "t")
     legend = figures[0].legends[0]
     assert [t.get_text() for t in legend.get_texts()] == ["published", "other", "logreg_pixels"]
+    matplotlib.pyplot.close(figures[0])  # what save_figure does after saving
 
 
 def paired_section(md: str) -> str:
