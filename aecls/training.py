@@ -3,11 +3,33 @@ pays no per-step progress-bar or model-summary cost."""
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import lightning as L
+import torch.distributed as dist
 
 from aecls.speed import SPEED_KEYS, Speed
+
+
+def _destroy_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class GlooExit(L.Callback):
+    """Destroys a gloo process group (CPU DDP) before its process exits. Why: Lightning registers
+    that at exit for NCCL only; a gloo group left to the interpreter's shutdown sometimes aborts a
+    rank after its fit has ended ("terminate called without an active exception", SIGABRT), which
+    fails the whole run. Registered once per process, when a fit sets the group up."""
+
+    registered = False
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if not GlooExit.registered and dist.is_available() and dist.is_initialized() \
+                and dist.get_backend() == "gloo":
+            atexit.register(_destroy_group)
+            GlooExit.registered = True
 
 
 def quiet_lightning() -> None:
@@ -38,6 +60,7 @@ def make_trainer(max_epochs: int | None, *, quiet: bool = True, logger: Any = Fa
     speed = {k: kwargs.pop(k) for k in SPEED_KEYS if k in kwargs}  # Speed's own defaults otherwise
     if not any(isinstance(c, Speed) for c in callbacks):
         callbacks.append(Speed(**speed))
+    callbacks.append(GlooExit())
     args = {"devices": devices, "max_epochs": max_epochs, "logger": logger,
             "enable_checkpointing": checkpointing,
             "enable_progress_bar": not quiet if progress is None else progress,
