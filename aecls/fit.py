@@ -17,6 +17,7 @@ from aecls.modules import BaseModule
 from aecls.paths import LOG_DIR
 from aecls.speed import Speed
 from aecls.train import FIT_CHECKPOINT, TrainConfig, train
+from aecls.training import GlooExit
 
 # --ckpt_path values Lightning resolves itself (no file to check); `last` is aecls's (resolve_last).
 LIGHTNING_CKPT_WORDS = ("best", "hpc", "registry")
@@ -120,4 +121,5 @@ def run_lightning(argv: list[str]) -> None:
     # --lr_scheduler would silently replace it.
     AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True, args=argv,
              auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
-             seed_everything_default=0)
+             seed_everything_default=0,
+             trainer_defaults={"callbacks": [GlooExit()]})  # in every trainer, as make_trainer does
