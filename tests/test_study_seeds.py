@@ -123,7 +123,7 @@ def test_dashboard_names_metrics_shows_pruned_grids_and_hides_passwords(tiny_dat
     # ThresholdPruner(upper=0): every trial is pruned after its first epoch
     spec = load_study(write_study("dash", epochs=3, pruner="threshold", pruner_args={"upper": 0.0}))
     study = run_study(spec, 2, "sqlite:///d.db", data_dir=str(tiny_data), progress=False, artifacts="shared")
-    assert study.metric_names == ["val/loss"]
+    assert study.metric_names == ["val/clean_mse"]  # the CAE's score, named in the dashboard
     trials = finished(study)
     assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     assert all(t.user_attrs["epochs_run"] == 1 for t in trials)

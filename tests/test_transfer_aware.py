@@ -70,7 +70,7 @@ def test_multi_study_pareto_front_plots_and_best_json(tiny_data, capsys):
     assert main(["study", "run", *common, "--n-trials", "3", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "Pareto trial" in out
-    for png in ("pareto_front", "history_loss", "history_probe_acc", "val_curves"):
+    for png in ("pareto_front", "history_clean_mse", "history_probe_acc", "val_curves"):
         assert Path(f"artifacts/multi/{png}.png").stat().st_size > 1000
     spec = load_study(path)
     study = open_study(spec, "sqlite:///m.db")
@@ -78,13 +78,14 @@ def test_multi_study_pareto_front_plots_and_best_json(tiny_data, capsys):
         loss, acc = t.values
         hist = t.user_attrs["history"]
         assert t.user_attrs["epochs_run"] == 2 and not t.intermediate_values  # never pruned
-        i = hist["val/loss"].index(loss)  # both values come from the epoch of the best val/loss
-        assert loss == min(hist["val/loss"]) and acc == hist[PROBE_METRIC][i]
+        # both values come from the epoch of the best score (a CAE's: MSE on clean images)
+        i = hist["val/clean_mse"].index(loss)
+        assert loss == min(hist["val/clean_mse"]) and acc == hist[PROBE_METRIC][i]
     assert main(["study", "best", *common, "--seeds", "1", "--select", "probe"]) == 0
     saved = json.loads(Path("artifacts/multi/best.json").read_text())
     assert (saved["objective"], saved["select"]) == ("multi", "probe")
     assert saved["trial"] == select_trial(spec, study, "probe")[0].number
-    assert set(saved["trial_values"]) == {"val/loss", PROBE_METRIC}
+    assert set(saved["trial_values"]) == {"val/clean_mse", PROBE_METRIC}
 
 
 def hand_made_front() -> optuna.Study:

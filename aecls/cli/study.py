@@ -41,10 +41,12 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r = ssub.add_parser("run", help="run (or continue) a study",
                         description="Run a study until it holds N trials in total; a second run "
                                     "continues it. Pruned trials stop early. The study file's "
-                                    "`objective:` is recon (best val/loss, default), probe (best "
-                                    "linear-probe accuracy of the frozen latents, pruned like recon) "
-                                    "or multi (both, a Pareto front; Optuna cannot prune "
-                                    "multi-objective trials, so every trial runs all its epochs: "
+                                    "`objective:` is recon (default: the family's score, one number "
+                                    "for its whole space: a VAE's ELBO, an autoencoder's MSE on clean "
+                                    "images, a pretext's probe accuracy), loss (val/loss, the training "
+                                    "loss), probe (the linear-probe accuracy of the frozen latents) "
+                                    "or multi (the score and the probe, a Pareto front; Optuna cannot "
+                                    "prune multi-objective trials, so every trial runs all its epochs: "
                                     "keep them modest).")
     _common(r)
     r.add_argument("--n-trials", type=int, help="total trials of the study (default: the study file's)")

@@ -17,9 +17,9 @@ from optuna.trial import FrozenTrial
 from aecls.encoders import export_encoder
 from aecls.errors import check
 from aecls.hpo.objective import checkpoint_callback
-from aecls.hpo.rules import RULES
+from aecls.hpo.rules import RULES, test_rows
 from aecls.hpo.sampler import rerun_seeds
-from aecls.hpo.space import DIRECTIONS, StudySpec
+from aecls.hpo.space import StudySpec
 from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.stats import spread
@@ -31,21 +31,22 @@ def select_trial(spec: StudySpec, study: optuna.Study, rule: str | None = None) 
     """(the trial `rule` picks, the rule); the default rule is the objective (`knee` for multi)."""
     multi = len(spec.metrics) > 1
     rule = rule or ("knee" if multi else spec.objective)
-    allowed = list(RULES) if multi else [spec.objective]
+    allowed = [r for r in RULES if r != "loss"] if multi else [spec.objective]
     check(rule in allowed, f"selection rule {rule}: study {spec.name} has objective {spec.objective!r}, "
           f"so the rule can be {' or '.join(allowed)}", setting="select")
     front = study.best_trials
     check(bool(front), f"study {spec.name} has no completed trial yet; run it first")
     if not multi:
         return study.best_trial, rule
-    loss = np.array([t.values[0] for t in front])
+    # lower is better for both: the first objective (the family's score) signed by its direction
+    first = np.array([t.values[0] for t in front]) * (-1 if spec.directions[0] == "maximize" else 1)
     acc = np.array([t.values[1] for t in front])
     if rule == "recon":
-        score = loss
+        score = first
     elif rule == "probe":
         score = -acc
-    else:  # knee: distance to (lowest loss, highest accuracy) after scaling each to [0, 1]
-        score = np.hypot(_scaled(loss), _scaled(-acc))
+    else:  # knee: distance to (best score, highest accuracy) after scaling each to [0, 1]
+        score = np.hypot(_scaled(first), _scaled(-acc))
     return front[int(np.argmin(score))], rule
 
 
@@ -74,8 +75,8 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     metric. Returns what is written to best.json."""
     trial, rule = select_trial(spec, study, select)
     params = spec.suggest(optuna.trial.FixedTrial(trial.params))  # fixed values of the space too
-    monitor = PROBE_METRIC if rule == "probe" else "val/loss"
-    sign = -1 if DIRECTIONS[monitor] == "maximize" else 1  # lower `sign * score` is better
+    monitor = PROBE_METRIC if rule == "probe" else spec.metrics[0]
+    sign = -1 if spec.direction(monitor) == "maximize" else 1  # lower `sign * score` is better
     quiet_lightning()
     # The trial's own seed first, with the trial's CPU thread count (a study worker gets a share
     # of the cores; float sums split over other thread counts round differently): on the same
@@ -106,6 +107,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
         "study": spec.name, "model": spec.model, "trial": trial.number, "params": params,
         "objective": spec.objective, "select": rule, "rule": RULES[rule],
         "trial_values": trial_values, "monitor": monitor, "trial_seed": own, "reproduced": reproduced,
+        "loss_varies_with": spec.searched_loss_keys,
         "net": asdict(net), "epochs": spec.epochs, "seeds": seed_list,
         "test": {m: {"mean": float(np.mean([r["test"][m] for r in runs])),
                      "std": float(np.std([r["test"][m] for r in runs]))} for m in metrics},
@@ -127,7 +129,7 @@ def format_best(info: dict[str, Any]) -> str:
         lines.append(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
                      f"({'identical' if rep['identical'] else 'differs: see RESULTS.md, Reproducibility'})")
     n = len(info["seeds"])
-    lines += [f"  {name:12s} {spread(s['mean'], s['std'], n)}" for name, s in info["test"].items()]
+    lines += [f"  {name:12s} {spread(s['mean'], s['std'], n)}{note}" for name, s, note in test_rows(info)]
     lines.append(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
                  f"record: {Path(info['encoder']['path']).with_name(BEST_FILE)}")
     return "\n".join(lines)

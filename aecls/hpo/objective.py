@@ -1,6 +1,7 @@
 """The Optuna objective: a plain function of `trial` that trains one config and returns its score
-(as in optuna-examples' pytorch_lightning_simple.py): the best val/loss (`recon`), the best
-linear-probe accuracy (`probe`), or both at the epoch of the best val/loss (`multi`)."""
+(as in optuna-examples' pytorch_lightning_simple.py): the best epoch of the family's score
+(`recon`: Family.score), of val/loss (`loss`), of the linear-probe accuracy (`probe`), or both the
+score and the probe at the epoch of the best score (`multi`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from aecls.data.transforms import to_unit
 from aecls.hpo.sampler import trial_seed
-from aecls.hpo.space import DIRECTIONS, StudySpec
+from aecls.hpo.space import StudySpec
 from aecls.modules.base import GRID_IMAGES
 from aecls.paths import LOG_DIR
 from aecls.probe import LatentProbe
@@ -30,7 +31,7 @@ USER_MASTER_PORT = os.environ.get("MASTER_PORT")
 def checkpoint_callback(spec: StudySpec, dirpath: Path, monitor: str | None = None) -> ModelCheckpoint:
     """Keeps the epoch a trial is scored by: its first metric (val/loss for `multi`)."""
     monitor = monitor or spec.metrics[0]
-    mode = "max" if DIRECTIONS[monitor] == "maximize" else "min"
+    mode = "max" if spec.direction(monitor) == "maximize" else "min"
     return ModelCheckpoint(dirpath=dirpath, filename="best", monitor=monitor, mode=mode)
 
 
@@ -47,7 +48,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
     params = spec.suggest(trial)
     version = f"trial_{trial.number}"
     ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / version / "checkpoints")
-    history = History(spec.metrics)
+    history = History(spec.metrics, spec.directions[0])
     callbacks = [LatentProbe()] if spec.uses_probe else []
     callbacks += [history]
     pruning = None
@@ -102,8 +103,8 @@ class History(Callback):
     before the pruning callback raises in the same hook, and Lightning's own epoch counter has
     not moved on then). Read in on_validation_end: only then are the epoch means computed."""
 
-    def __init__(self, metrics: tuple[str, ...]) -> None:
-        self.metrics = metrics
+    def __init__(self, metrics: tuple[str, ...], direction: str = "minimize") -> None:
+        self.metrics, self.direction = metrics, direction
         self.values: dict[str, list[float]] = {m: [] for m in metrics}
 
     @property
@@ -128,7 +129,7 @@ class History(Callback):
         values = [v for v in self.values[self.metrics[0]] if math.isfinite(v)]
         if not values:
             return None
-        return (max(values) if DIRECTIONS[self.metrics[0]] == "maximize" else min(values),)
+        return (max(values) if self.direction == "maximize" else min(values),)
 
     def at_epoch(self, score) -> tuple[float, ...] | None:
         """All metrics of the first epoch whose first metric equals the checkpoint's `score`."""

@@ -25,6 +25,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from aecls.constants import LOSS_METRIC, PROBE_METRIC
 from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError, check
 from aecls.hpo.sampler import TrialSeededTPESampler
@@ -32,17 +33,20 @@ from aecls.modules import BaseModule, OptimConfig
 from aecls.modules.registry import Family, family
 from aecls.nets import NetConfig
 from aecls.paths import find_config
-from aecls.probe import PROBE_METRIC
 from aecls.speed import SPEED_KEYS, parse_switch
 from aecls.train import TrainConfig, build_module
 from aecls.training import make_trainer
 
 NET_KEYS = {f.name for f in fields(NetConfig)}
 OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
-# What a trial returns, in order; `probe` is the linear-probe accuracy of the frozen latents on
-# validation images (aecls.probe), `multi` returns both.
-OBJECTIVES = {"recon": ("val/loss",), "probe": (PROBE_METRIC,), "multi": ("val/loss", PROBE_METRIC)}
-DIRECTIONS = {"val/loss": "minimize", PROBE_METRIC: "maximize"}
+# What a trial returns (StudySpec.metrics): `recon` the family's score (Family.score: a number that
+# means the same for every value the space can draw: a VAE's ELBO, an autoencoder's MSE on clean
+# images, a pretext's probe accuracy), `loss` val/loss (the training loss: refused where the space
+# searches a key that changes it), `probe` the linear-probe accuracy of the frozen latents on
+# validation images (aecls.probe), `multi` the score and the probe (a pretext, whose score is the
+# probe: val/loss and the probe).
+OBJECTIVES = ("recon", "loss", "probe", "multi")
+DIRECTIONS = {LOSS_METRIC: "minimize", PROBE_METRIC: "maximize"}
 PRUNERS = ("median", "hyperband", "threshold", "none")
 # The keys a distribution entry may have, by type (Optuna's suggest_* arguments).
 ENTRY_KEYS = {"int": {"low", "high", "log", "step"}, "float": {"low", "high", "log", "step"},
@@ -88,6 +92,7 @@ class StudySpec:
         check(self.pruner in PRUNERS, f"study {self.name}: pruner must be one of {list(PRUNERS)}")
         check(self.objective in OBJECTIVES,
               f"study {self.name}: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
+        self._check_comparable()
         self._check_builds(self.build_pruner, f"pruner_args {self.pruner_args}", f"the {self.pruner} pruner")
         check("seed" not in self.sampler_args,
               f"study {self.name}: sampler_args cannot set TPE's seed: it derives from the study's `seed`")
@@ -110,6 +115,22 @@ class StudySpec:
         self._check_data()
         self._check_values()
         return self
+
+    def _check_comparable(self) -> None:
+        """A study that compares val/loss may not search a key that changes what val/loss is (a
+        loss choice, a loss weight, the input noise): its trials would be ranked by different
+        quantities (Family.loss_keys)."""
+        if LOSS_METRIC not in self.metrics:
+            return
+        fam, keys = self.family, self.searched_loss_keys
+        if keys:
+            other = fam.score if fam.score != LOSS_METRIC else None
+            instead = (f"objective recon (compares {other}, which {keys[0]} does not change)"
+                       if other and self.objective == "loss" else
+                       "objective probe" if other == PROBE_METRIC else f"one value of {keys[0]}")
+            raise AeclsError(f"study {self.name}: search-space entry {keys[0]} changes val/loss, which "
+                             f"objective {self.objective} compares, so its trials would be ranked by "
+                             f"different quantities; use {instead}")
 
     def _check_data(self) -> None:
         """The `data:` keys build the DataModule (no data is read): a typo is an error now, not
@@ -136,9 +157,21 @@ class StudySpec:
                 candidates += [(f"search-space entry {name}={v!r}: ", {**fixed, name: v}) for v in values]
         for where, params in candidates:
             try:
-                build_module(self.model_config(params))
+                module = build_module(self.model_config(params))
             except (TypeError, AeclsError) as e:
                 raise AeclsError(f"study {self.name}: {where}{e}") from e
+            # A schedule longer than a trial (a KL warm-up, a frozen start) is an error, not a line
+            # in the summary: every trial would train at settings other than those it is scored and
+            # named by, and a summary is read after the hours were spent.
+            for arg, needs in module.schedule_epochs().items():
+                if not where and arg in self.space and arg not in fixed:
+                    continue  # searched: checked at its bounds
+                source = where or ("the space: " if arg in fixed else f"{self._config_path().name}: ")
+                check(needs <= self.epochs,
+                      f"study {self.name}: {source}{arg} {module.hparams[arg]} needs {needs} epochs to "
+                      f"run its course and a trial has epochs {self.epochs}: its trials would never "
+                      f"train at the settings they are scored at; set {arg} in the space (at most "
+                      f"{self.epochs - needs + module.hparams[arg]}) or raise epochs")
 
     def _validate_trainer(self) -> None:
         unknown = sorted(set(self.trainer) - TRAINER_KEYS)
@@ -167,8 +200,11 @@ class StudySpec:
             check(len(self.metrics) == 1, f"study {self.name}: a multi-device trial is pruned through "
                   "Optuna's DDP pruning callback, which needs a single objective (recon or probe)")
 
+    def _config_path(self) -> Path:
+        return find_config(self.config or self.family.config_name)
+
     def _load_defaults(self) -> None:
-        path = find_config(self.config or self.family.config_name)
+        path = self._config_path()
         try:
             cfg = yaml.safe_load(path.read_text()) or {}
             model = cfg["model"]
@@ -216,11 +252,26 @@ class StudySpec:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return OBJECTIVES[self.objective]
+        """What a trial returns, in order (see OBJECTIVES)."""
+        score = self.family.score
+        return {"recon": (score,), "loss": (LOSS_METRIC,), "probe": (PROBE_METRIC,),
+                "multi": (LOSS_METRIC if score == PROBE_METRIC else score, PROBE_METRIC)}[self.objective]
+
+    @property
+    def searched_loss_keys(self) -> list[str]:
+        """The space's searched keys that change val/loss (Family.loss_keys)."""
+        return sorted(k for k, e in self.space.items() if isinstance(e, dict) and k in self.family.loss_keys)
+
+    def direction(self, metric: str) -> str:
+        """"minimize" or "maximize": how `metric` ranks trials."""
+        fam = self.family
+        if metric == fam.score:
+            return "maximize" if fam.maximize else "minimize"
+        return DIRECTIONS[metric]
 
     @property
     def directions(self) -> list[str]:
-        return [DIRECTIONS[m] for m in self.metrics]
+        return [self.direction(m) for m in self.metrics]
 
     @property
     def uses_probe(self) -> bool:

@@ -51,6 +51,13 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
     if have != spec.directions:
         raise AeclsError(f"study {spec.name} on {safe_url(storage)} was created to {have} (objective "
                          "changed?); give the study file another name or use another storage")
+    named = study.metric_names
+    if named is not None and named != list(spec.metrics) and study.get_trials(deepcopy=False):
+        # the same objective name may compare another metric than when the study was created
+        # (aecls's `recon` compared val/loss before each family declared its score): never mix them
+        raise AeclsError(f"study {spec.name} on {safe_url(storage)} ranks its trials by {named}, and "
+                         f"this study file compares {list(spec.metrics)}; give the study file "
+                         "another name or use another storage")
     now, before = spec.fingerprint(), study.user_attrs.get("spec")
     if before is not None and before != now and not allow_changes:
         changed = [k for k in now if before.get(k) != now[k]]

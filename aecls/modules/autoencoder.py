@@ -75,8 +75,12 @@ class AutoEncoder(BaseModule):
         if stage != "train":
             metrics["mse"] = F.mse_loss(recon, x)
             metrics["psnr"] = psnr(recon, x)
+            metrics["clean_mse"] = metrics["mse"]
             if self.hparams.noise_sigma > 0:
                 metrics["psnr_noisy"] = psnr(x_in, x)  # what the DAE starts from
+                # What a study compares (Family.score): the same number for every loss and noise
+                # level, where `mse` and `loss` grow with the noise a DAE is given.
+                metrics["clean_mse"] = F.mse_loss(self(x), x)
         return metrics
 
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -87,7 +91,10 @@ class AutoEncoder(BaseModule):
 
 
 STUDY_KEYS = {"loss", "noise_sigma"}
-register(Family("cae", AutoEncoder, "autoencoder", STUDY_KEYS,
+# A study compares the reconstruction of clean validation images by MSE, whatever loss trains and
+# whatever noise the inputs get: val/loss is an MSE or a BCE, on noisy inputs for a DAE.
+SCORE = {"score": "val/clean_mse", "loss_keys": STUDY_KEYS}
+register(Family("cae", AutoEncoder, "autoencoder", STUDY_KEYS, **SCORE,
                 matches=lambda hp: not hp.get("noise_sigma")))
-register(Family("dae", AutoEncoder, "autoencoder", STUDY_KEYS, compared=True,
+register(Family("dae", AutoEncoder, "autoencoder", STUDY_KEYS, compared=True, **SCORE,
                 matches=lambda hp: bool(hp.get("noise_sigma"))))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aecls.constants import PROBE_METRIC
 from aecls.errors import check
 from aecls.modules.contrastive import TwoViews
 from aecls.modules.optim import OptimConfig
@@ -60,4 +61,6 @@ class BarlowTwins(TwoViews):
         return barlow_twins_loss(p1, p2, self.hparams.off_diagonal)
 
 
-register(Family("barlow", BarlowTwins, "pretext", {"proj_dim", "off_diagonal"}, compared=True))
+# Its loss sums over proj_dim^2 correlations weighted by off_diagonal: a study compares the probe.
+register(Family("barlow", BarlowTwins, "pretext", {"proj_dim", "off_diagonal"}, compared=True,
+                score=PROBE_METRIC, maximize=True, loss_keys={"proj_dim", "off_diagonal"}))

@@ -102,6 +102,11 @@ class BaseModule(L.LightningModule):
     def image_rows(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [x]
 
+    def schedule_epochs(self) -> dict[str, int]:
+        """{argument: epochs} a schedule of this module needs to run its course (a KL warm-up, a
+        frozen start): a study whose trials are shorter is refused (aecls.hpo.space)."""
+        return {}
+
     def test_cost(self) -> str | None:
         """What a test of this module costs beyond one pass over the test set, said before it
         starts (None: nothing more)."""

@@ -99,6 +99,11 @@ class Classifier(BaseModule):
         self.head = nn.Sequential(nn.Dropout(p), *(layers if head_hidden else [nn.Linear(latent, N_CLASSES)]))
         self.test_outputs: dict[str, list[torch.Tensor]] = {}
 
+    def schedule_epochs(self) -> dict[str, int]:
+        # fine-tuning unfreezes the encoder at epoch freeze_epochs (0-based): one more to use it
+        k = self.hparams.freeze_epochs
+        return {"freeze_epochs": k + 1} if self.hparams.mode == "finetune" and k > 0 else {}
+
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.hparams.mode != "scratch" and self.hparams.encoder_path is None:
             raise AeclsError(f"mode {self.hparams.mode!r} needs a pretrained encoder: set encoder_path")

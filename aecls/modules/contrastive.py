@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aecls.constants import PROBE_METRIC
 from aecls.data.transforms import contrastive_view, step_generator
 from aecls.errors import check
 from aecls.modules.base import BaseModule
@@ -104,4 +105,7 @@ class SimCLR(TwoViews):
     def loss(self, p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
         return nt_xent(p1, p2, self.hparams.temperature)
 
-register(Family("simclr", SimCLR, "pretext", {"temperature", "proj_dim"}, compared=True))
+# A pretext is for its code: a study compares the linear probe of it (the NT-Xent value changes
+# with the temperature).
+register(Family("simclr", SimCLR, "pretext", {"temperature", "proj_dim"}, compared=True,
+                score=PROBE_METRIC, maximize=True, loss_keys={"temperature"}))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aecls.constants import LOSS_METRIC
 from aecls.errors import AeclsError
 
 # autoencoder / pretext: trained without labels, their encoder transfers;
@@ -44,6 +45,13 @@ class Family:
             names its own few).
         matches: which of a class's families a checkpoint is, from its hyper-parameters (a DAE is
             an AutoEncoder with noise); None: every checkpoint of the class.
+        score: the metric a study of this family compares (`objective: recon`): one that means
+            the same for every value its study keys can take, so trials are ranked by one quantity
+            (a VAE's ELBO at beta 1, not its beta-weighted loss; an autoencoder's MSE on clean
+            images, not its MSE-or-BCE loss on noisy ones). The training loss stays what trains.
+        maximize: is a higher score better?
+        loss_keys: study keys that change val/loss itself (a loss choice, a loss weight, the
+            input noise): a study that compares val/loss may not search them.
     """
 
     name: str
@@ -54,11 +62,20 @@ class Family:
     code_halves: int = 1
     compared: bool = False
     matches: Callable[[dict[str, Any]], bool] | None = None
+    score: str = LOSS_METRIC
+    maximize: bool = False
+    loss_keys: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"family {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
         object.__setattr__(self, "study_keys", frozenset(self.study_keys))
+        object.__setattr__(self, "loss_keys", frozenset(self.loss_keys))
+        if not self.loss_keys <= self.study_keys:
+            raise ValueError(f"family {self.name}: loss_keys {sorted(self.loss_keys - self.study_keys)} "
+                             "are not study keys")
+        if self.score == LOSS_METRIC and self.maximize:
+            raise ValueError(f"family {self.name}: {LOSS_METRIC} is minimised")
 
     @property
     def config_name(self) -> str:

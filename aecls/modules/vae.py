@@ -68,6 +68,9 @@ class VAE(BaseModule):
         z = torch.randn(n, self.net_cfg.latent_dim, device=self.device)
         return torch.sigmoid(self.decoder(z))
 
+    def schedule_epochs(self) -> dict[str, int]:
+        return {"kl_warmup_epochs": self.hparams.kl_warmup_epochs}
+
     def kl_weight(self, stage: str) -> float:
         warm = self.hparams.kl_warmup_epochs
         if stage != "train" or warm == 0:
@@ -110,5 +113,7 @@ class VAE(BaseModule):
                 "a CPU at 100); the model's nll_samples sets it") if k > 1 else None
 
 
-# The encoder gives (mean, log-variance): its mean is the code.
-register(Family("vae", VAE, "autoencoder", {"beta", "kl_warmup_epochs"}, code_halves=2))
+# The encoder gives (mean, log-variance): its mean is the code. A study compares the ELBO (beta 1,
+# the same bound for every beta), not the beta-weighted loss that trains.
+register(Family("vae", VAE, "autoencoder", {"beta", "kl_warmup_epochs"}, code_halves=2,
+                score="val/elbo", maximize=True, loss_keys={"beta"}))

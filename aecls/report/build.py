@@ -21,6 +21,7 @@ from aecls.baselines import flat, pca_test_mse
 from aecls.checkpoints import load_datamodule, load_module
 from aecls.constants import CLASSIFIER_MODES
 from aecls.data.transforms import add_noise, to_unit
+from aecls.hpo.rules import test_rows
 from aecls.modules.autoencoder import EVAL_NOISE_SEED
 from aecls.paths import (
     ARTIFACTS,
@@ -204,7 +205,7 @@ def study(r: Report) -> None:
                 f"{best['epochs']} epochs x {_n_seeds(best['seeds'])} seeds:", "",
                 "| metric | mean ± std |", "|---|---|"]
     n = _n_seeds(best["seeds"])
-    r.lines += [f"| {m} | {spread(s['mean'], s['std'], n)} |" for m, s in best["test"].items()]
+    r.lines += [f"| {m}{note} | {spread(s['mean'], s['std'], n)} |" for m, s, note in test_rows(best)]
     r.lines.append(f"\nEncoder: `{shown(best['encoder']['path'])}` (seed {best['encoder']['seed']}, "
                    f"checkpoint `{shown(best['encoder']['checkpoint'])}`).")
 
