@@ -36,6 +36,20 @@ def write_study(name="tiny", epochs=2, **over) -> Path:
     return path
 
 
+def record_settings(csv_path: Path, **changed) -> Path:
+    """The settings JSON beside a hand-made sweep CSV (NAME.json for NAME.csv), as a sweep records
+    them: SweepConfig's defaults with `changed` on top."""
+    import json
+
+    from aecls.transfer.config import SweepConfig
+    from aecls.transfer.runs import settings
+
+    made = {**settings(SweepConfig(encoder=str(csv_path.parent))), **changed}
+    path = csv_path.with_suffix(".json")
+    path.write_text(json.dumps({"settings": made}))
+    return path
+
+
 def finished(study):
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 

@@ -24,7 +24,7 @@ from aecls.data.subsets import stratified_subset
 from aecls.errors import AeclsError, mask_secrets
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import make_storage
-from tests.helpers import CONFIGS, fit, interruptible, write_study
+from tests.helpers import CONFIGS, fit, interruptible, record_settings, write_study
 
 TINY_FIT = ["--test_after_fit", "false"]
 
@@ -158,6 +158,7 @@ def _sweep(path: Path, accs: list[float]) -> Path:
         w = csv.DictWriter(f, fieldnames=["labels", "seed", "method", "test_acc"])
         w.writeheader()
         w.writerows({"labels": 100, "seed": s, "method": "frozen", "test_acc": a} for s, a in enumerate(accs))
+    record_settings(path / "sweep.csv")
     return path
 
 

@@ -11,6 +11,7 @@ import pytest
 from aecls.cli import main
 from aecls.report.results import regenerate
 from aecls.transfer.compare import compare_sweeps
+from tests.helpers import record_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +27,7 @@ def _rows(path: Path, method_accs: dict[str, list[float]]) -> Path:
                          "seconds": 1, "command": "aecls transfer sweep --encoder x", "commit": "abc1234",
                          "date": f"2026-12-0{1 + s}T10:00:00", "machine": "x86_64 2 cores, no GPU"}
                         for s, a in enumerate(accs))
+    record_settings(path)
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
 from aecls.train import train
 from aecls.transfer.config import DEFAULT_METHODS as METHODS  # what a sweep runs unless told
+from tests.helpers import record_settings
 
 
 def _encoder(tmp_path) -> Path:
@@ -127,8 +129,10 @@ def test_mnist_pretraining_transfers_to_fashion(tiny_data, tmp_path, capsys):
     assert [r["method"] for r in rows] == ["scratch", "finetune"]
 
 
-def _write_sweep(path: Path, acc: dict[tuple[int, str], list[float]]) -> Path:
+def _write_sweep(path: Path, acc: dict[tuple[int, str], list[float]], **changed) -> Path:
+    """A sweep folder written by hand, with its recorded settings (defaults, `changed` on top)."""
     path.mkdir(parents=True)
+    record_settings(path / "sweep.csv", **changed)
     with open(path / "sweep.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["labels", "budget", "seed", "method", "test_acc", "seconds"])
         w.writeheader()
@@ -213,6 +217,53 @@ def test_compare_lays_three_tiny_sweeps_side_by_side(tiny_data, tmp_path, capsys
     # a run in two CSVs of one name is refused
     assert main(["transfer", "compare", "cae=sw_cae", "cae=sw_cae", "dae=sw_dae", "--out", "cmp2"]) == 2
     assert "is in two of its CSVs" in capsys.readouterr().err
+
+
+UNLIKE_ACC = {(100, "frozen"): [0.70, 0.60, 0.65], (100, "scratch"): [0.5, 0.5, 0.5]}
+
+
+@pytest.mark.parametrize(("changed", "setting"), [
+    ({"head_hidden": 512}, "head_hidden: a 64, b 512"), ({"epochs": 3}, "epochs: a 10, b 3"),
+    ({"min_steps": 50}, "min_steps: a 300, b 50"), ({"val_size": 1000}, "val_size: a 5000, b 1000"),
+])
+def test_compare_refuses_unlike_sweeps_naming_the_setting(tmp_path, capsys, changed, setting):
+    a = _write_sweep(tmp_path / "a", UNLIKE_ACC)
+    b = _write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70]}, **changed)
+    assert main(["transfer", "compare", f"a={a}", f"b={b}", "--out", "cmp"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aecls: error: the sweeps are unlike") and setting in err
+    assert "--allow-unlike" in err and "\n" not in err.strip() and not Path("cmp").exists()
+    # allowed: side by side, the differing setting said, and no verdict across the sweeps
+    assert main(["transfer", "compare", f"a={a}", f"b={b}", "--out", "cmp", "--allow-unlike"]) == 0
+    md = Path("cmp/compare.md").read_text()
+    said = [line for line in md.splitlines() if line.startswith(("| 100", "- 100"))]
+    assert "**Unlike sweeps**" in md and setting in md and said
+    assert not any(word in line for line in said for word in (" beats ", " ties ", ": better", ": worse"))
+    assert "no verdict (unlike sweeps)" in paired_section(md) and "**" not in md.split("## Side")[1]
+    assert json.loads(Path("cmp/compare.json").read_text())["allow_unlike"] is True
+
+
+def test_compare_alike_where_it_matters_and_a_varied_setting(tmp_path, capsys):
+    a = _write_sweep(tmp_path / "a", UNLIKE_ACC)
+    # a FixMatch setting is no difference for sweeps without FixMatch rows
+    b = _write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70]}, eval_ema=0.0)
+    assert main(["transfer", "compare", f"a={a}", f"b={b}", "--out", "cmp"]) == 0
+    assert "same settings but the encoder" in Path("cmp/compare.md").read_text()
+    # ... and a difference where both have them; `--vary` makes it the subject, verdicts kept
+    fm = {(100, "fixmatch"): [0.8, 0.7, 0.75]}
+    c = _write_sweep(tmp_path / "c", fm)
+    d = _write_sweep(tmp_path / "d", {(100, "fixmatch"): [0.85, 0.75, 0.8]}, eval_ema=0.0)
+    both = ["transfer", "compare", f"ema={c}", f"weights={d}"]
+    assert main([*both, "--out", "cmp2"]) == 2
+    assert "eval_ema: ema 0.999, weights 0.0" in capsys.readouterr().err
+    assert main([*both, "--out", "cmp2", "--vary", "eval_ema"]) == 0
+    md = Path("cmp2/compare.md").read_text()
+    assert "Varied on purpose" in md and "weights beats ema" in paired_section(md)
+    assert json.loads(Path("cmp2/compare.json").read_text())["vary"] == ["eval_ema"]
+    # a sweep that recorded no settings cannot be checked
+    Path(d / "sweep.json").unlink()
+    assert main([*both, "--out", "cmp3", "--vary", "eval_ema"]) == 2
+    assert "no settings recorded beside it (sweep.json)" in capsys.readouterr().err
 
 
 def test_compare_bad_inputs(tmp_path, capsys):

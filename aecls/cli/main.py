@@ -31,7 +31,7 @@ LIGHTNING_COMMANDS = ("fit", "validate")
 # what is wrong, the command line which flag fixes it.
 FLAGS = {"allow_changes": "--allow-changes", "select": "--select", "ckpt_path": "--ckpt_path",
          "outputs": "--out/--log-dir", "head_hidden": "--head-hidden",
-         "encoder_lr_scale": "--encoder-lr-scale",
+         "encoder_lr_scale": "--encoder-lr-scale", "allow_unlike": "--vary/--allow-unlike",
          "seeds": "--seeds"}  # aecls.fit's; not imported from there: it loads Lightning
 
 

@@ -52,6 +52,12 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
                         "e.g. cae=artifacts/transfer simclr=artifacts/transfer_simclr; the same NAME "
                         "twice merges two CSVs of one encoder (e.g. FixMatch run apart)")
     c.add_argument("--out", default=COMPARE_OUT, help="folder for compare.md (the table) and compare.png")
+    c.add_argument("--vary", type=_names, default=(), metavar="SETTING[,SETTING]",
+                   help="sweep settings the comparison is about (e.g. eval_ema): they may differ, and the "
+                        "verdicts stay; any other setting that differs is refused")
+    c.add_argument("--allow-unlike", action="store_true",
+                   help="lay sweeps made with other settings side by side anyway, with no verdict "
+                        "across them (the differing settings are listed)")
     c.set_defaults(func=_compare)
 
 
@@ -98,6 +104,6 @@ def _sweep(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from aecls.transfer.compare import compare_sweeps
 
-    written = compare_sweeps(args.runs, args.out)
+    written = compare_sweeps(args.runs, args.out, vary=args.vary, allow_unlike=args.allow_unlike)
     print(written[COMPARE_MD].read_text())
     print(f"written: {', '.join(map(str, written.values()))}")

@@ -39,7 +39,7 @@ from aecls.probe import encode
 from aecls.report import figures
 from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
 from aecls.stats import spread
-from aecls.transfer.compare import compare_markdown, read_sources
+from aecls.transfer.compare import compare_markdown, read_record
 from aecls.transfer.sweep import markdown_table, summarise
 
 N_SHOW = 10  # images per row: one per class
@@ -227,7 +227,8 @@ def transfer(r: Report) -> None:
     compared = r.artifacts / "transfer_compare"
     if (compared / COMPARE_JSON).is_file():  # optional: `aecls transfer compare` over sweeps
         r.section("Few labels: which pretraining, which method (`aecls transfer compare`)")
-        body = compare_markdown(read_sources(compared))  # from the sweeps' CSVs it records
+        paths, options = read_record(compared)
+        body = compare_markdown(paths, **options)  # from the sweeps' CSVs it records
         r.lines.append(body.replace("\n## ", "\n### "))  # its sections sit under this one
         shutil.copy(compared / COMPARE_PNG, r.png("transfer_compare.png"))
         r.image(r.png("transfer_compare.png"), "encoders and methods compared")

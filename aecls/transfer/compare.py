@@ -7,11 +7,19 @@ It reads the sweeps' CSVs and recomputes nothing; one NAME given several CSVs me
 sweep run in parts, e.g. FixMatch apart). Differences are paired by seed: seed s draws the same
 labelled subset in every sweep and method, so `B_s - A_s` removes the subset's own luck, and the
 tables give their mean ± std over seeds and a paired t-test's verdict (aecls.stats.paired).
+
+Such a difference measures the encoders only when the sweeps were made alike: the settings each
+sweep recorded (sweep.json, or NAME.json beside a copied NAME.csv) must agree in everything but
+the encoder, where a method's runs depend on them (a FixMatch setting matters to FixMatch rows
+only). Unlike sweeps are refused, naming the setting; `vary` names settings a comparison is
+about (scored weights: eval_ema), and `allow_unlike` lays unlike sweeps side by side with no
+verdict across them.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +27,14 @@ import numpy as np
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.stats import Paired, mean_sd, paired, rule
-from aecls.transfer.config import GRAPH, METHODS, SEMI
+from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, SEMI
 from aecls.transfer.plots import panels_plot
+from aecls.transfer.runs import recorded
 
 PRETRAINED = ("frozen", "finetune", *SEMI, *GRAPH)  # the methods that use the encoder
 BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
+COMPARED = ("encoder",)  # the setting a comparison of sweeps is about
+NO_VERDICT = "no verdict (unlike sweeps)"
 Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: test accuracy}
 
 
@@ -65,6 +76,36 @@ def merge(parts: list[tuple[Sweep, str]], name: str) -> Sweep:
             merged.setdefault(key, {}).update(runs)
     return merged
 
+def differences(paths: dict[str, list[str]],
+                vary: tuple[str, ...] | list[str] = ()) -> tuple[list[str], list[str]]:
+    """(unlike, varied): one line per setting in which the sweeps' CSVs differ where it matters
+    (for the methods their rows hold), besides the encoder; `varied` for the settings in `vary`,
+    `unlike` for the others and for CSVs that recorded no settings."""
+    name_of = {p: name for name, ps in paths.items() for p in ps}
+    made = {p: recorded(p) for p in name_of}
+    unlike = [f"{name_of[p]} ({p}): no settings recorded beside it ({Path(p).with_suffix('.json').name})"
+              for p, s in made.items() if s is None]
+    known = {p: s for p, s in made.items() if s is not None}
+    methods = {p: {m for _, m in read_sweep(p)} for p in known}
+    varied = []
+    for key in sorted({k for s in known.values() for k in s} - set(COMPARED)):
+        only = {m for m, keys in METHOD_SETTINGS.items() if key in keys}
+        values = {p: known[p].get(key) for p in known if not only or methods[p] & only}
+        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+            line = f"{key}: " + ", ".join(f"{name_of[p]} {v!r}" for p, v in values.items())
+            (varied if key in vary else unlike).append(line)
+    return unlike, varied
+
+
+def check_alike(unlike: list[str], allow_unlike: bool) -> None:
+    """Unlike sweeps are a user error unless allowed (then every verdict across them is dropped)."""
+    check(not unlike or allow_unlike,
+          f"the sweeps are unlike ({unlike[0] if unlike else ''}): a difference between them would "
+          "measure that setting as well as the encoders; compare sweeps made with the same settings, "
+          "name a setting the comparison is about (vary), or allow unlike sweeps (no verdict across "
+          "them)", setting="allow_unlike")
+
+
 def _stats(sweep: Sweep) -> dict[tuple[int, str], tuple[float, float]]:
     """{(labels, method): (mean, std) over seeds}, as the figure wants them."""
     return {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values())))) for k, v in sweep.items()}
@@ -80,7 +121,8 @@ def _paired(a: dict[int, float], b: dict[int, float]) -> Paired:
     return paired([a[s] for s in seeds], [b[s] for s in seeds])
 
 
-def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED) -> str:
+def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED,
+                  verdicts: bool = True) -> str:
     """Markdown: per label budget and method, each encoder's mean ± std and the paired difference
     of every later encoder to the first (the reference), with the verdict of a paired test."""
     names = list(sweeps)
@@ -95,13 +137,14 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
                 continue
             tests = [_paired(r, runs[0]) for r in runs[1:]]
             cells = [_pm(list(r.values())) for r in runs] + [t.difference() for t in tests]
-            verdicts = [t.says(n, ref) for n, t in zip(names[1:], tests, strict=True)]
-            lines.append(f"| {b} | {m} | " + " | ".join([*cells, "; ".join(verdicts)]) + " |")
+            said = [t.says(n, ref) for n, t in zip(names[1:], tests, strict=True)]
+            said = said if verdicts else [NO_VERDICT]
+            lines.append(f"| {b} | {m} | " + " | ".join([*cells, "; ".join(said)]) + " |")
     return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds; differences paired by "
             f"seed (same labelled subset), with the test's p-value. {rule()}.\n")
 
 
-def against_baselines(sweeps: dict[str, Sweep]) -> str:
+def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
     """Markdown: every pretrained cell (an encoder's frozen, fine-tuned, semi-supervised runs)
     against training from scratch and logistic regression on raw pixels at the same budget and
     seeds (the same labelled subsets), from whichever sweep ran those baselines."""
@@ -120,7 +163,7 @@ def against_baselines(sweeps: dict[str, Sweep]) -> str:
                 cells.append("-")
                 continue
             t = _paired(runs, base[(b, bm)])
-            cells.append(f"{t.difference()}: {t.verdict}")
+            cells.append(f"{t.difference()}: {t.verdict if verdicts else NO_VERDICT}")
         lines.append(f"| {b} | {name} | {m} | {_pm(list(runs.values()))} | " + " | ".join(cells) + " |")
     if len(lines) == 2 or not base:
         return "No sweep ran a baseline (scratch, logreg_pixels) beside a pretrained method.\n"
@@ -128,7 +171,7 @@ def against_baselines(sweeps: dict[str, Sweep]) -> str:
             f"{rule('better', 'worse', 'no difference')}.\n")
 
 
-def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float]) -> str:
+def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: bool = True) -> str:
     """Markdown: per label budget and method (baselines last), every sweep's mean ± std, the best
     cell of each budget in bold; then each sweep's summed run time."""
     names = list(sweeps)
@@ -141,21 +184,27 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float]) -> str:
                  if (b, m) in sweeps[n]}
         if not cells:
             continue
-        top = max(cells, key=lambda k: np.mean(cells[k]))
-        best_lines.append(f"- {b} labels: {top[1]} {top[0]}, {_pm(cells[top])} %")
+        top, *rest = sorted(cells, key=lambda k: -np.mean(cells[k]))
+        line = f"- {b} labels: {top[1]} {top[0]}, {_pm(cells[top])} %"
+        if rest:  # the margin over the runner-up, paired by seed, and whether a test backs it
+            t = _paired(sweeps[top[1]][(b, top[0])], sweeps[rest[0][1]][(b, rest[0][0])])
+            said = t.says(f"{top[1]} {top[0]}", f"{rest[0][1]} {rest[0][0]}") if verdicts else NO_VERDICT
+            line += f"; over the runner-up, {rest[0][1]} {rest[0][0]}: {t.difference()}, {said}"
+        best_lines.append(line)
         for m in methods:
-            row = [(f"**{_pm(cells[(m, n)])}**" if (m, n) == top else _pm(cells[(m, n)]))
+            row = [(f"**{_pm(cells[(m, n)])}**" if (m, n) == top and verdicts else _pm(cells[(m, n)]))
                    if (m, n) in cells else "-" for n in names]
             if any(c != "-" for c in row):
                 lines.append(f"| {b} | {m} | " + " | ".join(row) + " |")
     times = ", ".join(f"{n} {seconds[n]:.0f} s" for n in names)
-    return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds (the best of each budget in "
-            "bold; logreg_pixels does not use the encoder, so it is the same wherever it ran). Best per "
-            "budget:\n\n" + "\n".join(best_lines)
+    return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds (the highest mean of each "
+            "budget in bold; logreg_pixels does not use the encoder, so it is the same wherever it ran). "
+            "Highest per budget, and its paired difference to the runner-up (picked on the same test "
+            f"accuracies, so the margin is optimistic; {rule()}):\n\n" + "\n".join(best_lines)
             + f"\n\nRun time, summed over each sweep's runs: {times}.\n")
 
 
-def semi_vs_finetune(sweeps: dict[str, Sweep]) -> str:
+def semi_vs_finetune(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
     """Markdown: per sweep and budget with both, each semi-supervised method minus fine-tuning from
     the same encoder, paired by seed, with the paired test's verdict."""
     lines = ["| encoder | labels | method | finetune | semi-supervised | difference | verdict |",
@@ -167,7 +216,7 @@ def semi_vs_finetune(sweeps: dict[str, Sweep]) -> str:
                 continue
             t = _paired(semi, base)
             lines.append(f"| {name} | {b} | {m} | {_pm(list(base.values()))} | {_pm(list(semi.values()))} "
-                         f"| {t.difference()} | {t.says(m, 'finetune')} |")
+                         f"| {t.difference()} | {t.says(m, 'finetune') if verdicts else NO_VERDICT} |")
     if len(lines) == 2:
         return "No sweep has a semi-supervised method beside finetune at the same budget.\n"
     return "\n".join(lines) + f"\n\n{rule()}.\n"
@@ -183,46 +232,77 @@ def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[s
     return sweeps, seconds
 
 
-def compare_markdown(paths: dict[str, list[str]]) -> str:
-    """The comparison as Markdown sections (side by side, paired differences to the first sweep,
-    semi-supervised vs fine-tuning), computed from the sweeps' CSVs: what compare.md holds under
-    its title, and what the report shows."""
-    sweeps, seconds = read_compared(paths)
+def settings_text(unlike: list[str], varied: list[str]) -> str:
+    """What the sweeps' recorded settings say of the comparison, as Markdown."""
+    if not unlike and not varied:
+        return "The sweeps were made with the same settings but the encoder (their recorded settings).\n"
+    lines = []
+    if varied:
+        lines += ["Varied on purpose (what this comparison is about):", "", *(f"- {v}" for v in varied), ""]
+    if unlike:
+        lines += ["**Unlike sweeps**: they differ in settings other than the encoder, so no verdict is "
+                  "given across them:", "", *(f"- {u}" for u in unlike), ""]
+    return "\n".join(lines)
+
+
+def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
+                     allow_unlike: bool = False) -> str:
+    """The comparison as Markdown sections (the settings, side by side, paired differences to the
+    first sweep, semi-supervised vs fine-tuning), computed from the sweeps' CSVs: what compare.md
+    holds under its title, and what the report shows. Unlike sweeps: see `check_alike`."""
+    sweeps, seconds = read_compared(paths)  # each CSV a sweep's first, then their settings
+    unlike, varied = differences(paths, vary)
+    check_alike(unlike, allow_unlike)
+    v = not unlike
     sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
-    return (f"{sources}\n\n## Side by side\n\n{side_by_side(sweeps, seconds)}"
-            f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps)}"
-            f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(sweeps)}"
-            f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps)}")
+    return (f"{sources}\n\n{settings_text(unlike, varied)}"
+            f"\n## Side by side\n\n{side_by_side(sweeps, seconds, v)}"
+            f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps, verdicts=v)}"
+            f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(sweeps, v)}"
+            f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps, v)}")
+
+
+def read_record(folder: str | Path) -> tuple[dict[str, list[str]], dict]:
+    """(NAME -> sweep CSVs, the comparison's options: vary, allow_unlike) from FOLDER's
+    compare.json, the record `compare_sweeps` writes."""
+    path = Path(folder) / COMPARE_JSON
+    if not path.is_file():
+        raise AeclsError(f"no {COMPARE_JSON} in {folder}: make it with `aecls transfer compare NAME=CSV "
+                         f"NAME=CSV ... --out {folder}` (docs/transfer.md, \"A results folder\")")
+    try:
+        record = json.loads(path.read_text())
+        runs = {str(k): [str(p) for p in v] for k, v in record["runs"].items()}
+        options = {"vary": [str(k) for k in record.get("vary", [])],
+                   "allow_unlike": bool(record.get("allow_unlike", False))}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+        raise AeclsError(f"{path} is not a comparison's record ({type(e).__name__}: {e})") from e
+    return runs, options
 
 
 def read_sources(folder: str | Path) -> dict[str, list[str]]:
     """NAME -> sweep CSVs of a comparison, from its compare.json."""
-    import json
-
-    path = Path(folder) / COMPARE_JSON
-    try:
-        return {str(k): [str(p) for p in v] for k, v in json.loads(path.read_text())["runs"].items()}
-    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
-        raise AeclsError(f"{path} is not a comparison's record ({type(e).__name__}: {e})") from e
+    return read_record(folder)[0]
 
 
-def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path) -> dict[str, Path]:
+def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path,
+                   vary: tuple[str, ...] | list[str] = (), allow_unlike: bool = False) -> dict[str, Path]:
     """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
     fine-tuning), compare.png (accuracy vs. labels, a panel per method, a colour per encoder,
-    scratch and raw pixels in black) and compare.json (which CSVs, for the report) under `out`.
-    `runs`: NAME -> PATH, or (NAME, PATH) pairs, where a NAME given several paths merges them."""
-    import json
-
+    scratch and raw pixels in black) and compare.json (which CSVs and options, for the report and
+    `aecls results`) under `out`. `runs`: NAME -> PATH, or (NAME, PATH) pairs, where a NAME given
+    several paths merges them; unlike sweeps are refused (`vary`, `allow_unlike`: see the module)."""
     pairs = list(runs.items()) if isinstance(runs, dict) else list(runs)
     paths: dict[str, list[str]] = {}
     for name, path in pairs:
         paths.setdefault(name, []).append(str(_csv_path(path)))
     check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
+    markdown = compare_markdown(paths, vary, allow_unlike)  # refuses unlike sweeps: nothing written
     sweeps, _ = read_compared(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{compare_markdown(paths)}")
-    (out / COMPARE_JSON).write_text(json.dumps({"runs": paths}, indent=2))
+    (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{markdown}")
+    options = {**({"vary": sorted(vary)} if vary else {}), **({"allow_unlike": True} if allow_unlike else {})}
+    (out / COMPARE_JSON).write_text(json.dumps({"runs": paths, **options}, indent=2))
     panels_plot({name: _stats(sweep) for name, sweep in sweeps.items()}, PRETRAINED, BASELINES,
                 out / COMPARE_PNG, "encoders compared, one panel per method")
     return {name: out / name for name in (COMPARE_MD, COMPARE_PNG, COMPARE_JSON)}

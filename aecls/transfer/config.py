@@ -17,6 +17,10 @@ SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outs
 GRAPH = tuple(graph.METHODS)
 METHODS = (*DEEP, *SEMI, *GRAPH, "logreg_pixels", "logreg_pca")
 DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
+# Settings that change only these methods' runs: two sweeps that differ in one are still alike for
+# every other method (a FixMatch setting says nothing of a frozen encoder's runs).
+METHOD_SETTINGS = {"fixmatch": ("fixmatch_steps", "fixmatch_lr", "threshold", "unlabelled_ratio",
+                                "unlabelled_weight", "eval_ema", "teacher_ema", "monitor_every")}
 
 
 def _help(text: str) -> dict[str, str]:

@@ -45,6 +45,17 @@ def settings(cfg: SweepConfig) -> dict:
             if k not in NOT_SETTINGS}
 
 
+def recorded(csv_path: str | Path) -> dict | None:
+    """The settings a sweep CSV's rows were made with: `settings` of the JSON beside it with the
+    same stem (sweep.json for sweep.csv; NAME.json for a CSV copied as NAME.csv into results/),
+    or None where none was recorded."""
+    try:
+        made = json.loads(Path(csv_path).with_suffix(".json").read_text()).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return made if isinstance(made, dict) else None
+
+
 def _commit() -> str:
     """The aecls checkout's commit ("+changes" if it differs from it), or "unknown" outside git."""
     here = Path(__file__).resolve().parent
