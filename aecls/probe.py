@@ -8,7 +8,7 @@ for the pruner. We use logistic regression on the latents of the validation spli
 - stable: each fit is convex and deterministic, so the score moves only when the encoder does (a
   small trained head would add its own seed and schedule noise to every epoch's number), and all
   5,000 images are scored once: a single held-out 1,000 could not tell apart two encoders whose
-  label sweeps differ, 5-fold ranks them like the sweep (RESULTS.md, Transfer-aware search);
+  label sweeps differ, 5-fold ranks them like the sweep (docs/notebook.md, Transfer-aware search);
 - honest: it uses no training labels and never touches the test set.
 """
 

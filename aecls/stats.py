@@ -78,3 +78,17 @@ def rule(better: str = "beats", worse: str = "loses to", tie: str = "ties") -> s
     """The verdict rule as a table states it, in the words that table uses for its verdicts."""
     return (f"'{better}' / '{worse}': a two-sided paired t-test over the seeds (scipy.stats.ttest_rel) "
             f"gives p < {ALPHA}; otherwise '{tie}'; fewer than {MIN_PAIRED} paired seeds: no verdict")
+
+
+def holm(ps: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of the p-values of m tests read together: the i-th smallest is
+    multiplied by m - i + 1, kept monotone, capped at 1. A table that calls a win at adjusted
+    p < ALPHA then errs on any of its m tests with probability at most ALPHA. (Written here:
+    scipy has only Benjamini-Hochberg, and statsmodels is a large dependency for these lines.)"""
+    m = len(ps)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: ps[i])):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aecls.stats import MIN_PAIRED, paired
+from aecls.stats import MIN_PAIRED, holm, paired
 
 
 @pytest.mark.parametrize(("a", "b", "verdict", "text"), [
@@ -27,3 +27,9 @@ def test_a_verdict_needs_a_paired_test_and_three_seeds(a, b, verdict, text):
                     "no difference": "simclr ties cae"}.get(verdict, said)
     if verdict == "no verdict":
         assert said.endswith("3 needed: no verdict")
+
+
+def test_holm_multiplies_the_ith_smallest_by_m_minus_i_and_stays_monotone():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 3 x .01, 2 x .03, max(.06, .04)
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []

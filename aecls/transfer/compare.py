@@ -92,7 +92,8 @@ def differences(paths: dict[str, list[str]],
         only = {m for m, keys in METHOD_SETTINGS.items() if key in keys}
         values = {p: known[p].get(key) for p in known if not only or methods[p] & only}
         if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
-            line = f"{key}: " + ", ".join(f"{name_of[p]} {v!r}" for p, v in values.items())
+            shown = dict.fromkeys(f"{name_of[p]} {v!r}" for p, v in values.items())  # once per name
+            line = f"{key}: " + ", ".join(shown)
             (varied if key in vary else unlike).append(line)
     return unlike, varied
 
@@ -124,24 +125,28 @@ def _paired(a: dict[int, float], b: dict[int, float]) -> Paired:
 def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED,
                   verdicts: bool = True) -> str:
     """Markdown: per label budget and method, each encoder's mean ± std and the paired difference
-    of every later encoder to the first (the reference), with the verdict of a paired test."""
+    of every later encoder to the first (the reference), with the verdict of a paired test; a row
+    wherever the reference and another sweep have the cell ("-" for the sweeps without it)."""
     names = list(sweeps)
     ref = names[0]
     head = ["labels", "method", *names, *(f"{n} - {ref}" for n in names[1:]), "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
     budgets = sorted({b for s in sweeps.values() for b, m in s if m in methods})
+    n_tests = 0
     for b in budgets:
         for m in methods:
             runs = [sweeps[n].get((b, m), {}) for n in names]
-            if not all(runs):
+            if not runs[0] or not any(runs[1:]):
                 continue
-            tests = [_paired(r, runs[0]) for r in runs[1:]]
-            cells = [_pm(list(r.values())) for r in runs] + [t.difference() for t in tests]
-            said = [t.says(n, ref) for n, t in zip(names[1:], tests, strict=True)]
+            tests = [_paired(r, runs[0]) if r else None for r in runs[1:]]
+            n_tests += sum(t is not None and t.p is not None for t in tests)
+            cells = [_pm(list(r.values())) if r else "-" for r in runs]
+            cells += [t.difference() if t else "-" for t in tests]
+            said = [t.says(n, ref) for n, t in zip(names[1:], tests, strict=True) if t]
             said = said if verdicts else [NO_VERDICT]
             lines.append(f"| {b} | {m} | " + " | ".join([*cells, "; ".join(said)]) + " |")
     return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds; differences paired by "
-            f"seed (same labelled subset), with the test's p-value. {rule()}.\n")
+            f"seed (same labelled subset), with the test's p-value. {rule()}.{uncorrected(n_tests)}\n")
 
 
 def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
@@ -155,6 +160,7 @@ def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
                 base.setdefault((b, m), runs)
     lines = ["| labels | encoder | method | accuracy | " + " | ".join(f"- {m}" for m in BASELINES) + " |",
              "|---:|---|---|---:|" + "---:|" * len(BASELINES)]
+    n_tests = 0
     for (b, m), name, runs in sorted((k, n, r) for n, s in sweeps.items() for k, r in s.items()
                                      if k[1] in PRETRAINED):
         cells = []
@@ -163,34 +169,59 @@ def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
                 cells.append("-")
                 continue
             t = _paired(runs, base[(b, bm)])
+            n_tests += t.p is not None
             cells.append(f"{t.difference()}: {t.verdict if verdicts else NO_VERDICT}")
         lines.append(f"| {b} | {name} | {m} | {_pm(list(runs.values()))} | " + " | ".join(cells) + " |")
     if len(lines) == 2 or not base:
         return "No sweep ran a baseline (scratch, logreg_pixels) beside a pretrained method.\n"
     return ("\n".join(lines) + "\n\nPercentage points, paired by seed; "
-            f"{rule('better', 'worse', 'no difference')}.\n")
+            f"{rule('better', 'worse', 'no difference')}.{uncorrected(n_tests)}\n")
 
 
-def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: bool = True) -> str:
-    """Markdown: per label budget and method (baselines last), every sweep's mean ± std, the best
-    cell of each budget in bold; then each sweep's summed run time."""
-    names = list(sweeps)
-    budgets = sorted({b for s in sweeps.values() for b, _ in s})
-    methods = [m for m in METHODS if any(m == k[1] for s in sweeps.values() for k in s)]
-    lines = ["| labels | method | " + " | ".join(names) + " |", "|---:|---|" + "---:|" * len(names)]
-    best_lines = []
-    for b in budgets:
-        cells = {(m, n): list(sweeps[n][(b, m)].values()) for m in methods for n in names
-                 if (b, m) in sweeps[n]}
-        if not cells:
-            continue
+def uncorrected(n: int) -> str:
+    """What a table of `n` uncorrected tests says of itself."""
+    return (f" This table holds {n} paired tests, each read at p < 0.05 uncorrected: among {n}, about "
+            f"{0.05 * n:.1f} such verdicts can come by chance, so one alone is a lead; RESULTS.md's "
+            "headline table corrects its tests for their number (Holm).") if n > 1 else ""
+
+
+def _cells(sweeps: dict[str, Sweep], b: int) -> dict[tuple[str, str], list[float]]:
+    """{(method, sweep): accuracies} at budget `b`, methods in METHODS order."""
+    return {(m, n): list(s[(b, m)].values()) for m in METHODS for n, s in sweeps.items() if (b, m) in s}
+
+
+def best_per_budget(sweeps: dict[str, Sweep], verdicts: bool = True) -> list[str]:
+    """Per budget, the cell with the highest mean and its paired difference to the runner-up, with
+    the test's verdict (none where `verdicts` is off), as Markdown list items."""
+    lines = []
+    for b in sorted({b for s in sweeps.values() for b, _ in s}):
+        cells = _cells(sweeps, b)
         top, *rest = sorted(cells, key=lambda k: -np.mean(cells[k]))
         line = f"- {b} labels: {top[1]} {top[0]}, {_pm(cells[top])} %"
         if rest:  # the margin over the runner-up, paired by seed, and whether a test backs it
             t = _paired(sweeps[top[1]][(b, top[0])], sweeps[rest[0][1]][(b, rest[0][0])])
             said = t.says(f"{top[1]} {top[0]}", f"{rest[0][1]} {rest[0][0]}") if verdicts else NO_VERDICT
             line += f"; over the runner-up, {rest[0][1]} {rest[0][0]}: {t.difference()}, {said}"
-        best_lines.append(line)
+        lines.append(line)
+    return lines
+
+
+BEST_TEXT = ("Highest mean per budget, and its paired difference to the runner-up (both picked on the "
+             "same test accuracies, so the margin is optimistic; one test per budget, each answering "
+             "its own budget's question, so uncorrected)")
+
+
+def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: bool = True) -> str:
+    """Markdown: per label budget and method (baselines last), every sweep's mean ± std, the best
+    cell of each budget in bold (and tested against the runner-up); then each sweep's summed run
+    time."""
+    names = list(sweeps)
+    budgets = sorted({b for s in sweeps.values() for b, _ in s})
+    methods = [m for m in METHODS if any(m == k[1] for s in sweeps.values() for k in s)]
+    lines = ["| labels | method | " + " | ".join(names) + " |", "|---:|---|" + "---:|" * len(names)]
+    for b in budgets:
+        cells = _cells(sweeps, b)
+        top = max(cells, key=lambda k: np.mean(cells[k]))
         for m in methods:
             row = [(f"**{_pm(cells[(m, n)])}**" if (m, n) == top and verdicts else _pm(cells[(m, n)]))
                    if (m, n) in cells else "-" for n in names]
@@ -199,8 +230,7 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: 
     times = ", ".join(f"{n} {seconds[n]:.0f} s" for n in names)
     return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds (the highest mean of each "
             "budget in bold; logreg_pixels does not use the encoder, so it is the same wherever it ran). "
-            "Highest per budget, and its paired difference to the runner-up (picked on the same test "
-            f"accuracies, so the margin is optimistic; {rule()}):\n\n" + "\n".join(best_lines)
+            f"{BEST_TEXT}; {rule()}:\n\n" + "\n".join(best_per_budget(sweeps, verdicts))
             + f"\n\nRun time, summed over each sweep's runs: {times}.\n")
 
 
@@ -262,6 +292,43 @@ def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[s
             f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps, v)}")
 
 
+def provenance(paths: dict[str, list[str]]) -> str:
+    """Where the rows came from: each distinct (command, commit, machine) with its dates and
+    row count; rows written before sweeps recorded it say so."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for ps in paths.values():
+        for p in ps:
+            with open(p, newline="") as f:
+                for r in csv.DictReader(f):
+                    key = (r.get("command") or "not recorded", r.get("commit") or "-",
+                           r.get("machine") or "-")
+                    seen.setdefault(key, []).append((r.get("date") or "")[:10])
+    lines = ["| rows | dates | command | commit | machine |", "|---:|---|---|---|---|"]
+    for (command, commit, machine), dates in seen.items():
+        lines.append(f"| {len(dates)} | {_span(dates)} | `{command}` | {commit} | {machine} |")
+    return "\n".join(lines) + "\n"
+
+
+def _span(dates: list[str]) -> str:
+    days = sorted({d for d in dates if d})
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}" if days else "-"
+
+
+def provenance_line(paths: dict[str, list[str]]) -> str:
+    """The rows' provenance in one line: how many, when, from how many commands, which machines."""
+    dates, commands, machines, n = [], set(), set(), 0
+    for ps in paths.values():
+        for p in ps:
+            with open(p, newline="") as f:
+                for r in csv.DictReader(f):
+                    n += 1
+                    dates.append((r.get("date") or "")[:10])
+                    commands.add(r.get("command") or "not recorded")
+                    machines.add(r.get("machine") or "not recorded")
+    return (f"{n} rows, {_span(dates)}, from {len(commands)} command(s) on {'; '.join(sorted(machines))}, "
+            "torch threads and seeds as each row records")
+
+
 def read_record(folder: str | Path) -> tuple[dict[str, list[str]], dict]:
     """(NAME -> sweep CSVs, the comparison's options: vary, allow_unlike) from FOLDER's
     compare.json, the record `compare_sweeps` writes."""
@@ -300,7 +367,8 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
     sweeps, _ = read_compared(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{markdown}")
+    (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{markdown}"
+                                  f"\n## Where the rows came from\n\n{provenance(paths)}")
     options = {**({"vary": sorted(vary)} if vary else {}), **({"allow_unlike": True} if allow_unlike else {})}
     (out / COMPARE_JSON).write_text(json.dumps({"runs": paths, **options}, indent=2))
     panels_plot({name: _stats(sweep) for name, sweep in sweeps.items()}, PRETRAINED, BASELINES,
