@@ -117,13 +117,16 @@ def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, len(spec.metrics), figsize=(9 * len(spec.metrics), 5), squeeze=False)
     for ax, metric in zip(axes[0], spec.metrics, strict=True):
+        positive = True  # a loss or an MSE spans decades: a log axis, where every value allows it
         for t in complete:
             curve = t.user_attrs.get("history", {}).get(metric)
             if curve is None:  # trials of older runs: the reported (pruning) values
                 curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
             ax.plot(range(1, len(curve) + 1), curve, marker=".", label=f"trial {t.number}")
+            positive = positive and all(v > 0 for v in curve)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-        ax.set(xlabel="epoch", ylabel=metric, yscale="log" if metric == "val/loss" else "linear",
+        log = positive and complete and spec.direction(metric) == "minimize"
+        ax.set(xlabel="epoch", ylabel=metric, yscale="log" if log else "linear",
                title=f"{spec.name}: {metric} of the non-pruned trials")
         if complete:
             ax.legend(fontsize="small", ncol=2)
