@@ -10,6 +10,7 @@ import torch
 from aecls.cli import main
 from tests.helpers import CONFIGS, checkpoints, fit
 
+REPO = Path(__file__).resolve().parents[1]
 NEEDS_ENCODER = {"cnn_finetune.yaml"}  # checked by the test after this one
 FEWER_LABELS = {"fixmatch.yaml": ["--data.n_labels", "20"]}  # the tiny files have 350 training images
 
@@ -105,3 +106,16 @@ def test_test_prints_baselines(tiny_data, capsys):
     assert main(["test", "--ckpt", str(best)]) == 0
     out = capsys.readouterr().out
     assert "test/nll" in out and "test/elbo" in out and "baseline/independent_pixel_nll" in out
+
+
+def test_the_docs_spell_aecls_test_s_flag_as_its_help_does():
+    import re
+
+    from aecls.cli.main import _parser
+
+    test = _parser()._subparsers._group_actions[0].choices["test"]
+    flag = next(a for a in test._actions if a.dest == "ckpt").option_strings[0]
+    assert flag == "--ckpt"
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for line in re.findall(r"aecls test [^\n`]*", doc.read_text()):
+            assert "--ckpt_path" not in line, f"{doc.name}: {line}"

@@ -34,6 +34,21 @@ def test_partial_run_lists_what_is_missing(tiny_data, capsys):
     text = _check_report(Path("reports/partial/report.md"))
     assert "## Missing" in text and "vae: no checkpoint" in text and "transfer sweep: nothing" in text
     assert "latent_pca.png" in text and "reconstructions.png" in text
+    # a model several sections ask for is missed once; a section with nothing to show has no heading
+    missing = text.split("## Missing")[1].split("\n## ")[0].splitlines()
+    assert len([m for m in missing if m.startswith("- vae:")]) == 1
+    assert "## Denoising" not in text and "- dae: no checkpoint" in text
+    headings = [i for i, line in enumerate(text.splitlines()) if line.startswith("## ")]
+    body = text.splitlines()
+    for i, j in zip(headings, [*headings[1:], len(body)], strict=True):
+        assert any(line.strip() for line in body[i + 1 : j]), body[i]
+
+
+def test_empty_sections_are_dropped():
+    from aecls.report.build import without_empty_sections
+
+    lines = ["", "## A", "", "a", "", "## B", "", "## C", "c", "", "## D", ""]
+    assert without_empty_sections(lines) == ["", "## A", "", "a", "", "## C", "c"]
 
 
 def test_full_tiny_run(tiny_data, capsys):

@@ -27,6 +27,20 @@ LONG = {"epochs": 25, "pruner": "none", "space": {"n_channels": 2, "hidden": 16,
                                                          "log": True}}}
 
 
+def test_several_workers_on_sqlite_are_warned_about(tmp_path, capsys):
+    from aecls.errors import AeclsError
+
+    spec = load_study(write_study("sq"))
+    with pytest.raises(AeclsError):  # no data there: it stops right after the warning
+        run_study(spec, 2, "sqlite:///sq.db", workers=2, data_dir=str(tmp_path / "none"), progress=False)
+    err = capsys.readouterr().err
+    assert "aecls: warning: 2 workers share sqlite:///sq.db, and SQLite queues its writers" in err
+    assert "journal:FILE" in err
+    with pytest.raises(AeclsError):
+        run_study(spec, 2, "sqlite:///sq.db", workers=1, data_dir=str(tmp_path / "none"), progress=False)
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_worker_plan_assigns_gpus_round_robin_and_splits_cores():
     plans = [worker_plan(i, 3, ["0", "1"], cpus=16) for i in range(3)]
     assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plans] == ["0", "1", "0"]

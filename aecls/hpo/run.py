@@ -18,7 +18,7 @@ from aecls.data.locate import locate
 from aecls.errors import FitInterrupted, Interrupted, check
 from aecls.hpo.recovery import WORKER_ATTR, describe, recover_trials
 from aecls.hpo.space import StudySpec
-from aecls.hpo.storage import claim_outputs, is_grpc, is_journal
+from aecls.hpo.storage import claim_outputs, is_grpc, is_journal, safe_url
 from aecls.hpo.study import DONE, LIVE, open_study
 from aecls.hpo.workers import StudyRun, supervise, visible_gpus, work, worker_plan
 from aecls.paths import DEFAULT_STORAGE, LOG_DIR
@@ -42,6 +42,12 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
           f"study {spec.name} trains each trial on {spec.trainer['devices']} devices (DDP): Optuna's "
           "DDP pruning needs an RDB storage (sqlite:///FILE or postgresql://...), not "
           + ("a gRPC proxy" if is_grpc(storage) else "a journal file"))
+    if workers > 1 and storage.startswith("sqlite:"):
+        # It works, but SQLite lets one writer in at a time: the workers queue on every write
+        # (BENCHMARKS.md, "Study overhead"), which a journal file does not.
+        print(f"aecls: warning: {workers} workers share {safe_url(storage)}, and SQLite queues its "
+              "writers; a journal:FILE storage is cheaper for several workers on one host "
+              "(docs/studies.md, \"Which storage\")", file=sys.stderr)
     locate(spec.data.get("dataset", "fashion_mnist"), data_dir)  # a bad data dir fails here, once
     study = open_study(spec, storage, allow_changes=allow_changes, **storage_kw)
     claim_outputs(spec.name, storage, *outputs)  # after the open: a bad storage claims nothing

@@ -96,8 +96,10 @@ class Report:
     def model(self, name: str):
         path = latest(self.log_dir, name)
         if path is None:
-            self.missing.append(f"{name}: no checkpoint under {self.log_dir}/{name}/ "
-                                f"(run `aecls fit --config configs/{name}.yaml`)")
+            said = (f"{name}: no checkpoint under {self.log_dir}/{name}/ "
+                    f"(run `aecls fit --config configs/{name}.yaml`)")
+            if said not in self.missing:  # several sections ask for the same model
+                self.missing.append(said)
             return None, None, None
         module, ckpt = load_module(path)
         return module, ckpt, path
@@ -296,6 +298,28 @@ def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path, encoder: 
                                f"accuracy {pct[m]} | PCA + logreg: {pca} | {raw} |")
 
 
+def without_empty_sections(lines: list[str]) -> list[str]:
+    """`lines` less each "## " heading with nothing under it before the next heading or the end (a
+    section whose model is missing: the Missing list says so once)."""
+    out: list[str] = []
+
+    def close() -> None:  # drop trailing blanks, and the heading before them if it has no body
+        while out and out[-1] == "":
+            out.pop()
+        if out and out[-1].startswith("## "):
+            out.pop()
+            while out and out[-1] == "":
+                out.pop()
+
+    for line in lines:
+        if line.startswith(("# ", "## ")):
+            close()
+            out.append("")
+        out.append(line)
+    close()
+    return out
+
+
 def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG_DIR,
                  artifacts: str = ARTIFACTS, study_name: str = "quickstart",
                  data_dir: str | None = None) -> Path:
@@ -315,5 +339,5 @@ def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG
     if r.baselines:
         head += ["", "## Baselines", "", "| model | test metric | PCA, same latent dim | raw-pixel logreg |",
                  "|---|---|---|---|", *r.baselines]
-    (out / "report.md").write_text("\n".join(head + r.lines) + "\n")
+    (out / "report.md").write_text("\n".join(head + without_empty_sections(r.lines)) + "\n")
     return out / "report.md"
