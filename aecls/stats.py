@@ -70,8 +70,13 @@ def paired(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Pair
         p = 0.0 if mean != 0 else 1.0
     else:
         p = float(ttest_rel(a, b).pvalue)
-    verdict = "no difference" if p >= alpha else "better" if mean > 0 else "worse"
-    return Paired(n, mean, sd, p, verdict)
+    return Paired(n, mean, sd, p, verdict_of(mean, p, alpha))
+
+
+def verdict_of(mean: float, p: float, alpha: float = ALPHA) -> str:
+    """"better", "worse" or "no difference": the rule for a difference `mean` with p-value `p` (a
+    test's own, or one adjusted for the table it stands in)."""
+    return "no difference" if p >= alpha else "better" if mean > 0 else "worse"
 
 
 def rule(better: str = "beats", worse: str = "loses to", tie: str = "ties") -> str:

@@ -14,10 +14,10 @@ import csv
 import json
 import shlex
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from aecls.cli.main import _parser
+from aecls.cli.transfer import sweep_config
 from aecls.pipeline import FULL, QUICK
 from aecls.transfer.config import SweepConfig
 from aecls.transfer.runs import recorded, settings
@@ -30,8 +30,7 @@ def from_command(command: str) -> SweepConfig:
         return scale.sweep("(the pipeline's encoders)", None)
     if words[:3] != ["aecls", "transfer", "sweep"]:
         raise SystemExit(f"cannot read settings from {command!r}")
-    args = _parser().parse_args(words[1:])
-    return SweepConfig(**{f.name: getattr(args, f.name) for f in fields(SweepConfig)})
+    return sweep_config(_parser().parse_args(words[1:]))
 
 
 def main(paths: list[str]) -> int:

@@ -92,10 +92,15 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def sweep_config(args: argparse.Namespace) -> SweepConfig:
+    """The SweepConfig that `aecls transfer sweep`'s parsed flags give."""
+    return SweepConfig(**{f.name: getattr(args, f.name) for f in fields(SweepConfig)})
+
+
 def _sweep(args: argparse.Namespace) -> None:
     from aecls.transfer.sweep import markdown_table, run_sweep
 
-    cfg = SweepConfig(**{f.name: getattr(args, f.name) for f in fields(SweepConfig)})
+    cfg = sweep_config(args)
     rows = run_sweep(cfg, progress=args.progress)
     print(markdown_table(rows))
     print(f"written: {cfg.out}/sweep.csv, sweep.md, sweep.png")

@@ -116,7 +116,7 @@ def _pm(v: list[float] | np.ndarray) -> str:
     return mean_sd(v, scale=100)
 
 
-def _paired(a: dict[int, float], b: dict[int, float]) -> Paired:
+def paired_by_seed(a: dict[int, float], b: dict[int, float]) -> Paired:
     """`a - b` over the seeds both have (the same labelled subsets), by the one rule of aecls.stats."""
     seeds = sorted(set(a) & set(b))
     return paired([a[s] for s in seeds], [b[s] for s in seeds])
@@ -138,7 +138,7 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
             runs = [sweeps[n].get((b, m), {}) for n in names]
             if not runs[0] or not any(runs[1:]):
                 continue
-            tests = [_paired(r, runs[0]) if r else None for r in runs[1:]]
+            tests = [paired_by_seed(r, runs[0]) if r else None for r in runs[1:]]
             n_tests += sum(t is not None and t.p is not None for t in tests)
             cells = [_pm(list(r.values())) if r else "-" for r in runs]
             cells += [t.difference() if t else "-" for t in tests]
@@ -168,7 +168,7 @@ def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
             if (b, bm) not in base:
                 cells.append("-")
                 continue
-            t = _paired(runs, base[(b, bm)])
+            t = paired_by_seed(runs, base[(b, bm)])
             n_tests += t.p is not None
             cells.append(f"{t.difference()}: {t.verdict if verdicts else NO_VERDICT}")
         lines.append(f"| {b} | {name} | {m} | {_pm(list(runs.values()))} | " + " | ".join(cells) + " |")
@@ -199,7 +199,7 @@ def best_per_budget(sweeps: dict[str, Sweep], verdicts: bool = True) -> list[str
         top, *rest = sorted(cells, key=lambda k: -np.mean(cells[k]))
         line = f"- {b} labels: {top[1]} {top[0]}, {_pm(cells[top])} %"
         if rest:  # the margin over the runner-up, paired by seed, and whether a test backs it
-            t = _paired(sweeps[top[1]][(b, top[0])], sweeps[rest[0][1]][(b, rest[0][0])])
+            t = paired_by_seed(sweeps[top[1]][(b, top[0])], sweeps[rest[0][1]][(b, rest[0][0])])
             said = t.says(f"{top[1]} {top[0]}", f"{rest[0][1]} {rest[0][0]}") if verdicts else NO_VERDICT
             line += f"; over the runner-up, {rest[0][1]} {rest[0][0]}: {t.difference()}, {said}"
         lines.append(line)
@@ -244,7 +244,7 @@ def semi_vs_finetune(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
             base = sweep.get((b, "finetune"))
             if m not in SEMI or not base:
                 continue
-            t = _paired(semi, base)
+            t = paired_by_seed(semi, base)
             lines.append(f"| {name} | {b} | {m} | {_pm(list(base.values()))} | {_pm(list(semi.values()))} "
                          f"| {t.difference()} | {t.says(m, 'finetune') if verdicts else NO_VERDICT} |")
     if len(lines) == 2:
@@ -275,14 +275,23 @@ def settings_text(unlike: list[str], varied: list[str]) -> str:
     return "\n".join(lines)
 
 
+def read_checked(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
+                 allow_unlike: bool = False) -> tuple[dict[str, Sweep], dict[str, float], list[str],
+                                                      list[str]]:
+    """(sweeps, their run seconds, unlike, varied): the sweeps read (each CSV a sweep's first), then
+    their settings compared (`differences`) and unlike sweeps refused unless allowed."""
+    sweeps, seconds = read_compared(paths)
+    unlike, varied = differences(paths, vary)
+    check_alike(unlike, allow_unlike)
+    return sweeps, seconds, unlike, varied
+
+
 def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
                      allow_unlike: bool = False) -> str:
     """The comparison as Markdown sections (the settings, side by side, paired differences to the
     first sweep, semi-supervised vs fine-tuning), computed from the sweeps' CSVs: what compare.md
     holds under its title, and what the report shows. Unlike sweeps: see `check_alike`."""
-    sweeps, seconds = read_compared(paths)  # each CSV a sweep's first, then their settings
-    unlike, varied = differences(paths, vary)
-    check_alike(unlike, allow_unlike)
+    sweeps, seconds, unlike, varied = read_checked(paths, vary, allow_unlike)
     v = not unlike
     sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
     return (f"{sources}\n\n{settings_text(unlike, varied)}"
@@ -296,17 +305,21 @@ def provenance(paths: dict[str, list[str]]) -> str:
     """Where the rows came from: each distinct (command, commit, machine) with its dates and
     row count; rows written before sweeps recorded it say so."""
     seen: dict[tuple[str, str, str], list[str]] = {}
-    for ps in paths.values():
-        for p in ps:
-            with open(p, newline="") as f:
-                for r in csv.DictReader(f):
-                    key = (r.get("command") or "not recorded", r.get("commit") or "-",
-                           r.get("machine") or "-")
-                    seen.setdefault(key, []).append((r.get("date") or "")[:10])
+    for r in _rows(paths):
+        key = (r.get("command") or "not recorded", r.get("commit") or "-", r.get("machine") or "-")
+        seen.setdefault(key, []).append((r.get("date") or "")[:10])
     lines = ["| rows | dates | command | commit | machine |", "|---:|---|---|---|---|"]
     for (command, commit, machine), dates in seen.items():
         lines.append(f"| {len(dates)} | {_span(dates)} | `{command}` | {commit} | {machine} |")
     return "\n".join(lines) + "\n"
+
+
+def _rows(paths: dict[str, list[str]]):
+    """Every row of the comparison's CSVs, as dicts."""
+    for ps in paths.values():
+        for p in ps:
+            with open(p, newline="") as f:
+                yield from csv.DictReader(f)
 
 
 def _span(dates: list[str]) -> str:
@@ -316,17 +329,12 @@ def _span(dates: list[str]) -> str:
 
 def provenance_line(paths: dict[str, list[str]]) -> str:
     """The rows' provenance in one line: how many, when, from how many commands, which machines."""
-    dates, commands, machines, n = [], set(), set(), 0
-    for ps in paths.values():
-        for p in ps:
-            with open(p, newline="") as f:
-                for r in csv.DictReader(f):
-                    n += 1
-                    dates.append((r.get("date") or "")[:10])
-                    commands.add(r.get("command") or "not recorded")
-                    machines.add(r.get("machine") or "not recorded")
-    return (f"{n} rows, {_span(dates)}, from {len(commands)} command(s) on {'; '.join(sorted(machines))}, "
-            "torch threads and seeds as each row records")
+    rows = list(_rows(paths))
+    dates = [(r.get("date") or "")[:10] for r in rows]
+    commands = {r.get("command") or "not recorded" for r in rows}
+    machines = {r.get("machine") or "not recorded" for r in rows}
+    return (f"{len(rows)} rows, {_span(dates)}, from {len(commands)} command(s) on "
+            f"{'; '.join(sorted(machines))}, torch threads and seeds as each row records")
 
 
 def read_record(folder: str | Path) -> tuple[dict[str, list[str]], dict]:

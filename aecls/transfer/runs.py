@@ -109,10 +109,7 @@ def load(out: Path, cfg: SweepConfig) -> list[dict]:
     path = out / SWEEP_CSV
     if not path.exists():
         return []
-    try:
-        made = json.loads((out / SWEEP_JSON).read_text()).get("settings")
-    except (OSError, ValueError, AttributeError):
-        made = None
+    made = recorded(path)  # sweep.json, beside it
     if made is None:
         raise _fail(path, None, f"no settings beside it in {SWEEP_JSON}, so its rows cannot be "
                                 "continued (a sweep written before aecls recorded them, or not a sweep)")
