@@ -51,6 +51,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
     A study export older than its study's best trial is used, with a line saying so."""
     path = Path(path)
     if path.is_dir():
+        _check_export_folder(path)
         path = path / ENCODER_FILE
     if path.name == ENCODER_FILE and (why := stale_export(path.parent)) and why not in _SAID:
         _SAID.add(why)  # once a process: a sweep loads the encoder again for every run
@@ -70,6 +71,24 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, NetConfig, str]:
     except Exception as e:  # torch's unpickler raises its own types for non-checkpoint files
         raise AeclsError(f"{path} is not readable as an encoder export ({type(e).__name__})") from e
     return encoder, net, blob["model"]
+
+
+def _check_export_folder(folder: Path) -> None:
+    """A folder given as an encoder must hold a study export; say what to do for the two folders a
+    user gives by mistake: a study's folder before `study best` ran, and a training run's."""
+    if (folder / ENCODER_FILE).is_file():
+        return
+    checkpoints = sorted(folder.rglob("*.ckpt"))
+    if checkpoints:
+        named = ", ".join(str(c) for c in checkpoints[:3]) + (" ..." if len(checkpoints) > 3 else "")
+        raise AeclsError(f"{folder} is a training run, not an encoder export: give its checkpoint "
+                         f"({named})")
+    try:
+        study = json.loads((folder / STUDY_FILE).read_text()).get("study") or folder.name
+    except (OSError, ValueError):
+        study = folder.name
+    raise AeclsError(f"no {ENCODER_FILE} in {folder}: `aecls study best {study}` exports the best "
+                     "trial's encoder there (or give best_encoder.pt or an autoencoder checkpoint)")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

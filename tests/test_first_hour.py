@@ -113,8 +113,14 @@ def test_same_study_name_on_two_storages_does_not_mix_outputs(tiny_data, capsys)
     assert main(["study", "run", path, *common]) == 0
     capsys.readouterr()
     assert main(["study", "run", path, *common, "--storage", "journal:tiny.journal"]) == 2
-    err = _one_line_error(capsys)
-    assert "lightning_logs/tiny holds study tiny of storage" in err and "optuna.db" in err
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err  # one line, and no "A new study created" before it
+    # both storages written alike (absolute paths), and the refusal created neither study nor file
+    assert (f"lightning_logs/tiny holds study tiny of storage {Path('optuna.db').resolve()}, "
+            f"not of {Path('tiny.journal').resolve()}:") in err
+    assert "created" not in captured.out + captured.err
+    assert not Path("tiny.journal").exists()
     assert sorted(p.name for p in Path("lightning_logs/tiny").iterdir()) == [".aecls_storage", "trial_0"]
     assert len(list(Path("lightning_logs/tiny/trial_0").glob("events.out.tfevents.*"))) == 1
     # its own folders are fine

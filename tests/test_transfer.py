@@ -110,6 +110,22 @@ def test_bad_encoder_path(tiny_data, capsys):
     assert "encoder not found" in capsys.readouterr().err
 
 
+def test_encoder_folders_given_by_mistake_say_what_to_give(tiny_data, capsys):
+    """Issue #40, 2: a study's folder before `study best` ran, and a trial's folder."""
+    study = Path("artifacts/mystudy")
+    study.mkdir(parents=True)
+    (study / "study.json").write_text('{"study": "mystudy", "best_trial": 2}')
+    ckpt = Path("lightning_logs/mystudy/trial_2/checkpoints/best.ckpt")
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    cases = [(study, "no best_encoder.pt in artifacts/mystudy: `aecls study best mystudy` exports"),
+             (ckpt.parents[1], f"is a training run, not an encoder export: give its checkpoint ({ckpt})")]
+    for given, said in cases:
+        assert main(["transfer", "sweep", "--encoder", str(given), "--data-dir", str(tiny_data)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert said in err and "\n" not in err, err
+
+
 def test_mnist_pretraining_transfers_to_fashion(tiny_data, tmp_path, capsys):
     """Seed 001's experiment on synthetic files: a DAE pretrained on 'MNIST', fine-tuned on Fashion."""
     from tests.conftest import write_dataset

@@ -18,7 +18,7 @@ from aecls.data.locate import locate
 from aecls.errors import FitInterrupted, Interrupted, check
 from aecls.hpo.recovery import WORKER_ATTR, describe, recover_trials
 from aecls.hpo.space import StudySpec
-from aecls.hpo.storage import claim_outputs, is_grpc, is_journal, safe_url
+from aecls.hpo.storage import check_outputs, is_grpc, is_journal, mark_outputs, safe_url
 from aecls.hpo.study import DONE, LIVE, open_study
 from aecls.hpo.workers import StudyRun, supervise, visible_gpus, work, worker_plan
 from aecls.paths import DEFAULT_STORAGE, LOG_DIR
@@ -36,7 +36,7 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
     and the GPUs. `artifacts`: directory of the artifact store (default: beside the storage).
     `objective_fn` replaces the training objective (a top-level function, for worker processes):
     the study-overhead benchmark's stand-in that trains nothing. `outputs`: folders under which
-    this run's STUDY/ outputs go, claimed for this storage (claim_outputs) once it is open."""
+    this run's STUDY/ outputs go, checked before the storage is opened and marked with it once it is."""
     total = n_trials or spec.n_trials
     check(not (spec.distributed and (is_journal(storage) or is_grpc(storage))),
           f"study {spec.name} trains each trial on {spec.trainer['devices']} devices (DDP): Optuna's "
@@ -49,8 +49,9 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
               "writers; a journal:FILE storage is cheaper for several workers on one host "
               "(docs/studies.md, \"Which storage\")", file=sys.stderr)
     locate(spec.data.get("dataset", "fashion_mnist"), data_dir)  # a bad data dir fails here, once
+    check_outputs(spec.name, storage, *outputs)  # before the open: a refusal creates nothing
     study = open_study(spec, storage, allow_changes=allow_changes, **storage_kw)
-    claim_outputs(spec.name, storage, *outputs)  # after the open: a bad storage claims nothing
+    mark_outputs(spec.name, storage, *outputs)  # after the open: a bad storage claims nothing
     for failed, retry in recover_trials(study, storage):
         print(f"aecls: trial {failed} was left RUNNING by a process that is gone: failed"
               + (f", re-queued as trial {retry}" if retry is not None else ""), file=sys.stderr)

@@ -271,19 +271,36 @@ def storage_key(url: str) -> str:
     return f"file:{path.resolve()}" if path is not None else safe_url(url).replace(":***@", "@")
 
 
-def claim_outputs(study: str, url: str, *roots: str | Path) -> None:
-    """Outputs are kept under ROOT/STUDY (TensorBoard runs, plots, best.json): mark each such folder
-    with the storage it belongs to, and refuse to mix in a same-named study of another storage."""
+def shown_storage(key: str) -> str:
+    """A storage_key as printed: a file's absolute path, a server's URL without its password."""
+    return key.removeprefix("file:")
+
+
+def check_outputs(study: str, url: str, *roots: str | Path) -> None:
+    """Outputs are kept under ROOT/STUDY (TensorBoard runs, plots, best.json): refuse, before
+    anything is opened or created, to mix in a same-named study of another storage."""
     key = storage_key(url)
     for root in roots:
         folder = Path(root) / study
         owner = folder / OWNER_FILE
-        if owner.is_file():
-            had = owner.read_text().strip()
-            if had != key:
-                raise AeclsError(f"{folder} holds study {study} of storage {had.removeprefix('file:')}, "
-                                 f"not of {safe_url(url)}: give the study another name, or keep its "
-                                 "outputs in other folders", setting="outputs")
-        else:
+        had = owner.read_text().strip() if owner.is_file() else key
+        if had != key:
+            raise AeclsError(f"{folder} holds study {study} of storage {shown_storage(had)}, not of "
+                             f"{shown_storage(key)}: give the study another name, or keep its outputs "
+                             "in other folders", setting="outputs")
+
+
+def mark_outputs(study: str, url: str, *roots: str | Path) -> None:
+    """Mark each ROOT/STUDY folder with the storage it belongs to (once that storage is open)."""
+    key = storage_key(url)
+    for root in roots:
+        folder = Path(root) / study
+        if not (folder / OWNER_FILE).is_file():
             folder.mkdir(parents=True, exist_ok=True)
-            owner.write_text(key + "\n")
+            (folder / OWNER_FILE).write_text(key + "\n")
+
+
+def claim_outputs(study: str, url: str, *roots: str | Path) -> None:
+    """check_outputs, then mark_outputs: for commands whose storage is already open."""
+    check_outputs(study, url, *roots)
+    mark_outputs(study, url, *roots)
