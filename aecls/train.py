@@ -21,8 +21,10 @@ from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from aecls.data import FashionMNISTDataModule
+from aecls.encoders import read_checkpoint
 from aecls.errors import AeclsError, FitInterrupted, check
 from aecls.modules import BaseModule
+from aecls.modules.base import check_resume
 from aecls.modules.registry import family, module_classes
 from aecls.paths import LOG_DIR, read_config
 from aecls.training import make_trainer
@@ -134,6 +136,8 @@ def train(cfg: TrainConfig, prepared: TrainResult | None = None) -> TrainResult:
     """
     result = prepared or prepare(cfg)
     module, dm, trainer = result.module, result.datamodule, result.trainer
+    if cfg.ckpt_path is not None and Path(cfg.ckpt_path).is_file():
+        check_resume(read_checkpoint(cfg.ckpt_path), trainer, dm)
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
     except SystemExit:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,22 @@ def test_training_a_finished_one_cycle_run_longer_says_why_not(tiny_data, capsys
     capsys.readouterr()
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "2", "--ckpt_path", "last", *TINY_FIT) == 2
     err = _one_line_error(capsys)
-    assert "one-cycle lr schedule was laid out for 10 steps" in err and "this fit has 20" in err
+    assert "one-cycle lr schedule was laid out for 10 steps" in err
+    assert "this fit changes trainer.max_epochs 1 -> 2;" in err
+
+
+def test_resuming_with_another_length_names_the_setting_before_lightning_speaks(tiny_data, capsys):
+    """Issue #40, 3: only limit_train_batches changed: that is named (not "max_epochs changed?"),
+    and the refusal comes before the fit's warnings."""
+    assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", *TINY_FIT) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+                   "--ckpt_path", "last", *TINY_FIT) == 2
+    err = _one_line_error(capsys)
+    assert "this fit changes trainer.limit_train_batches 1.0 -> 3;" in err and "max_epochs" not in err
+    assert [str(w.message) for w in caught if "lightning" in w.filename] == []
     # the run's own length still resumes (here: nothing left to do), and cosine can be extended
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--ckpt_path", "last", *TINY_FIT) == 0
 

@@ -32,6 +32,45 @@ def as_config(value: Any, cls: type) -> Any:
     return value
 
 
+LENGTH_KEY = "aecls_length"  # in a checkpoint: the settings that set the fit's number of steps
+CANNOT_STRETCH = ("a one-cycle schedule cannot be stretched. Resume with the run's own settings, or "
+                  "start a new run with the new ones (scheduler cosine or none can be resumed longer)")
+
+
+def length_settings(trainer: L.Trainer, datamodule: Any) -> dict[str, Any]:
+    """The settings that decide how many optimiser steps a fit takes (a one-cycle schedule's
+    length): the Trainer's, the devices' and the data's."""
+    settings = {f"trainer.{k}": getattr(trainer, k, None) for k in
+                ("max_epochs", "max_steps", "limit_train_batches", "accumulate_grad_batches")}
+    settings["trainer.devices"] = trainer.world_size
+    hp = getattr(datamodule, "hparams", {}) or {}
+    settings.update({f"data.{k}": hp.get(k) for k in ("batch_size", "val_size", "n_labels")})
+    return settings
+
+
+def one_cycle_steps(checkpoint: dict[str, Any]) -> int | None:
+    """The total steps a checkpoint's one-cycle lr schedule was laid out for (None: no such one)."""
+    totals = [s["total_steps"] for s in checkpoint.get("lr_schedulers") or [] if s.get("total_steps")]
+    return totals[0] if totals else None
+
+
+def resume_changes(checkpoint: dict[str, Any], trainer: L.Trainer, datamodule: Any) -> list[str]:
+    """'SETTING A -> B' for each length setting this fit changes from the checkpoint's run (none
+    for a checkpoint that does not record them)."""
+    before = checkpoint.get(LENGTH_KEY) or {}
+    now = length_settings(trainer, datamodule)
+    return [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
+
+
+def check_resume(checkpoint: dict[str, Any], trainer: L.Trainer, datamodule: Any) -> None:
+    """Before a resumed fit starts (and before Lightning's own messages): refuse to resume a one-cycle
+    schedule with settings that change its length, naming them."""
+    total = one_cycle_steps(checkpoint)
+    if total is not None and (changed := resume_changes(checkpoint, trainer, datamodule)):
+        raise AeclsError(f"resuming: this run's one-cycle lr schedule was laid out for {total} steps, "
+                         f"and this fit changes {', '.join(changed)}; {CANNOT_STRETCH}", setting="ckpt_path")
+
+
 class BaseModule(L.LightningModule):
     # init arguments replaced when a checkpoint is re-loaded (see aecls.checkpoints.load_module)
     reload_overrides: ClassVar[dict[str, Any]] = {}
@@ -152,19 +191,23 @@ class BaseModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Resuming a fit: a one-cycle schedule is laid out for the run's total steps when it starts,
         # and Lightning restores that layout over the new one, so a run resumed with another
-        # length would fail part-way ("Tried to step N times"). Say so before it starts.
+        # length would fail part-way ("Tried to step N times"). `check_resume` says so before the
+        # fit starts where the checkpoint records its length's settings; this is the last word for
+        # older checkpoints and for a length changed by the data alone.
         trainer = self._trainer
         if trainer is None or not trainer.training:
             return
-        for state in checkpoint.get("lr_schedulers") or []:
-            total = state.get("total_steps")
-            if total is not None and total != (now := max(1, int(trainer.estimated_stepping_batches))):
-                raise AeclsError(
-                    f"resuming: this run's one-cycle lr schedule was laid out for {total} steps, and "
-                    f"this fit has {now} (max_epochs changed?); a one-cycle schedule cannot be "
-                    "stretched. Resume with the run's own max_epochs, or start a new run with the "
-                    "longer length (scheduler cosine or none can be resumed longer)", setting="ckpt_path")
+        total = one_cycle_steps(checkpoint)
+        if total is not None and total != (now := max(1, int(trainer.estimated_stepping_batches))):
+            changed = ", ".join(resume_changes(checkpoint, trainer, trainer.datamodule)) or (
+                "max_epochs, max_steps, limit_train_batches, the batch size, the training set or the "
+                "devices")
+            raise AeclsError(f"resuming: this run's one-cycle lr schedule was laid out for {total} steps, "
+                             f"and this fit has {now} ({changed} changed); {CANNOT_STRETCH}",
+                             setting="ckpt_path")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `aecls test --ckpt` rebuild the right class without a config file.
         checkpoint["aecls_model"] = type(self).__name__
+        if self._trainer is not None:
+            checkpoint[LENGTH_KEY] = length_settings(self._trainer, self._trainer.datamodule)
