@@ -19,8 +19,10 @@ def init_args(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hparams.items() if k in params}
 
 
-def load_module(path: str | Path) -> tuple[BaseModule, dict[str, Any]]:
-    """(module with the checkpoint's weights, in eval mode; the raw checkpoint dict)."""
+def load_module(path: str | Path,
+                test_settings: dict[str, Any] | None = None) -> tuple[BaseModule, dict[str, Any]]:
+    """(module with the checkpoint's weights, in eval mode; the raw checkpoint dict), with
+    `test_settings` (the module's `test_settings` only) over the saved ones."""
     ckpt = read_checkpoint(path)
     name, classes = ckpt.get("aecls_model"), module_classes()
     if name not in classes:
@@ -28,7 +30,9 @@ def load_module(path: str | Path) -> tuple[BaseModule, dict[str, Any]]:
                          f"expected one of {sorted(classes)}")
     try:
         cls = classes[name]
-        module = cls(**{**init_args(cls, ckpt.get("hyper_parameters", {})), **cls.reload_overrides})
+        cls.check_test_settings(test_settings or {})
+        module = cls(**{**init_args(cls, ckpt.get("hyper_parameters", {})), **cls.reload_overrides,
+                        **(test_settings or {})})
         module.load_state_dict(ckpt["state_dict"])
     except (TypeError, KeyError, RuntimeError) as e:
         raise AeclsError(f"{path}: checkpoint does not match {name} ({e})") from e

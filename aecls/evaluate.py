@@ -11,11 +11,13 @@ from aecls.training import make_trainer
 
 
 def evaluate_checkpoint(ckpt_path: str | Path, data_dir: str | None = None, accelerator: str = "auto",
-                        baselines: bool = True, logger: Any = False) -> dict[str, float]:
+                        baselines: bool = True, logger: Any = False,
+                        test_settings: dict[str, Any] | None = None) -> dict[str, float]:
     """Test metrics of a checkpoint (and, with `baselines`, its reference numbers), printed one
     per line and returned; a classifier's per-class report is written beside its checkpoints.
-    With a `logger` (the fit's, after `aecls fit`), the test/* metrics are logged to it too."""
-    module, ckpt = load_module(ckpt_path)
+    With a `logger` (the fit's, after `aecls fit`), the test/* metrics are logged to it too.
+    `test_settings`: the module's test-only arguments for this test (a VAE's nll_samples)."""
+    module, ckpt = load_module(ckpt_path, test_settings)
     dm = load_datamodule(ckpt, data_dir=data_dir)
     # A bar over the test batches: a VAE's importance-sampled NLL takes minutes on a CPU.
     trainer = make_trainer(1, accelerator=accelerator, logger=logger, progress=True)

@@ -99,6 +99,29 @@ def test_cli_run_best_plots(tiny_data, capsys):
         assert Path(f"artifacts/cli/{png}.png").stat().st_size > 1000
     assert main(["study", "best", *common, "--seeds", "1"]) == 0
     assert Path("artifacts/cli/best_encoder.pt").is_file()
+    capsys.readouterr()
+    assert main(["study", "best", *common, "--seeds", "1", "--nll-samples", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "nll_samples: AutoEncoder has no such test setting (its test settings: none)" in err
+
+
+def test_vae_study_best_says_the_test_cost_once_and_takes_fewer_samples(tiny_data, capsys):
+    """Issue #40, 5: `study best` on a VAE study says what its NLL test costs, as `aecls test`
+    does, and `--nll-samples` lowers it for the test only (recorded in best.json)."""
+    path = str(write_study("vae1", epochs=1, model="vae", n_trials=1,
+                                space={**SPACE, "kl_warmup_epochs": 0}))
+    common = [path, "--storage", "sqlite:///v.db", "--data-dir", str(tiny_data)]
+    assert main(["study", "run", *common, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["study", "best", *common, "--seeds", "2", "--nll-samples", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("aecls: test/nll: 3 importance samples per test image") == 1, out
+    best = json.loads(Path("artifacts/vae1/best.json").read_text())
+    assert best["test_settings"] == {"nll_samples": 3} and "nll_samples" not in best["params"]
+    ckpt = best["encoder"]["checkpoint"]
+    assert main(["test", "--ckpt", ckpt, "--data-dir", str(tiny_data), "--nll-samples", "2",
+                 "--no-baselines"]) == 0
+    assert "aecls: test/nll: 2 importance samples" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -23,6 +23,7 @@ import argparse
 import signal
 import sys
 
+from aecls.cli.options import add_test_settings, given_test_settings
 from aecls.errors import AeclsError, FitInterrupted, Interrupted, mask_secrets
 from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 
@@ -41,7 +42,9 @@ def _test(args: argparse.Namespace) -> None:
     data_dir = args.data_dir
     if data_dir is None and args.config:
         data_dir = _config_data_dir(args.config)
-    evaluate_checkpoint(args.ckpt, data_dir, args.accelerator, args.baselines)
+    evaluate_checkpoint(args.ckpt, data_dir, args.accelerator, args.baselines,
+                        test_settings=given_test_settings(args))
+
 
 
 def _config_data_dir(path: str) -> str | None:
@@ -123,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(*DATA_DIR_ALIASES, dest="data_dir",
                    help="IDX directory (default: the config's, else where the checkpoint's data was found)")
     t.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default)")
+    add_test_settings(t)
     t.add_argument("--no-baselines", dest="baselines", action="store_false",
                    help="skip the reference numbers (PCA at the same latent dim for an AE, "
                         "the independent-pixel likelihood for a VAE)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from aecls.cli.options import add_test_settings, given_test_settings
 from aecls.constants import SERVE_HOST, SERVE_PORT
 from aecls.paths import (
     ARTIFACTS,
@@ -69,6 +70,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
                    help="which trial to re-run: " + "; ".join(f"{k}: {v}" for k, v in _rules().items())
                         + ". Default: the study's objective (knee for multi); a single-objective "
                           "study accepts only its own objective. Recorded in best.json.")
+    add_test_settings(b)
     b.set_defaults(func=_best)
     pl = ssub.add_parser("plots", help="save the study's PNG plots under OUT/STUDY/",
                          description="Print the study's summary and save its plots (history, "
@@ -157,7 +159,8 @@ def _best(args: argparse.Namespace) -> None:
     spec = _spec(args)
     study = open_study(spec, args.storage, allow_changes=args.allow_changes, create=False)
     claim_outputs(spec.name, args.storage, args.log_dir, args.out)
-    info = rerun_best(spec, study, args.seeds, args.data_dir, args.log_dir, args.out, select=args.select)
+    info = rerun_best(spec, study, args.seeds, args.data_dir, args.log_dir, args.out, select=args.select,
+                      test_settings=given_test_settings(args))
     print(format_best(info))
 
 

@@ -23,7 +23,7 @@ from aecls.hpo.space import StudySpec
 from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.stats import spread
-from aecls.train import train
+from aecls.train import build_module, train
 from aecls.training import quiet_lightning
 
 
@@ -55,26 +55,37 @@ def _scaled(v: np.ndarray) -> np.ndarray:
     return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
 
-def _fit_and_test(spec: StudySpec, params: dict[str, Any], seed: int, monitor: str, data_dir: str | None,
-                  log_dir: str) -> dict[str, Any]:
-    """One seeded re-run of a config, full epochs, tested at its best checkpoint."""
+def _fit_and_test(spec: StudySpec, params: dict[str, Any], model: dict[str, Any], seed: int, monitor: str,
+                  data_dir: str | None, log_dir: str) -> dict[str, Any]:
+    """One seeded re-run of a config (`model`: its model config), full epochs, tested at its best
+    checkpoint."""
     version = f"best_seed{seed}"
     ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / version / "checkpoints", monitor)
-    run = train(spec.train_config(params, seed, data_dir, checkpoint=ckpt, test="best",
-                                  callbacks=[LatentProbe()] if spec.uses_probe else [],
-                                  logger=TensorBoardLogger(log_dir, name=spec.name, version=version)))
+    cfg = spec.train_config(params, seed, data_dir, checkpoint=ckpt, test="best",
+                            callbacks=[LatentProbe()] if spec.uses_probe else [],
+                            logger=TensorBoardLogger(log_dir, name=spec.name, version=version))
+    cfg.model = model
+    run = train(cfg)
     return {"seed": seed, "threads": torch.get_num_threads(), "val_score": run.best_score,
             "checkpoint": run.best_path, "test": run.test, "module": run.module}
 
 
 def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: str | None = None,
                log_dir: str = LOG_DIR, out_root: str = ARTIFACTS,
-               select: str | None = None) -> dict[str, Any]:
+               select: str | None = None, test_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the selected trial's config once per seed (the trial's own seed first, full epochs),
     test each best checkpoint, export the encoder of the seed best on the rule's validation
-    metric. Returns what is written to best.json."""
+    metric. `test_settings`: the model's test-only arguments (a VAE's nll_samples), recorded.
+    Returns what is written to best.json."""
+    test_settings = dict(test_settings or {})
+    spec.family.module.check_test_settings(test_settings)
     trial, rule = select_trial(spec, study, select)
     params = spec.suggest(optuna.trial.FixedTrial(trial.params))  # fixed values of the space too
+    model = spec.model_config(params)
+    model["init_args"].update(test_settings)  # test-only: each fit is the trial's
+    cost = build_module(model).test_cost()
+    if cost is not None:  # said once, before the first of the seeds' tests
+        print(f"aecls: {cost}; each of {seeds} seed(s) is tested", flush=True)
     monitor = PROBE_METRIC if rule == "probe" else spec.metrics[0]
     sign = -1 if spec.direction(monitor) == "maximize" else 1  # lower `sign * score` is better
     quiet_lightning()
@@ -89,7 +100,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     try:
         for seed in seed_list:
             torch.set_num_threads(trial.user_attrs.get("threads", threads) if seed == own else threads)
-            runs.append(_fit_and_test(spec, params, seed, monitor, data_dir, log_dir))
+            runs.append(_fit_and_test(spec, params, model, seed, monitor, data_dir, log_dir))
     finally:
         torch.set_num_threads(threads)
     chosen = min(runs, key=lambda r: sign * r["val_score"])
@@ -107,7 +118,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
         "study": spec.name, "model": spec.model, "trial": trial.number, "params": params,
         "objective": spec.objective, "select": rule, "rule": RULES[rule],
         "trial_values": trial_values, "monitor": monitor, "trial_seed": own, "reproduced": reproduced,
-        "loss_varies_with": spec.searched_loss_keys,
+        "loss_varies_with": spec.searched_loss_keys, "test_settings": test_settings,
         "net": asdict(net), "epochs": spec.epochs, "seeds": seed_list,
         "test": {m: {"mean": float(np.mean([r["test"][m] for r in runs])),
                      "std": float(np.std([r["test"][m] for r in runs]))} for m in metrics},

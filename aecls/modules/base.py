@@ -74,6 +74,9 @@ def check_resume(checkpoint: dict[str, Any], trainer: L.Trainer, datamodule: Any
 class BaseModule(L.LightningModule):
     # init arguments replaced when a checkpoint is re-loaded (see aecls.checkpoints.load_module)
     reload_overrides: ClassVar[dict[str, Any]] = {}
+    # init arguments that change only what a test computes, never the training: `aecls test` and
+    # `study best` may set them for one test (a VAE's nll_samples: the test's cost)
+    test_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, net: NetConfig | dict | None, optim: OptimConfig | dict | None) -> None:
         super().__init__()
@@ -145,6 +148,15 @@ class BaseModule(L.LightningModule):
         """{argument: epochs} a schedule of this module needs to run its course (a KL warm-up, a
         frozen start): a study whose trials are shorter is refused (aecls.hpo.space)."""
         return {}
+
+    @classmethod
+    def check_test_settings(cls, settings: dict[str, Any]) -> None:
+        """Refuse a test setting this module does not have, naming the ones it has."""
+        unknown = sorted(set(settings) - set(cls.test_settings))
+        if unknown:
+            has = ", ".join(cls.test_settings) or "none"
+            raise AeclsError(f"{', '.join(unknown)}: {cls.__name__} has no such test setting (its test "
+                             f"settings: {has})", setting=unknown[0])
 
     def test_cost(self) -> str | None:
         """What a test of this module costs beyond one pass over the test set, said before it
