@@ -46,6 +46,9 @@ def test_fit_then_test_checkpoint(tiny_data, capsys):
     events = EventAccumulator("lightning_logs/cae/version_0").Reload()
     assert "val/images" in events.Tags()["images"]  # reconstruction grid each validation epoch
     assert {"train/loss", "val/loss", "hp_metric"} <= set(events.Tags()["scalars"])
+    # issue #40, 6: each epoch's grid at the step of that epoch's val/* scalars
+    scalar_steps = [e.step for e in events.Scalars("val/loss")]
+    assert [e.step for e in events.Images("val/images")] == scalar_steps and len(scalar_steps) == 2
 
 
 def test_same_seed_same_weights(tiny_data):

@@ -17,7 +17,7 @@ from aecls.errors import AeclsError
 from aecls.hpo.best import rerun_best
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.space import load_study
-from aecls.hpo.summary import summary
+from aecls.hpo.summary import epoch_curve, summary
 from tests.helpers import SPACE, finished, write_study
 
 
@@ -55,6 +55,30 @@ def test_median_pruner_prunes_bad_trials(tiny_data):
     assert all(t.user_attrs["epochs_run"] == len(t.intermediate_values) for t in finished(study))
     s = summary(spec, study)
     assert s["epochs_run"] < s["epochs_unpruned"] and s["pruning_saved"] > 0
+    # issue #40, 6: val_curves.png numbers epochs as Optuna's reports (and its pruning log) do
+    for t in finished(study):
+        if t.state == TrialState.COMPLETE:
+            epochs, values = epoch_curve(t, spec.metrics[0])
+            assert epochs == sorted(t.intermediate_values) == [0, 1, 2, 3]
+            assert values == [t.intermediate_values[e] for e in epochs]
+
+
+def test_summary_says_failed_trials_were_re_queued():
+    """Issue #40, 6: after a Ctrl-C the failed trials were re-queued: the summary says so."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    from aecls.hpo.summary import format_summary
+
+    spec = load_study(write_study("rq"))
+    study = optuna.create_study(study_name="rq")
+    for _ in range(2):
+        trial = study.ask()
+        study.tell(trial, state=TrialState.FAIL)
+        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, study.trials[trial.number])
+    study.tell(study.ask(), state=TrialState.FAIL)  # one that nothing re-queued
+    s = summary(spec, study)
+    assert s["failed"] == 3 and s["requeued"] == 2
+    assert "3 failed (2 of them re-queued)" in format_summary(s)
 
 
 def test_journal_two_workers_run_exactly_n_trials(tiny_data):

@@ -77,6 +77,12 @@ def recover_trials(study: optuna.Study, storage: str, dead: set[int] | None = No
         lock.release()
 
 
+def requeued(trials: list[optuna.trial.FrozenTrial]) -> set[int]:
+    """The numbers of the trials whose params were re-queued as another trial (Optuna's retry
+    callbacks record the chain of originals in each retry's `retry_history`)."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history") or []}
+
+
 def describe(recovered: Recovered) -> str:
     """What recover_trials did, for the user: "trial 2 failed, re-queued as trial 3; ..."."""
     return "; ".join(f"trial {f} failed, re-queued as trial {r}" if r is not None

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from aecls.hpo.recovery import requeued
 from aecls.hpo.space import StudySpec
 from aecls.paths import STUDY_FILE
 
@@ -21,10 +22,12 @@ def summary(spec: StudySpec, study: optuna.Study) -> dict[str, Any]:
     run = sum(t.user_attrs.get("epochs_run", 0) for t in finished)
     full = spec.epochs * len(finished)
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    trials = study.get_trials(deepcopy=False)
+    failed = {t.number for t in trials if t.state == TrialState.FAIL}
     out: dict[str, Any] = {
         "objective": spec.objective, "metrics": list(spec.metrics),
         "complete": len(complete), "pruned": len(finished) - len(complete),
-        "failed": len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))),
+        "failed": len(failed), "requeued": len(failed & requeued(trials)),
         "epochs_run": run, "epochs_unpruned": full,
         "pruning_saved": 1 - run / full if full else 0.0,
         "seconds": round(sum(t.user_attrs.get("seconds", 0.0) for t in finished), 1),
@@ -49,7 +52,9 @@ def searched(study: optuna.Study) -> list[str]:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    lines = [f"trials: {s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed; "
+    requeued = s.get("requeued", 0)
+    failed = f"{s['failed']} failed" + (f" ({requeued} of them re-queued)" if requeued else "")
+    lines = [f"trials: {s['complete']} complete, {s['pruned']} pruned, {failed}; "
              f"{s['seconds']} s of training",
              f"epochs run {s['epochs_run']} of {s['epochs_unpruned']} unpruned "
              f"({100 * s['pruning_saved']:.0f}% saved by pruning)"]
@@ -109,6 +114,16 @@ def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> lis
     return [*written, *_curves(spec, complete, out)]
 
 
+def epoch_curve(trial: optuna.trial.FrozenTrial, metric: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of one metric of a trial, its epochs numbered as Lightning's epoch counter,
+    Optuna's reported steps and the pruning log number them: from 0."""
+    curve = trial.user_attrs.get("history", {}).get(metric)
+    if curve is None:  # trials of older runs: the reported (pruning) values, by their step
+        steps = sorted(trial.intermediate_values)
+        return steps, [trial.intermediate_values[k] for k in steps]
+    return list(range(len(curve))), list(curve)
+
+
 def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
     """One panel per metric: its value per epoch for each non-pruned trial."""
     from matplotlib.ticker import MaxNLocator
@@ -119,14 +134,13 @@ def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
     for ax, metric in zip(axes[0], spec.metrics, strict=True):
         positive = True  # a loss or an MSE spans decades: a log axis, where every value allows it
         for t in complete:
-            curve = t.user_attrs.get("history", {}).get(metric)
-            if curve is None:  # trials of older runs: the reported (pruning) values
-                curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
-            ax.plot(range(1, len(curve) + 1), curve, marker=".", label=f"trial {t.number}")
+            epochs, curve = epoch_curve(t, metric)
+            ax.plot(epochs, curve, marker=".", label=f"trial {t.number}")
             positive = positive and all(v > 0 for v in curve)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         log = positive and complete and spec.direction(metric) == "minimize"
-        ax.set(xlabel="epoch", ylabel=metric, yscale="log" if log else "linear",
+        ax.set(xlabel="epoch (from 0, as Lightning and Optuna count)", ylabel=metric,
+               yscale="log" if log else "linear",
                title=f"{spec.name}: {metric} of the non-pruned trials")
         if complete:
             ax.legend(fontsize="small", ncol=2)

@@ -71,6 +71,14 @@ def check_resume(checkpoint: dict[str, Any], trainer: L.Trainer, datamodule: Any
                          f"and this fit changes {', '.join(changed)}; {CANNOT_STRETCH}", setting="ckpt_path")
 
 
+def scalar_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs this epoch's val/* scalars at, for an image logged beside them.
+    Why a private counter: validation runs before the epoch's last optimiser step is counted for
+    the loggers, so `global_step` is one ahead of the scalars; Lightning's logger connector uses
+    this counter and offers no public name for it."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
 class BaseModule(L.LightningModule):
     # init arguments replaced when a checkpoint is re-loaded (see aecls.checkpoints.load_module)
     reload_overrides: ClassVar[dict[str, Any]] = {}
@@ -182,7 +190,7 @@ class BaseModule(L.LightningModule):
         if self._grid_batch is not None and isinstance(self.logger, TensorBoardLogger):
             if not self.trainer.sanity_checking:
                 self.logger.experiment.add_image("val/images", self.image_grid(self._grid_batch),
-                                                 self.global_step)
+                                                 scalar_step(self.trainer))
 
     @torch.no_grad()
     def image_grid(self, x: torch.Tensor) -> torch.Tensor:
