@@ -55,6 +55,16 @@ class Paired:
         return f"{name} {dict(better='beats', worse='loses to').get(self.verdict, 'ties')} {ref}"
 
 
+def too_few_seeds(tests: Sequence[Paired]) -> str | None:
+    """Said once above a table none of whose tests has the seeds for a verdict (its verdict
+    column then goes: the same "no verdict" in every row says nothing); None where any test has."""
+    if not tests or any(t.p is not None for t in tests):
+        return None
+    counts = "/".join(str(n) for n in sorted({t.n for t in tests}))
+    return (f"No verdict in this table: its cells have {counts} paired seed(s), and a paired test "
+            f"needs {MIN_PAIRED} (sweeps of {MIN_PAIRED} seeds or more).")
+
+
 def paired(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> Paired:
     """Compare `a` with `b`, given in the same seed order: scipy's paired t-test (ttest_rel), two
     sided at `alpha`. Why a test and not "the mean beats its std": with 2 or 3 seeds a difference

@@ -26,7 +26,7 @@ import numpy as np
 
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
-from aecls.stats import Paired, mean_sd, paired, rule
+from aecls.stats import Paired, mean_sd, paired, rule, too_few_seeds
 from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, SEMI
 from aecls.transfer.plots import panels_plot
 from aecls.transfer.runs import recorded
@@ -126,27 +126,37 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
                   verdicts: bool = True) -> str:
     """Markdown: per label budget and method, each encoder's mean ± std and the paired difference
     of every later encoder to the first (the reference), with the verdict of a paired test; a row
-    wherever the reference and another sweep have the cell ("-" for the sweeps without it)."""
+    wherever the reference and another sweep have the cell ("-" for the sweeps without it). A
+    table none of whose tests has the seeds says so once above it, with no verdict column."""
     names = list(sweeps)
     ref = names[0]
-    head = ["labels", "method", *names, *(f"{n} - {ref}" for n in names[1:]), "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
     budgets = sorted({b for s in sweeps.values() for b, m in s if m in methods})
-    n_tests = 0
+    rows = []
     for b in budgets:
         for m in methods:
             runs = [sweeps[n].get((b, m), {}) for n in names]
-            if not runs[0] or not any(runs[1:]):
-                continue
-            tests = [paired_by_seed(r, runs[0]) if r else None for r in runs[1:]]
-            n_tests += sum(t is not None and t.p is not None for t in tests)
-            cells = [_pm(list(r.values())) if r else "-" for r in runs]
-            cells += [t.difference() if t else "-" for t in tests]
+            if runs[0] and any(runs[1:]):
+                rows.append((b, m, runs, [paired_by_seed(r, runs[0]) if r else None for r in runs[1:]]))
+    all_tests = [t for *_, tests in rows for t in tests if t is not None]
+    few = too_few_seeds(all_tests)
+    head = ["labels", "method", *names, *(f"{n} - {ref}" for n in names[1:]), *([] if few else ["verdict"])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * 2 + "---:|" * (len(head) - 2)]
+    for b, m, runs, tests in rows:
+        cells = [_pm(list(r.values())) if r else "-" for r in runs]
+        cells += [t.difference() if t else "-" for t in tests]
+        if not few:
             said = [t.says(n, ref) for n, t in zip(names[1:], tests, strict=True) if t]
-            said = said if verdicts else [NO_VERDICT]
-            lines.append(f"| {b} | {m} | " + " | ".join([*cells, "; ".join(said)]) + " |")
-    return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds; differences paired by "
-            f"seed (same labelled subset), with the test's p-value. {rule()}.{uncorrected(n_tests)}\n")
+            cells.append("; ".join(said if verdicts else [NO_VERDICT]))
+        lines.append(f"| {b} | {m} | " + " | ".join(cells) + " |")
+    n_tests = sum(t.p is not None for t in all_tests)
+    return (_above(few) + "\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds; differences "
+            "paired by seed (same labelled subset), with the test's p-value. "
+            f"{rule()}.{uncorrected(n_tests)}\n")
+
+
+def _above(few: str | None) -> str:
+    """What a table says above itself: why it has no verdict, where that is so."""
+    return f"{few}\n\n" if few else ""
 
 
 def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
@@ -158,23 +168,22 @@ def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
         for (b, m), runs in sweep.items():
             if m in BASELINES:
                 base.setdefault((b, m), runs)
+    rows = [(b, m, name, runs, [paired_by_seed(runs, base[(b, bm)]) if (b, bm) in base else None
+                                for bm in BASELINES])
+            for (b, m), name, runs in sorted((k, n, r) for n, s in sweeps.items() for k, r in s.items()
+                                             if k[1] in PRETRAINED)]
+    if not base or not rows:
+        return "No sweep ran a baseline (scratch, logreg_pixels) beside a pretrained method.\n"
+    all_tests = [t for *_, tests in rows for t in tests if t is not None]
+    few = too_few_seeds(all_tests)
     lines = ["| labels | encoder | method | accuracy | " + " | ".join(f"- {m}" for m in BASELINES) + " |",
              "|---:|---|---|---:|" + "---:|" * len(BASELINES)]
-    n_tests = 0
-    for (b, m), name, runs in sorted((k, n, r) for n, s in sweeps.items() for k, r in s.items()
-                                     if k[1] in PRETRAINED):
-        cells = []
-        for bm in BASELINES:
-            if (b, bm) not in base:
-                cells.append("-")
-                continue
-            t = paired_by_seed(runs, base[(b, bm)])
-            n_tests += t.p is not None
-            cells.append(f"{t.difference()}: {t.verdict if verdicts else NO_VERDICT}")
+    for b, m, name, runs, tests in rows:
+        cells = ["-" if t is None else t.difference() if few else
+                 f"{t.difference()}: {t.verdict if verdicts else NO_VERDICT}" for t in tests]
         lines.append(f"| {b} | {name} | {m} | {_pm(list(runs.values()))} | " + " | ".join(cells) + " |")
-    if len(lines) == 2 or not base:
-        return "No sweep ran a baseline (scratch, logreg_pixels) beside a pretrained method.\n"
-    return ("\n".join(lines) + "\n\nPercentage points, paired by seed; "
+    n_tests = sum(t.p is not None for t in all_tests)
+    return (_above(few) + "\n".join(lines) + "\n\nPercentage points, paired by seed; "
             f"{rule('better', 'worse', 'no difference')}.{uncorrected(n_tests)}\n")
 
 
@@ -193,15 +202,21 @@ def _cells(sweeps: dict[str, Sweep], b: int) -> dict[tuple[str, str], list[float
 def best_per_budget(sweeps: dict[str, Sweep], verdicts: bool = True) -> list[str]:
     """Per budget, the cell with the highest mean and its paired difference to the runner-up, with
     the test's verdict (none where `verdicts` is off), as Markdown list items."""
-    lines = []
+    rows = []
     for b in sorted({b for s in sweeps.values() for b, _ in s}):
         cells = _cells(sweeps, b)
         top, *rest = sorted(cells, key=lambda k: -np.mean(cells[k]))
+        # the margin over the runner-up, paired by seed, and whether a test backs it
+        t = paired_by_seed(sweeps[top[1]][(b, top[0])], sweeps[rest[0][1]][(b, rest[0][0])]) if rest else None
+        rows.append((b, cells, top, rest[0] if rest else None, t))
+    few = too_few_seeds([t for *_, t in rows if t is not None])
+    lines = [few, ""] if few else []
+    for b, cells, top, second, t in rows:
         line = f"- {b} labels: {top[1]} {top[0]}, {_pm(cells[top])} %"
-        if rest:  # the margin over the runner-up, paired by seed, and whether a test backs it
-            t = paired_by_seed(sweeps[top[1]][(b, top[0])], sweeps[rest[0][1]][(b, rest[0][0])])
-            said = t.says(f"{top[1]} {top[0]}", f"{rest[0][1]} {rest[0][0]}") if verdicts else NO_VERDICT
-            line += f"; over the runner-up, {rest[0][1]} {rest[0][0]}: {t.difference()}, {said}"
+        if t is not None:
+            said = "" if few else ", " + (t.says(f"{top[1]} {top[0]}", f"{second[1]} {second[0]}")
+                                          if verdicts else NO_VERDICT)
+            line += f"; over the runner-up, {second[1]} {second[0]}: {t.difference()}{said}"
         lines.append(line)
     return lines
 
@@ -237,19 +252,19 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: 
 def semi_vs_finetune(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
     """Markdown: per sweep and budget with both, each semi-supervised method minus fine-tuning from
     the same encoder, paired by seed, with the paired test's verdict."""
-    lines = ["| encoder | labels | method | finetune | semi-supervised | difference | verdict |",
-             "|---|---:|---|---:|---:|---:|---|"]
-    for name, sweep in sweeps.items():
-        for (b, m), semi in sorted(sweep.items()):
-            base = sweep.get((b, "finetune"))
-            if m not in SEMI or not base:
-                continue
-            t = paired_by_seed(semi, base)
-            lines.append(f"| {name} | {b} | {m} | {_pm(list(base.values()))} | {_pm(list(semi.values()))} "
-                         f"| {t.difference()} | {t.says(m, 'finetune') if verdicts else NO_VERDICT} |")
-    if len(lines) == 2:
+    rows = [(name, b, m, base, semi, paired_by_seed(semi, base))
+            for name, sweep in sweeps.items() for (b, m), semi in sorted(sweep.items())
+            if m in SEMI and (base := sweep.get((b, "finetune")))]
+    if not rows:
         return "No sweep has a semi-supervised method beside finetune at the same budget.\n"
-    return "\n".join(lines) + f"\n\n{rule()}.\n"
+    few = too_few_seeds([t for *_, t in rows])
+    lines = ["| encoder | labels | method | finetune | semi-supervised | difference |"
+             + ("" if few else " verdict |"), "|---|---:|---|---:|---:|---:|" + ("" if few else "---|")]
+    for name, b, m, base, semi, t in rows:
+        verdict = "" if few else f" {t.says(m, 'finetune') if verdicts else NO_VERDICT} |"
+        lines.append(f"| {name} | {b} | {m} | {_pm(list(base.values()))} | {_pm(list(semi.values()))} "
+                     f"| {t.difference()} |{verdict}")
+    return _above(few) + "\n".join(lines) + f"\n\n{rule()}.\n"
 
 
 def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[str, float]]:
