@@ -4,6 +4,7 @@ one training function."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError
 from aecls.modules import BaseModule
 from aecls.paths import LOG_DIR
+from aecls.progress import EpochLines, in_terminal
 from aecls.speed import Speed
 from aecls.train import FIT_CHECKPOINT, TrainConfig, train
 from aecls.training import GlooExit
@@ -55,6 +57,12 @@ class AeclsCLI(LightningCLI):
             name = Path(str(configs[-1])).stem if configs else "lightning_logs"
             cfg.trainer.logger = Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger",
                                            init_args=Namespace(save_dir=LOG_DIR, name=name))
+        # Outside a terminal Lightning's bar would fill a log with its frames: a line per epoch
+        # instead (EpochLines, added in `fit`), unless the bar was turned off on purpose.
+        wanted = cfg.trainer.get("enable_progress_bar") is not False
+        self._epoch_lines = wanted and not in_terminal(sys.stdout)
+        if self._epoch_lines:
+            cfg.trainer.enable_progress_bar = False
         ckpt = cfg.get("ckpt_path")
         if ckpt == "last":
             resolve_last(cfg)
@@ -67,6 +75,8 @@ class AeclsCLI(LightningCLI):
         """The fit subcommand (LightningCLI calls a method of this name instead of Trainer.fit):
         the objects LightningCLI built from the flags and YAML, trained by `train`."""
         test = "report" if self.config.fit.test_after_fit else None
+        if getattr(self, "_epoch_lines", False):
+            self.trainer.callbacks.append(EpochLines())
         result = train(TrainConfig(model=model, data=datamodule, trainer=self.trainer, seed=None,
                                    ckpt_path=ckpt_path, test=test, quiet=False))
         if test is None and self.trainer.is_global_zero:

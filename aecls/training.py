@@ -4,11 +4,13 @@ pays no per-step progress-bar or model-summary cost."""
 from __future__ import annotations
 
 import atexit
+import sys
 from typing import Any
 
 import lightning as L
 import torch.distributed as dist
 
+from aecls.progress import EpochLines, bar_here, in_terminal
 from aecls.speed import SPEED_KEYS, Speed
 
 
@@ -61,8 +63,10 @@ def make_trainer(max_epochs: int | None, *, quiet: bool = True, logger: Any = Fa
     if not any(isinstance(c, Speed) for c in callbacks):
         callbacks.append(Speed(**speed))
     callbacks.append(GlooExit())
+    if not quiet and not in_terminal(sys.stdout):  # a fit's progress in a log: a line per epoch
+        callbacks.append(EpochLines())
     args = {"devices": devices, "max_epochs": max_epochs, "logger": logger,
             "enable_checkpointing": checkpointing,
-            "enable_progress_bar": not quiet if progress is None else progress,
+            "enable_progress_bar": bar_here(not quiet if progress is None else progress),
             "enable_model_summary": not quiet, "num_sanity_val_steps": 0 if quiet else 2}
     return L.Trainer(**{**args, **kwargs, "callbacks": callbacks})

@@ -122,3 +122,28 @@ def test_the_docs_spell_aecls_test_s_flag_as_its_help_does():
     for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
         for line in re.findall(r"aecls test [^\n`]*", doc.read_text()):
             assert "--ckpt_path" not in line, f"{doc.name}: {line}"
+
+
+def test_outside_a_terminal_progress_is_a_line_per_step_not_bar_frames(tiny_data, capsys):
+    """Issue #40, 10: a log (here pytest's captured output, not a terminal) gets a line per epoch,
+    trial and run, and no bar frame (a carriage return)."""
+    from tests.helpers import TINY, write_study
+
+    assert main(["fit", "--config", str(CONFIGS / "cae.yaml"), "--data.data_dir", str(tiny_data), *TINY,
+                 "--trainer.max_epochs", "2", "--trainer.enable_model_summary", "false"]) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 0 of 0-1", "epoch 1 of 0-1"]
+    assert "val/loss" in lines[0] and "test/mse" in out  # the test after the fit, without a bar
+    path = str(write_study("logged", epochs=1))
+    assert main(["study", "run", path, "--n-trials", "2", "--data-dir", str(tiny_data)]) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err
+    assert "study logged: 1/2 trials" in err and "study logged: 2/2 trials" in err
+    (best,) = checkpoints()
+    assert main(["transfer", "sweep", "--encoder", str(best), "--labels", "20", "--seeds", "1",
+                 "--methods", "logreg_pca", "--data-dir", str(tiny_data), "--val-size", "50",
+                 "--out", "sw"]) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err and "run 1/1: 20 labels, seed 0, logreg_pca" in out

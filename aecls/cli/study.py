@@ -54,7 +54,8 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--workers", type=int, default=1,
                    help="worker processes sharing the study (CPU threads are split between them; more "
                         "workers than GPUs share the GPUs round-robin)")
-    r.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    r.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress (a bar in a terminal, else a line per trial)")
     r.add_argument("--artifacts", metavar="DIR",
                    help="artifact store for the trials' reconstruction grids: a directory all hosts "
                         f"share (default: beside a file storage, ./{SERVER_ARTIFACTS} for a server)")

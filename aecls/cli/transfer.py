@@ -40,7 +40,7 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
                                     "sweep.md and sweep.png to --out.")
     add_config_flags(s, SweepConfig)
     s.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar over the runs (for logs)")
+                   help="no progress bar over the runs (outside a terminal there is none: a line per run)")
     s.set_defaults(func=_sweep)
     c = tsub.add_parser("compare", help="two or more sweeps side by side (paired by seed)",
                         description="Read sweep CSVs (nothing is re-trained) and write compare.md "

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Callable
 
 import optuna
-from tqdm import tqdm
 
 from aecls.data.locate import locate
 from aecls.errors import FitInterrupted, Interrupted, check
@@ -22,6 +21,7 @@ from aecls.hpo.storage import check_outputs, is_grpc, is_journal, mark_outputs, 
 from aecls.hpo.study import DONE, LIVE, open_study
 from aecls.hpo.workers import StudyRun, supervise, visible_gpus, work, worker_plan
 from aecls.paths import DEFAULT_STORAGE, LOG_DIR
+from aecls.progress import progress as progress_bar
 
 __all__ = ["DONE", "LIVE", "WORKER_ATTR", "open_study", "run_study", "visible_gpus", "worker_plan"]
 
@@ -56,7 +56,7 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
         print(f"aecls: trial {failed} was left RUNNING by a process that is gone: failed"
               + (f", re-queued as trial {retry}" if retry is not None else ""), file=sys.stderr)
     run = StudyRun(spec, total, storage, data_dir, log_dir, artifacts, objective_fn, storage_kw)
-    bar = tqdm(total=total, desc=f"study {spec.name}", unit="trial", disable=not progress)
+    bar = progress_bar(total, f"study {spec.name}", "trial", progress)
     bar.n = len(study.get_trials(deepcopy=False, states=DONE))
     try:
         if workers > 1:

@@ -27,6 +27,7 @@ from aecls.errors import FitInterrupted, Interrupted
 from aecls.modules import OptimConfig
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
+from aecls.progress import in_terminal
 from aecls.stats import mean_sd
 from aecls.train import TrainConfig, build_module, prepare, train
 from aecls.training import quiet_lightning
@@ -129,8 +130,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     graph_codes = GraphCodes(cfg)
     quiet_lightning()
     finished = len(plan) - len(todo)
+    # a bar in a terminal; in a log (or without progress) a line per finished run instead
+    bar = tqdm(total=len(todo), desc="transfer sweep", unit="run", disable=not (progress and in_terminal()))
     try:
-        for budget, seed, method in tqdm(todo, desc="transfer sweep", unit="run", disable=not progress):
+        for budget, seed, method in todo:
             dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
                                         batch_size=cfg.batch_size, val_size=cfg.val_size,
                                         augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
@@ -154,13 +157,16 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
                          "date": datetime.datetime.now().isoformat(timespec="seconds")})
             runs.save(rows, out / SWEEP_CSV)  # this run is kept, whatever happens next
             finished += 1
-            if not progress:  # for logs: a line per finished run instead of the bar
+            bar.update()
+            if bar.disable:
                 print(f"run {finished}/{len(plan)}: {rows[-1]['labels']} labels, seed {seed}, {method}: "
                       f"test accuracy {100 * acc:.2f} % ({seconds:.0f} s)", flush=True)
     except (KeyboardInterrupt, FitInterrupted):
+        bar.close()
         left = len(plan) - finished
         raise Interrupted(f"transfer sweep stopped: {finished} of {len(plan)} runs kept in "
                           f"{out / SWEEP_CSV}; the same command runs the other {left}") from None
+    bar.close()
     write_outputs(rows, out, title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})",
                   curves=curves)
     return rows
