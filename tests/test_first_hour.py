@@ -277,14 +277,21 @@ def test_pipeline_study_stage_says_fresh_or_continued(monkeypatch, capsys):
     assert pipeline._study_progress(spec, storage) == "continues an earlier run (1 of 3 trials done)"
 
 
-def test_aecls_test_prints_no_advert_and_shows_progress(tiny_data, capsys):
+def test_aecls_test_prints_no_advert_and_shows_progress(tiny_data, capsys, monkeypatch):
     assert fit(tiny_data, "vae.yaml", "--trainer.max_epochs", "1", *TINY_FIT) == 0
     (best,) = Path("lightning_logs/vae").glob("version_0/checkpoints/best-*.ckpt")
     capsys.readouterr()
-    assert main(["test", "--ckpt", str(best), "--accelerator", "cpu"]) == 0
+    assert main(["test", "--ckpt", str(best), "--accelerator", "cpu", "--nll-samples", "2"]) == 0
     captured = capsys.readouterr()
     assert "litlogger" not in captured.out + captured.err
-    assert "Testing" in captured.out + captured.err  # the bar over the test batches (the NLL takes minutes)
+    # outside a terminal (pytest's capture): the cost said in one line, and no bar frames (#40, 10)
+    assert "aecls: test/nll: 2 importance samples" in captured.out and "\r" not in captured.out
+    import aecls.progress
+
+    monkeypatch.setattr(aecls.progress, "in_terminal", lambda stream=None: True)
+    assert main(["test", "--ckpt", str(best), "--accelerator", "cpu", "--nll-samples", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "Testing" in captured.out + captured.err  # in a terminal: the bar over the test batches
 
 
 # -- help texts -------------------------------------------------------------------------------------------
