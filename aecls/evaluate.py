@@ -35,7 +35,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, data_dir: str | None = None, acce
     if getattr(module, "test_outputs", None):
         import torch
 
-        from aecls.report.classification import write_classification_report
+        from aecls.classification import write_classification_report
 
         out = Path(ckpt_path).resolve().parent.parent / "test"
         outputs = {k: torch.cat(v).numpy() for k, v in module.test_outputs.items()}

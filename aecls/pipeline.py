@@ -23,7 +23,7 @@ from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_command, make_storage
 from aecls.hpo.summary import study_outputs
-from aecls.modules.registry import ENCODER_KINDS, families, of_kind
+from aecls.modules.registry import ENCODER_KINDS, of_kind
 from aecls.paths import (
     ARTIFACTS,
     BEST_FILE,
@@ -60,7 +60,7 @@ class Scale:
     sweep_epochs: int  # passes over each labelled subset ...
     sweep_min_steps: int  # ... but at least this many steps a run
     fitted: tuple[str, ...] | None = None  # stage 3; None: every family whose encoder transfers
-    compared: tuple[str, ...] | None = None  # swept beside the study's; None: every compared family
+    compared: tuple[str, ...] = ()  # fits whose encoders are swept beside the study's and compared
     fit_args: dict = field(default_factory=dict)  # {family: init_args on top of its config's}
     graph: tuple[str, ...] = ()  # graph methods added to every sweep (a k-NN graph per seed and encoder)
 
@@ -70,9 +70,7 @@ class Scale:
 
     def pretexts(self) -> list[str]:
         """The fits whose encoders are swept beside the study's (frozen, fine-tuned) and compared."""
-        if self.compared is not None:
-            return list(self.compared)
-        return [f.name for f in families().values() if f.compared]
+        return list(self.compared)
 
     def sweep(self, encoder: str, data_dir: str | None, methods: tuple[str, ...] = DEFAULT_METHODS,
               **kw) -> SweepConfig:
@@ -106,7 +104,7 @@ QUICK = Scale("quick", "studies/quickstart.yaml", 1, 1, (100, 1000, 10000), 2, 5
 # The full scale also runs the graph methods (transductive, the papers' setting): seconds a run, but
 # a k-NN graph per seed and encoder, which the quickstart's five minutes leave out.
 FULL = Scale("full", "studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10, 300,
-             graph=("graph", "graph_laplace"))
+             compared=("dae", "barlow", "simclr"), graph=("graph", "graph_laplace"))
 
 
 def fit_config(config: str, data_dir: str | None, epochs: int | None, init_args: dict) -> None:

@@ -64,10 +64,10 @@ def test_frozen_mode_freezes_encoder_and_bn(exported, tiny_data):
 
 
 def _ae_checkpoint(path: Path) -> Path:
-    import lightning as L
+    from aecls.training import make_trainer
 
     torch.manual_seed(1)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer = make_trainer(1)
     trainer.strategy.connect(AutoEncoder(NET))
     trainer.save_checkpoint(path)
     return path
@@ -90,10 +90,10 @@ def test_finetune_changes_encoder_and_head(exported, tiny_data, tmp_path, freeze
 
 
 def test_encoder_from_checkpoints(tmp_path, tiny_data):
-    import lightning as L
+    from aecls.training import make_trainer
 
     for module, kind in ((AutoEncoder(NET), "cae"), (VAE(NET), "vae")):
-        trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        trainer = make_trainer(1)
         trainer.strategy.connect(module)
         path = tmp_path / f"{kind}.ckpt"
         trainer.save_checkpoint(path)

@@ -72,11 +72,10 @@ def test_overfits_one_batch(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_checkpoint_round_trip(name, tmp_path):
-    import lightning as L
+    from aecls.training import make_trainer
 
     model = MODELS[name]()
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = make_trainer(1)
     trainer.strategy.connect(model)
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)

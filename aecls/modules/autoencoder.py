@@ -96,5 +96,5 @@ STUDY_KEYS = {"loss", "noise_sigma"}
 SCORE = {"score": "val/clean_mse", "loss_keys": STUDY_KEYS}
 register(Family("cae", AutoEncoder, "autoencoder", STUDY_KEYS, **SCORE,
                 matches=lambda hp: not hp.get("noise_sigma")))
-register(Family("dae", AutoEncoder, "autoencoder", STUDY_KEYS, compared=True, **SCORE,
+register(Family("dae", AutoEncoder, "autoencoder", STUDY_KEYS, **SCORE,
                 matches=lambda hp: bool(hp.get("noise_sigma"))))

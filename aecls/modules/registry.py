@@ -40,9 +40,6 @@ class Family:
         config: its default config, configs/CONFIG.yaml (default: the name).
         code_halves: the encoder outputs code_halves x latent_dim; the first latent_dim are the code
             (a VAE's encoder gives mean and log-variance: 2, its mean is the code).
-        compared: the full pipeline fits it, sweeps its encoder (frozen, fine-tuned) and compares
-            it with the study's encoder in the report's few-label section (the quickstart's Scale
-            names its own few).
         matches: which of a class's families a checkpoint is, from its hyper-parameters (a DAE is
             an AutoEncoder with noise); None: every checkpoint of the class.
         score: the metric a study of this family compares (`objective: recon`): one that means
@@ -60,7 +57,6 @@ class Family:
     study_keys: frozenset[str] = frozenset()
     config: str | None = None
     code_halves: int = 1
-    compared: bool = False
     matches: Callable[[dict[str, Any]], bool] | None = None
     score: str = LOSS_METRIC
     maximize: bool = False
