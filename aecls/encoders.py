@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from aecls.errors import AeclsError
-from aecls.modules.registry import code_halves, for_checkpoint
+from aecls.modules.registry import checkpoint_family, code_halves
 from aecls.nets import NetConfig, build_encoder
 from aecls.paths import BEST_FILE, ENCODER_FILE, STUDY_FILE
 
@@ -109,7 +109,7 @@ def _from_checkpoint(path: Path) -> tuple[nn.Module, NetConfig, str]:
     ckpt = read_checkpoint(path)
     state = ckpt.get("state_dict", {})
     kind = ckpt.get("aecls_model")
-    family = for_checkpoint(kind, ckpt.get("hyper_parameters") or {}) if kind else None
+    family = checkpoint_family(ckpt)
     if family is None or not family.has_encoder:
         raise AeclsError(f"{path} is not an autoencoder or pretext checkpoint "
                          f"(it is a {kind or 'non-aecls'} one)")

@@ -95,9 +95,12 @@ def build_module(model: BaseModule | dict[str, Any], where: str = "model") -> Ba
         return model
     cls, name = module_class(model, where)
     try:
-        return cls(**dict(model.get("init_args") or {}))
+        module = cls(**dict(model.get("init_args") or {}))
     except TypeError as e:  # an argument the family does not take
         raise AeclsError(f"{where}: {name}: {e}") from e
+    if "family" in model:
+        module.family_name = model["family"]
+    return module
 
 
 def build_data(data: FashionMNISTDataModule | dict[str, Any]) -> FashionMNISTDataModule:

@@ -104,3 +104,30 @@ def test_unknown_family_in_a_fit_config_is_one_line(capsys):
     err = _one_line(capsys)
     assert "gan_fit.yaml" in err and "GAN" in err and "AutoEncoder" in err
     assert not Path("lightning_logs").exists()
+
+
+def test_a_checkpoint_records_its_family_and_older_ones_are_matched(tmp_path):
+    """Issue #38: the family a module was built as is stored in its checkpoint, so a second family
+    of the same class is not claimed by the first one's predicate; a checkpoint without it (older)
+    is still matched by class and hyper-parameters."""
+    import torch
+
+    from aecls.encoders import load_encoder
+    from aecls.modules.registry import FAMILY_KEY
+    from aecls.nets import NetConfig
+    from aecls.train import build_module
+    from aecls.training import make_trainer
+
+    net = NetConfig(latent_dim=4, n_channels=2, hidden=8)
+    # built as dae, but with no noise: dae's predicate alone would call it cae
+    module = build_module({"family": "dae", "init_args": {"net": net, "noise_sigma": 0.0}})
+    trainer = make_trainer(1)
+    trainer.strategy.connect(module)
+    path = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(path)
+    assert torch.load(path, weights_only=True)[FAMILY_KEY] == "dae"
+    assert load_encoder(path)[2] == "dae"
+    old = torch.load(path, weights_only=True)
+    del old[FAMILY_KEY]
+    torch.save(old, tmp_path / "old.ckpt")
+    assert load_encoder(tmp_path / "old.ckpt")[2] == "cae"

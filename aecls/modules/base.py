@@ -17,6 +17,7 @@ from torchvision.utils import make_grid
 
 from aecls.errors import AeclsError
 from aecls.modules.optim import OptimConfig
+from aecls.modules.registry import FAMILY_KEY, for_checkpoint
 from aecls.nets import NetConfig
 from aecls.speed import speed_of
 
@@ -85,6 +86,9 @@ class BaseModule(L.LightningModule):
     # init arguments that change only what a test computes, never the training: `aecls test` and
     # `study best` may set them for one test (a VAE's nll_samples: the test's cost)
     test_settings: ClassVar[tuple[str, ...]] = ()
+    # the registry family it was built as (train.build_module sets it; None: found from the class
+    # and hyper-parameters when a checkpoint is saved)
+    family_name: str | None = None
 
     def __init__(self, net: NetConfig | dict | None, optim: OptimConfig | dict | None) -> None:
         super().__init__()
@@ -227,7 +231,10 @@ class BaseModule(L.LightningModule):
                              setting="ckpt_path")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lets `aecls test --ckpt` rebuild the right class without a config file.
+        # Lets `aecls test --ckpt` rebuild the right class without a config file, and encoder
+        # loading know the family (two families may share a class: cae and dae).
         checkpoint["aecls_model"] = type(self).__name__
+        known = self.family_name or for_checkpoint(type(self).__name__, dict(self.hparams))
+        checkpoint[FAMILY_KEY] = getattr(known, "name", known)
         if self._trainer is not None:
             checkpoint[LENGTH_KEY] = length_settings(self._trainer, self._trainer.datamodule)

@@ -130,6 +130,19 @@ def for_checkpoint(class_name: str, hparams: dict[str, Any]) -> Family | None:
     return None
 
 
+FAMILY_KEY = "aecls_family"  # in a checkpoint: the family its module was built as
+
+
+def checkpoint_family(ckpt: dict[str, Any]) -> Family | None:
+    """The family of a loaded checkpoint: the one it records, else (a checkpoint written before
+    families were recorded) the one its class and hyper-parameters match."""
+    known = families()
+    if ckpt.get(FAMILY_KEY) in known:
+        return known[ckpt[FAMILY_KEY]]
+    kind = ckpt.get("aecls_model")
+    return for_checkpoint(kind, ckpt.get("hyper_parameters") or {}) if kind else None
+
+
 def code_halves(source: str) -> int:
     """How many latent_dim blocks the encoder of family `source` outputs (1 for an unknown or
     older name: "ae", "scratch")."""
