@@ -21,16 +21,12 @@ def in_terminal(stream: TextIO | None = None) -> bool:
 
 
 class LineProgress:
-    """The part of tqdm's interface aecls uses (`n`, `update`, `refresh`, `close`, `write`), as one
-    line each time the count moves: "study quickstart: 3/6 trials"."""
+    """The part of tqdm's interface a study's bar uses (`n` set, `refresh`, `close`), as one line
+    each time the count moves: "study quickstart: 3/6 trials"."""
 
     def __init__(self, total: int, desc: str, unit: str) -> None:
         self.total, self.desc, self.unit, self.n = total, desc, unit, 0
         self._said = 0
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        self.refresh()
 
     def refresh(self) -> None:
         if self.n != self._said:
@@ -39,10 +35,6 @@ class LineProgress:
 
     def close(self) -> None:
         pass
-
-    @staticmethod
-    def write(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
 
 
 def progress(total: int, desc: str, unit: str, show: bool = True) -> tqdm | LineProgress:

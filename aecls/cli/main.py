@@ -46,7 +46,6 @@ def _test(args: argparse.Namespace) -> None:
                         test_settings=given_test_settings(args))
 
 
-
 def _config_data_dir(path: str) -> str | None:
     from aecls.paths import read_config
 

@@ -34,8 +34,6 @@ def as_config(value: Any, cls: type) -> Any:
 
 
 LENGTH_KEY = "aecls_length"  # in a checkpoint: the settings that set the fit's number of steps
-CANNOT_STRETCH = ("a one-cycle schedule cannot be stretched. Resume with the run's own settings, or "
-                  "start a new run with the new ones (scheduler cosine or none can be resumed longer)")
 
 
 def length_settings(trainer: L.Trainer, datamodule: Any) -> dict[str, Any]:
@@ -68,8 +66,15 @@ def check_resume(checkpoint: dict[str, Any], trainer: L.Trainer, datamodule: Any
     schedule with settings that change its length, naming them."""
     total = one_cycle_steps(checkpoint)
     if total is not None and (changed := resume_changes(checkpoint, trainer, datamodule)):
-        raise AeclsError(f"resuming: this run's one-cycle lr schedule was laid out for {total} steps, "
-                         f"and this fit changes {', '.join(changed)}; {CANNOT_STRETCH}", setting="ckpt_path")
+        raise cannot_resume(total, f"this fit changes {', '.join(changed)}")
+
+
+def cannot_resume(total: int, why: str) -> AeclsError:
+    """The refusal to resume a one-cycle schedule laid out for `total` steps, and `why`."""
+    return AeclsError(f"resuming: this run's one-cycle lr schedule was laid out for {total} steps, and "
+                      f"{why}; a one-cycle schedule cannot be stretched. Resume with the run's own "
+                      "settings, or start a new run with the new ones (scheduler cosine or none can be "
+                      "resumed longer)", setting="ckpt_path")
 
 
 def scalar_step(trainer: L.Trainer) -> int:
@@ -226,15 +231,16 @@ class BaseModule(L.LightningModule):
             changed = ", ".join(resume_changes(checkpoint, trainer, trainer.datamodule)) or (
                 "max_epochs, max_steps, limit_train_batches, the batch size, the training set or the "
                 "devices")
-            raise AeclsError(f"resuming: this run's one-cycle lr schedule was laid out for {total} steps, "
-                             f"and this fit has {now} ({changed} changed); {CANNOT_STRETCH}",
-                             setting="ckpt_path")
+            raise cannot_resume(total, f"this fit has {now} ({changed} changed)")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets `aecls test --ckpt` rebuild the right class without a config file, and encoder
         # loading know the family (two families may share a class: cae and dae).
         checkpoint["aecls_model"] = type(self).__name__
-        known = self.family_name or for_checkpoint(type(self).__name__, dict(self.hparams))
-        checkpoint[FAMILY_KEY] = getattr(known, "name", known)
+        name = self.family_name
+        if name is None:  # built from a class path (LightningCLI): the family its settings match
+            matched = for_checkpoint(type(self).__name__, dict(self.hparams))
+            name = matched.name if matched else None
+        checkpoint[FAMILY_KEY] = name
         if self._trainer is not None:
             checkpoint[LENGTH_KEY] = length_settings(self._trainer, self._trainer.datamodule)
