@@ -9,7 +9,8 @@ def add_test_settings(parser: argparse.ArgumentParser) -> None:
     """The flags of the modules' test-only settings (BaseModule.test_settings)."""
     parser.add_argument("--nll-samples", type=int, metavar="K",
                         help="VAE: importance samples per test image for test/nll (default: the "
-                             "model's, 100; the test's cost grows with it, a lower K gives a looser bound)")
+                             "checkpoint's own nll_samples; the test's cost grows with K, a lower K "
+                             "gives a looser bound)")
 
 
 def given_test_settings(args: argparse.Namespace) -> dict[str, int]:
