@@ -10,7 +10,7 @@ from aecls.data import FashionMNISTDataModule
 from aecls.encoders import read_checkpoint
 from aecls.errors import AeclsError
 from aecls.modules import BaseModule
-from aecls.modules.registry import module_classes
+from aecls.modules.registry import checkpoint_family, module_classes
 
 
 def init_args(cls: type, hparams: dict[str, Any]) -> dict[str, Any]:
@@ -25,15 +25,17 @@ def load_module(path: str | Path,
     `test_settings` (the module's `test_settings` only) over the saved ones."""
     ckpt = read_checkpoint(path)
     name, classes = ckpt.get("aecls_model"), module_classes()
-    if name not in classes:
+    family = checkpoint_family(ckpt)  # the family it records (older checkpoints: by class)
+    if family is None:
         raise AeclsError(f"{path} was not written by an aecls module (model {name!r}); "
                          f"expected one of {sorted(classes)}")
     try:
-        cls = classes[name]
+        cls = family.module
         cls.check_test_settings(test_settings or {})
         module = cls(**{**init_args(cls, ckpt.get("hyper_parameters", {})), **cls.reload_overrides,
                         **(test_settings or {})})
         module.load_state_dict(ckpt["state_dict"])
+        module.family_name = family.name
     except (TypeError, KeyError, RuntimeError) as e:
         raise AeclsError(f"{path}: checkpoint does not match {name} ({e})") from e
     return module.eval(), ckpt

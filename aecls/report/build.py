@@ -13,6 +13,7 @@ import datetime
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from aecls.checkpoints import load_datamodule, load_module
 from aecls.constants import CLASSIFIER_MODES
 from aecls.data.transforms import add_noise, to_unit
 from aecls.hpo.rules import test_rows
-from aecls.modules.autoencoder import EVAL_NOISE_SEED
+from aecls.modules.autoencoder import EVAL_NOISE_SEED, psnr
+from aecls.modules.registry import Family, of_kind
 from aecls.paths import (
     ARTIFACTS,
     BEST_FILE,
@@ -72,6 +74,7 @@ class Report:
         self.scale = ""  # what the pipeline that wrote the inputs trained (PIPELINE_JSON)
         self.baselines: list[str] = []
         self._data = None
+        self._models: dict[str, tuple] = {}
 
     def data(self, ckpt: dict):
         """Test images/labels (and train images for baselines), loaded once from the first checkpoint."""
@@ -93,16 +96,25 @@ class Report:
     def image(self, path: Path, alt: str) -> None:
         self.lines.append(f"![{alt}]({path.name})")
 
-    def model(self, name: str):
-        path = latest(self.log_dir, name)
-        if path is None:
-            said = (f"{name}: no checkpoint under {self.log_dir}/{name}/ "
-                    f"(run `aecls fit --config configs/{name}.yaml`)")
-            if said not in self.missing:  # several sections ask for the same model
-                self.missing.append(said)
-            return None, None, None
-        module, ckpt = load_module(path)
-        return module, ckpt, path
+    def model(self, f: Family):
+        """(module, checkpoint dict, path) of the newest fit of family `f`'s config
+        (lightning_logs/<config>/), loaded once; (None, None, None), named as missing, without one."""
+        name = f.config_name
+        if name not in self._models:
+            path = latest(self.log_dir, name)
+            if path is None:
+                self.missing.append(f"{name}: no checkpoint under {self.log_dir}/{name}/ "
+                                    f"(run `aecls fit --config configs/{name}.yaml`)")
+                self._models[name] = (None, None, None)
+            else:
+                self._models[name] = (*load_module(path), path)
+        return self._models[name]
+
+    def autoencoders(self) -> list[tuple[Family, Any, dict, Path]]:
+        """Every autoencoder family that has a fit, in registry order: what the reconstruction,
+        denoising and latent sections show (a new family is shown by being registered)."""
+        found = [(f, *self.model(f)) for f in of_kind("autoencoder")]
+        return [m for m in found if m[1] is not None]
 
 
 @torch.no_grad()
@@ -114,20 +126,18 @@ def _mse(module, x: torch.Tensor) -> float:
 def reconstructions(r: Report) -> None:
     r.section("Reconstructions")
     rows, labels = [], []
-    for name in ("cae", "vae"):
-        module, ckpt, path = r.model(name)
-        if module is None:
-            continue
+    for f, module, ckpt, path in r.autoencoders():
         d = r.data(ckpt)
         x = d["x"][d["first"]]
         if not rows:
             rows, labels = [to_unit(x)[:, 0].numpy()], ["test"]
         rows.append(module(to_unit(x))[:, 0].numpy())
-        labels.append(name.upper())
+        labels.append(f.name.upper())
         k = module.net_cfg.latent_dim
         mse, pca = _mse(module, d["x"]), pca_test_mse(flat(d["train"].numpy()), flat(d["x"].numpy()), k)
         where = shown(path)
-        what = f"{name.upper()} fit of configs/{name}.yaml, latent {k}, epoch {ckpt.get('epoch', 0) + 1}"
+        what = (f"{f.name.upper()} fit of configs/{f.config_name}.yaml, latent {k}, "
+                f"epoch {ckpt.get('epoch', 0) + 1}")
         r.baselines.append(f"| {what} (`{where}`) | test MSE {mse:.5f} | PCA-{k}: {pca:.5f} | |")
         r.lines.append(f"- {what}: `{where}`, test MSE {mse:.5f} (PCA-{k}: {pca:.5f})")
     if rows:
@@ -137,53 +147,63 @@ def reconstructions(r: Report) -> None:
 
 
 def denoising(r: Report) -> None:
-    r.section("Denoising")
-    module, ckpt, path = r.model("dae")
-    if module is None:
-        return
-    from aecls.modules.autoencoder import psnr
-
-    d = r.data(ckpt)
-    x = to_unit(d["x"])
-    noisy = add_noise(x, module.hparams.noise_sigma, torch.Generator().manual_seed(EVAL_NOISE_SEED))
-    with torch.no_grad():
+    """Every autoencoder fit that was given noisy inputs (a DAE): clean, noisy and denoised rows."""
+    noisy_fits = [m for m in r.autoencoders() if m[1].hparams.get("noise_sigma")]
+    if noisy_fits:
+        r.section("Denoising")
+    for f, module, ckpt, path in noisy_fits:
+        d = r.data(ckpt)
+        x = to_unit(d["x"])
+        sigma = module.hparams.noise_sigma
+        noisy = add_noise(x, sigma, torch.Generator().manual_seed(EVAL_NOISE_SEED))
         out = module(noisy)
-    p_out, p_in = float(psnr(out, x)), float(psnr(noisy, x))
-    i = d["first"]
-    r.image(figures.image_rows([x[i, 0].numpy(), noisy[i, 0].numpy(), out[i, 0].numpy()],
-                               ["clean", "noisy", "denoised"], r.png("denoising.png"),
-                               f"DAE, sigma {module.hparams.noise_sigma}: {p_in:.2f} dB -> {p_out:.2f} dB",
-                               d["classes"]), "denoising")
-    r.lines.append(f"\n`{shown(path)}`: test PSNR {p_out:.2f} dB (noisy input {p_in:.2f} dB), "
-                   f"mean over the {len(x)} test images, noise seed {EVAL_NOISE_SEED}.")
+        p_out, p_in = float(psnr(out, x)), float(psnr(noisy, x))
+        i = d["first"]
+        png = "denoising.png" if len(noisy_fits) == 1 else f"denoising_{f.name}.png"
+        r.image(figures.image_rows([x[i, 0].numpy(), noisy[i, 0].numpy(), out[i, 0].numpy()],
+                                   ["clean", "noisy", "denoised"], r.png(png),
+                                   f"{f.name.upper()}, sigma {sigma}: {p_in:.2f} dB -> {p_out:.2f} dB",
+                                   d["classes"]), f"denoising {f.name}")
+        r.lines.append(f"\n`{shown(path)}`: test PSNR {p_out:.2f} dB (noisy input {p_in:.2f} dB), "
+                       f"mean over the {len(x)} test images, noise seed {EVAL_NOISE_SEED}.\n")
 
 
 def latent_space(r: Report, n_tsne: int = 2000) -> None:
-    r.section("Latent space of the test set (CAE)")
-    module, ckpt, _ = r.model("cae")
-    if module is None:
+    """Each autoencoder fit's test codes (PCA; t-SNE of `n_tsne` images shared among the fits, so
+    its cost does not grow with the families), a walk between two codes, and samples: from the
+    prior where the module has one (a VAE), else from a Gaussian fitted to its codes."""
+    fits = r.autoencoders()
+    if not fits:
         return
-    d = r.data(ckpt)
-    z = encode(module, d["x"])
+    names = ", ".join(f.name.upper() for f, *_ in fits)
+    r.section(f"Latent space of the test set ({names})")
+    d = r.data(fits[0][2])
+    codes = [encode(module, d["x"]) for _, module, _, _ in fits]
     rng = np.random.default_rng(0)
-    sub = rng.choice(len(z), size=min(n_tsne, len(z)), replace=False)
-    r.image(figures.scatter_2d(pca_2d(z), d["y"], d["classes"], r.png("latent_pca.png"),
-                               f"CAE latents (dim {z.shape[1]}), PCA to 2-D", "PC"), "PCA")
-    r.image(figures.scatter_2d(tsne_2d(z[sub]), d["y"][sub], d["classes"], r.png("latent_tsne.png"),
-                               f"CAE latents, t-SNE of {len(sub)} test images", "t-SNE"), "t-SNE")
+    sub = rng.choice(len(d["x"]), size=min(max(n_tsne // len(fits), 50), len(d["x"])), replace=False)
+    titles = [f"{f.name.upper()} (dim {z.shape[1]})" for (f, *_), z in zip(fits, codes, strict=True)]
+    r.image(figures.scatter_panels([pca_2d(z) for z in codes], titles, d["y"], d["classes"],
+                                   r.png("latent_pca.png"), "Test-set codes, PCA to 2-D", "PC"), "PCA")
+    r.image(figures.scatter_panels([tsne_2d(z[sub]) for z in codes], titles, d["y"][sub], d["classes"],
+                                   r.png("latent_tsne.png"), f"Test-set codes, t-SNE of {len(sub)} images",
+                                   "t-SNE"), "t-SNE")
     a, b = d["first"][7], d["first"][9]  # Sneaker -> Ankle boot
-    path_z = interpolate(z[a], z[b], N_SHOW)
-    r.image(figures.image_rows([decode(module, path_z)], ["CAE"], r.png("interpolation.png"),
+    walks = [decode(module, interpolate(z[a], z[b], N_SHOW)) for (_, module, _, _), z in zip(fits, codes,
+                                                                                              strict=True)]
+    r.image(figures.image_rows(walks, [f.name.upper() for f, *_ in fits], r.png("interpolation.png"),
                                f"Interpolation in latent space: {d['classes'][7]} -> {d['classes'][9]}",
                                xlabel="step along the straight line between the two codes"),
             "interpolation")
-    rows, labels = [decode(module, gaussian_samples(z, N_SHOW))], ["CAE + Gaussian fit"]
-    vae, _, _ = r.model("vae")
-    if vae is not None:
-        rows.append(vae.sample(N_SHOW)[:, 0].numpy())
-        labels.append("VAE prior")
+    rows, labels = [], []
+    for (f, module, _, _), z in zip(fits, codes, strict=True):
+        if hasattr(module, "sample"):
+            rows.append(module.sample(N_SHOW)[:, 0].numpy())
+            labels.append(f"{f.name.upper()} prior")
+        else:
+            rows.append(decode(module, gaussian_samples(z, N_SHOW)))
+            labels.append(f"{f.name.upper()} + Gaussian fit")
     r.image(figures.image_rows(rows, labels, r.png("samples.png"),
-                               "Samples: Gaussian fitted to CAE latents vs VAE prior",
+                               "Samples: the prior where a model has one, else a Gaussian fit to its codes",
                                xlabel="independent samples"), "samples")
 
 
@@ -234,7 +254,9 @@ def transfer(r: Report) -> None:
         r.lines.append(body.replace("\n## ", "\n### "))  # its sections sit under this one
         shutil.copy(compared / COMPARE_PNG, r.png("transfer_compare.png"))
         r.image(r.png("transfer_compare.png"), "encoders and methods compared")
-    for name in ("classifier", "cnn"):
+    # Every fit whose test wrote a confusion matrix (a classifier family's, from any config: cnn.yaml
+    # is the classifier family with a CNN), newest run per config.
+    for name in sorted(p.name for p in r.log_dir.glob("*") if p.is_dir()):
         cm = latest(r.log_dir, name, "test/confusion_matrix.png")
         if cm is not None:
             shutil.copy(cm, r.png(f"confusion_{name}.png"))

@@ -30,14 +30,18 @@ def image_rows(rows: Sequence[np.ndarray], row_labels: Sequence[str], path: Path
     return save_figure(fig, path, dpi=90)
 
 
-def scatter_2d(points: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: Path, title: str,
-               axis: str) -> Path:
-    """2-D embedding coloured by class, with a legend of class names."""
-    fig, ax = plt.subplots(figsize=(8, 6.5))
+def scatter_panels(panels: Sequence[np.ndarray], titles: Sequence[str], labels: np.ndarray,
+                   classes: Sequence[str], path: Path, title: str, axis: str) -> Path:
+    """2-D embeddings side by side (one panel per model, the same images), coloured by class,
+    with one legend of class names."""
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n + 1.5, 5.2), squeeze=False)
     cmap = plt.get_cmap("tab10")
-    for k, name in enumerate(classes):
-        m = labels == k
-        ax.scatter(points[m, 0], points[m, 1], s=4, color=cmap(k), label=name, alpha=0.7)
-    ax.set(title=title, xlabel=f"{axis} 1", ylabel=f"{axis} 2")
-    ax.legend(markerscale=4, fontsize=8, loc="best")
+    for ax, points, sub in zip(axes[0], panels, titles, strict=True):
+        for k, name in enumerate(classes):
+            m = labels == k
+            ax.scatter(points[m, 0], points[m, 1], s=4, color=cmap(k), label=name, alpha=0.7)
+        ax.set(title=sub, xlabel=f"{axis} 1", ylabel=f"{axis} 2")
+    axes[0, -1].legend(markerscale=4, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
     return save_figure(fig, path, dpi=90)
