@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from aecls.data import FashionMNISTDataModule
-from aecls.encoders import read_checkpoint
 from aecls.errors import AeclsError
 from aecls.modules import BaseModule
+from aecls.modules.encoders import read_checkpoint
 from aecls.modules.registry import checkpoint_family, module_classes
 
 

@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aecls.encoders import stale_export
 from aecls.errors import AeclsError
 from aecls.hpo.best import format_best, rerun_best
 from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_command, make_storage
 from aecls.hpo.summary import study_outputs
+from aecls.modules.encoders import stale_export
 from aecls.modules.registry import ENCODER_KINDS, of_kind
 from aecls.paths import (
     ARTIFACTS,

@@ -21,10 +21,10 @@ from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from aecls.data import FashionMNISTDataModule
-from aecls.encoders import read_checkpoint
 from aecls.errors import AeclsError, FitInterrupted, check
 from aecls.modules import BaseModule
 from aecls.modules.base import check_resume
+from aecls.modules.encoders import read_checkpoint
 from aecls.modules.registry import family, module_classes
 from aecls.paths import LOG_DIR, read_config
 from aecls.training import make_trainer

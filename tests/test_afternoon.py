@@ -14,8 +14,8 @@ import pytest
 from optuna.trial import TrialState
 
 from aecls.cli import main
-from aecls.encoders import export_encoder
 from aecls.modules import AutoEncoder
+from aecls.modules.encoders import export_encoder
 from aecls.nets import NetConfig
 from tests.helpers import write_study
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from aecls.data import FashionMNISTDataModule
-from aecls.encoders import export_encoder, load_encoder
 from aecls.errors import AeclsError
 from aecls.modules import VAE, AutoEncoder, Classifier, OptimConfig
+from aecls.modules.encoders import export_encoder, load_encoder
 from aecls.nets import NetConfig
 from aecls.training import make_trainer
 from tests.helpers import fit

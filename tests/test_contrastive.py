@@ -11,11 +11,11 @@ import torch.nn.functional as F
 
 from aecls.cli import main
 from aecls.data.transforms import contrastive_view
-from aecls.encoders import export_encoder, load_encoder
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 from aecls.modules import SimCLR
 from aecls.modules.contrastive import nt_xent
+from aecls.modules.encoders import export_encoder, load_encoder
 from aecls.nets import NetConfig
 from tests.helpers import CONFIGS, checkpoints, finished, fit, write_study
 

@@ -71,6 +71,38 @@ def test_no_import_circles_in_aecls():
     assert find_circle(graph) is None
 
 
+# Layers, lowest first (DESIGN.md): a module imports its own layer and those before it only. The
+# ground floor is what every layer may use; "train" is the one train function and what reads its
+# checkpoints; the pipeline, the CLI and the benchmark helpers sit on top.
+LAYERS = [
+    ("ground", ("aecls.errors", "aecls.paths", "aecls.constants", "aecls.training", "aecls.speed",
+                "aecls.progress", "aecls.plotting", "aecls.stats")),
+    ("data", ("aecls.data",)), ("nets", ("aecls.nets",)), ("modules", ("aecls.modules",)),
+    ("train", ("aecls.train", "aecls.checkpoints", "aecls.probe", "aecls.evaluate", "aecls.classification",
+               "aecls.baselines", "aecls.fit")),
+    ("hpo", ("aecls.hpo",)), ("transfer", ("aecls.transfer",)), ("report", ("aecls.report",)),
+    ("top", ("aecls.pipeline", "aecls.cli", "aecls.bench")),
+]
+
+
+def layer_of(module: str) -> int | None:
+    for i, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(f"{p}.") for p in prefixes):
+            return i
+    return None
+
+
+def test_imports_point_down_the_layers():
+    """Issue #38: no circle between parts either (modules <-> encoders, training -> report)."""
+    graph = import_graph()
+    unplaced = sorted(m for m in graph if m != "aecls" and layer_of(m) is None)
+    assert not unplaced, f"place these in LAYERS: {unplaced}"
+    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
+              for m, deps in sorted(graph.items()) if m != "aecls"
+              for d in sorted(deps) if d != "aecls" and layer_of(d) > layer_of(m)]
+    assert not upward, upward
+
+
 def test_nothing_imports_the_cli_but_the_cli():
     graph = import_graph()
     users = {m for m, deps in graph.items() if any(d.startswith("aecls.cli") for d in deps)}

@@ -12,12 +12,12 @@ import torch
 from optuna.trial import TrialState
 
 from aecls.cli import main
-from aecls.encoders import load_encoder
 from aecls.errors import AeclsError
 from aecls.hpo.best import rerun_best
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.summary import epoch_curve, summary
+from aecls.modules.encoders import load_encoder
 from tests.helpers import SPACE, finished, write_study
 
 

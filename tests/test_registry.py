@@ -112,7 +112,7 @@ def test_a_checkpoint_records_its_family_and_older_ones_are_matched(tmp_path):
     is still matched by class and hyper-parameters."""
     import torch
 
-    from aecls.encoders import load_encoder
+    from aecls.modules.encoders import load_encoder
     from aecls.modules.registry import FAMILY_KEY
     from aecls.nets import NetConfig
     from aecls.train import build_module

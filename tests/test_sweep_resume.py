@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from aecls.cli import main
-from aecls.encoders import export_encoder
 from aecls.modules import AutoEncoder
+from aecls.modules.encoders import export_encoder
 from aecls.nets import NetConfig
 from tests.helpers import interruptible
 

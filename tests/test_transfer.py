@@ -11,8 +11,8 @@ import torch
 from sklearn.decomposition import PCA
 
 from aecls.cli import main
-from aecls.encoders import export_encoder
 from aecls.modules import AutoEncoder
+from aecls.modules.encoders import export_encoder
 from aecls.nets import NetConfig
 from aecls.train import train
 from aecls.transfer.config import DEFAULT_METHODS as METHODS  # what a sweep runs unless told

@@ -14,12 +14,12 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.trial import FrozenTrial
 
-from aecls.encoders import export_encoder
 from aecls.errors import check
 from aecls.hpo.objective import checkpoint_callback
 from aecls.hpo.rules import RULES, test_rows
 from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import StudySpec
+from aecls.modules.encoders import export_encoder
 from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.stats import spread

@@ -75,7 +75,7 @@ class Classifier(BaseModule):
         check(encoder_lr_scale > 0, f"encoder_lr_scale must be > 0, got {encoder_lr_scale}")
         source = encoder_source
         if encoder_path is not None:
-            from aecls.encoders import load_encoder
+            from aecls.modules.encoders import load_encoder
 
             encoder, pretrained_net, source = load_encoder(encoder_path)
             if net is not None:

@@ -22,9 +22,9 @@ from tqdm import tqdm
 from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
 from aecls.data.subsets import stratified_subset
-from aecls.encoders import load_encoder
 from aecls.errors import FitInterrupted, Interrupted
 from aecls.modules import OptimConfig
+from aecls.modules.encoders import load_encoder
 from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.progress import in_terminal

@@ -1,7 +1,8 @@
 """Pretrained encoders for the classifier: from a study export (best_encoder.pt, or its folder)
 or from any aecls autoencoder checkpoint. Everything is loaded with weights_only=True, and built
-through aecls.nets alone (a checkpoint's `net` hyper-parameters and its `encoder.*` weights), so
-this module sits below the LightningModules that use it."""
+through aecls.nets alone (a checkpoint's `net` hyper-parameters and its `encoder.*` weights) and the
+registry (which family a checkpoint is): it lives in modules/, beside the classifier that uses it,
+so loading an encoder never reaches above the model layer."""
 
 from __future__ import annotations
 
