@@ -74,6 +74,7 @@ def test_printed_commands_are_shell_quoted(tiny_data, capsys):
 
 # -- 2: a continued study's export says it is stale -------------------------------------------------
 
+@pytest.mark.slow
 def test_a_continued_study_says_its_export_is_stale(tiny_data, capsys):
     path = write_study("cont", epochs=1, n_trials=1, pruner="none")
     common = [str(path), "--data-dir", str(tiny_data)]

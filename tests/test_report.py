@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from aecls.cli import main
@@ -51,6 +52,7 @@ def test_empty_sections_are_dropped():
     assert without_empty_sections(lines) == ["", "## A", "", "a", "", "## C", "c"]
 
 
+@pytest.mark.slow
 def test_full_tiny_run(tiny_data, capsys):
     one = ["--trainer.max_epochs", "1", "--test_after_fit", "false"]
     for cfg in ("cae.yaml", "dae.yaml", "vae.yaml"):

@@ -19,7 +19,7 @@ from aecls.hpo.recovery import WORKER_ATTR, describe, recover_trials
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import check_outputs, is_grpc, is_journal, mark_outputs, safe_url
 from aecls.hpo.study import DONE, LIVE, open_study
-from aecls.hpo.workers import StudyRun, supervise, visible_gpus, work, worker_plan
+from aecls.hpo.workers import StudyRun, supervise, trials_left, visible_gpus, work, worker_plan
 from aecls.paths import DEFAULT_STORAGE, LOG_DIR
 from aecls.progress import progress as progress_bar
 
@@ -59,7 +59,8 @@ def run_study(spec: StudySpec, n_trials: int | None = None, storage: str = DEFAU
     bar = progress_bar(total, f"study {spec.name}", "trial", progress)
     bar.n = len(study.get_trials(deepcopy=False, states=DONE))
     try:
-        if workers > 1:
+        # A finished study starts no worker processes (each would import torch only to stop).
+        if workers > 1 and trials_left(study, total):
             supervise(run, study, workers, bar)
         else:
             work(run, bar=bar)

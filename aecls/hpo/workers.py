@@ -75,6 +75,12 @@ def work(run: StudyRun, threads: int | None = None, bar: tqdm | None = None) -> 
         gc.unfreeze()  # a caller's own objects are collectable again
 
 
+def trials_left(study: optuna.Study, total: int) -> bool:
+    """Is there a trial to start: a queued one, or fewer than `total` live ones?"""
+    trials = study.get_trials(deepcopy=False, states=LIVE)
+    return any(t.state == TrialState.WAITING for t in trials) or len(trials) < total
+
+
 def _trials(run: StudyRun, study: optuna.Study, bar: tqdm | None) -> None:
     """`work`'s loop: count and start trials under the lock until the study holds `total`."""
     lock, store = trial_lock(run.storage), artifact_store(run.storage, run.artifacts)
@@ -100,9 +106,7 @@ def _trials(run: StudyRun, study: optuna.Study, bar: tqdm | None) -> None:
         try:
             # A trial whose worker died is failed (and re-queued as WAITING on RDB storages).
             optuna.storages.fail_stale_trials(study)
-            trials = study.get_trials(deepcopy=False, states=LIVE)
-            waiting = any(t.state == TrialState.WAITING for t in trials)
-            if not waiting and len(trials) >= run.total:
+            if not trials_left(study, run.total):
                 return
             study.optimize(one, n_trials=1, gc_after_trial=True)
         finally:
