@@ -4,10 +4,10 @@ one training function."""
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
+import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -16,10 +16,9 @@ from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError
 from aecls.modules import BaseModule
 from aecls.paths import LOG_DIR
-from aecls.progress import EpochLines, in_terminal
 from aecls.speed import Speed
 from aecls.train import FIT_CHECKPOINT, TrainConfig, train
-from aecls.training import GlooExit
+from aecls.training import make_trainer
 
 # --ckpt_path values Lightning resolves itself (no file to check); `last` is aecls's (resolve_last).
 LIGHTNING_CKPT_WORDS = ("best", "hpc", "registry")
@@ -57,12 +56,6 @@ class AeclsCLI(LightningCLI):
             name = Path(str(configs[-1])).stem if configs else "lightning_logs"
             cfg.trainer.logger = Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger",
                                            init_args=Namespace(save_dir=LOG_DIR, name=name))
-        # Outside a terminal Lightning's bar would fill a log with its frames: a line per epoch
-        # instead (EpochLines, added in `fit`), unless the bar was turned off on purpose.
-        wanted = cfg.trainer.get("enable_progress_bar") is not False
-        self._epoch_lines = wanted and not in_terminal(sys.stdout)
-        if self._epoch_lines:
-            cfg.trainer.enable_progress_bar = False
         ckpt = cfg.get("ckpt_path")
         if ckpt == "last":
             resolve_last(cfg)
@@ -70,17 +63,30 @@ class AeclsCLI(LightningCLI):
             raise AeclsError(f"--ckpt_path {ckpt}: no such checkpoint file (or `last`: the newest "
                              "last.ckpt of this config's runs)")
 
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> L.Trainer:
+        # Lightning merges the config's callbacks, the CLI's (checkpoint, speed) and its save-config
+        # one; the Trainer itself comes from aecls's one factory (the parser still reads L.Trainer).
+        self.trainer_class = cli_trainer
+        return super()._instantiate_trainer(config, callbacks)
+
     def fit(self, model: BaseModule, datamodule: FashionMNISTDataModule | None = None,
             ckpt_path: str | None = None, **_: object) -> None:
         """The fit subcommand (LightningCLI calls a method of this name instead of Trainer.fit):
         the objects LightningCLI built from the flags and YAML, trained by `train`."""
         test = "report" if self.config.fit.test_after_fit else None
-        if getattr(self, "_epoch_lines", False):
-            self.trainer.callbacks.append(EpochLines())
         result = train(TrainConfig(model=model, data=datamodule, trainer=self.trainer, seed=None,
                                    ckpt_path=ckpt_path, test=test, quiet=False))
         if test is None and self.trainer.is_global_zero:
             print(f"best checkpoint: {result.best_path}")
+
+
+def cli_trainer(**config) -> L.Trainer:
+    """The Trainer of `aecls fit|validate`, from LightningCLI's parsed `trainer:` section, through
+    make_trainer (the callbacks every aecls Trainer has; outside a terminal a line per epoch instead
+    of the bar's frames, unless the bar was turned off on purpose)."""
+    return make_trainer(config.pop("max_epochs"), quiet=False, logger=config.pop("logger"),
+                        devices=config.pop("devices"), callbacks=config.pop("callbacks"),
+                        progress=config.pop("enable_progress_bar"), **config)
 
 
 def resolve_last(cfg) -> None:
@@ -131,5 +137,4 @@ def run_lightning(argv: list[str]) -> None:
     # --lr_scheduler would silently replace it.
     AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True, args=argv,
              auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
-             seed_everything_default=0,
-             trainer_defaults={"callbacks": [GlooExit()]})  # in every trainer, as make_trainer does
+             seed_everything_default=0)

@@ -55,7 +55,9 @@ def make_trainer(max_epochs: int | None, *, quiet: bool = True, logger: Any = Fa
     (accelerator, strategy, limit_*_batches, precision, num_sanity_val_steps, ...) and win over
     these defaults, but for aecls.speed's options (`SPEED_KEYS`: channels_last, fused_optimizer),
     which build the `Speed` callback unless `callbacks` holds one; `progress`
-    shows Lightning's bar even when `quiet` (default: not quiet)."""
+    shows Lightning's bar even when `quiet` (default: not quiet), in a terminal; elsewhere a fit that
+    is not quiet prints a line per epoch instead (EpochLines), unless `progress` is False.
+    `aecls fit|validate` build their Trainer here too (aecls.fit.cli_trainer)."""
     if quiet:
         quiet_lightning()
     callbacks = list(callbacks or [])
@@ -63,7 +65,8 @@ def make_trainer(max_epochs: int | None, *, quiet: bool = True, logger: Any = Fa
     if not any(isinstance(c, Speed) for c in callbacks):
         callbacks.append(Speed(**speed))
     callbacks.append(GlooExit())
-    if not quiet and not in_terminal(sys.stdout):  # a fit's progress in a log: a line per epoch
+    # A fit's progress in a log: a line per epoch, unless progress was turned off on purpose.
+    if not quiet and progress is not False and not in_terminal(sys.stdout):
         callbacks.append(EpochLines())
     args = {"devices": devices, "max_epochs": max_epochs, "logger": logger,
             "enable_checkpointing": checkpointing,

@@ -14,6 +14,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from aecls.cli import main
 from aecls.hpo.run import WORKER_ATTR, open_study, run_study, visible_gpus, worker_plan
 from aecls.hpo.space import load_study
 from tests.helpers import finished, join_together, write_study
@@ -125,21 +126,25 @@ def test_a_crashed_launchers_running_trial_is_recovered_on_continue(tiny_data):
 
 
 @pytest.mark.slow
-def test_a_user_error_in_a_worker_is_one_line_and_exit_2(tiny_data):
+def test_a_user_error_in_a_worker_is_one_line_and_exit_2(tiny_data, capsys):
     """A value only a trial can find bad (a label budget above the data's images: the study file's
     check reads no data): raised in the worker processes, shown as the CLI shows it without
     workers."""
     path = write_study("usererr", data={"val_size": 50, "batch_size": 64, "n_labels": 100_000})
-    for workers in ("1", "2"):
-        r = subprocess.run([sys.executable, "-m", "aecls.cli", "study", "run", str(path), "--storage",
-                            f"journal:u{workers}.journal", "--data-dir", str(tiny_data), "--workers", workers,
-                            "--log-dir", f"logs{workers}", "--out", f"out{workers}",  # two storages
-                            "--no-progress"], env=ENV, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 2, r.stderr
-        assert "Traceback" not in r.stderr
-        lines = [line for line in r.stderr.splitlines() if not line.startswith("[I ")]  # Optuna's info log
-        assert lines == ["aecls: error: label budget 100000 is more than the 350 images of the training "
-                         "split; use a smaller n_labels (or all labels)"]
+    said = ("aecls: error: label budget 100000 is more than the 350 images of the training split; use a "
+            "smaller n_labels (or all labels)")
+    common = ["study", "run", str(path), "--data-dir", str(tiny_data), "--no-progress"]
+    # Without workers (in this process: the CLI's own handling) ...
+    assert main([*common, "--storage", "journal:u1.journal", "--log-dir", "logs1", "--out", "out1"]) == 2
+    assert capsys.readouterr().err.strip() == said
+    # ... and raised in two worker processes, the same one line (another storage, its own outputs).
+    r = subprocess.run([sys.executable, "-m", "aecls.cli", *common, "--storage", "journal:u2.journal",
+                        "--workers", "2", "--log-dir", "logs2", "--out", "out2"],
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if not line.startswith("[I ")]  # Optuna's info log
+    assert lines == [said]
 
 
 def test_a_bad_data_dir_fails_before_any_worker_starts(tmp_path, capsys):
