@@ -20,6 +20,7 @@ could not import from above.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import lightning as L
@@ -90,3 +91,31 @@ def limit_threads(n: int) -> None:
     torch.set_num_threads(n)
     os.environ.update({v: str(n) for v in THREAD_VARS})
     threadpool_limits(n)
+
+
+def sync(device: str | object) -> None:
+    """Wait for queued CUDA work, so a timer reads the work done, not the work queued."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class EpochTimes(L.Callback):
+    """Each training epoch's seconds, from its first to its last hook (not the fit's set-up), in
+    `seconds`; with `report`, printed when fit ends (rank 0) as `epoch seconds: [...]`:
+    `aecls fit ... --trainer.callbacks+=aecls.speed.EpochTimes`. The benchmarks time with it too."""
+
+    def __init__(self, report: bool = True) -> None:
+        self.report = report
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        sync(pl_module.device)
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        sync(pl_module.device)
+        self.seconds.append(round(time.perf_counter() - self.start, 3))
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.report and trainer.is_global_zero:
+            print(f"epoch seconds: {self.seconds}")

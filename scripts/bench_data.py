@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from aecls.bench import bench_data
+from bench import bench_data
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import platform
 
 import torch
 
-from aecls.bench import FIT_VARIANTS, bench_fit
+from bench import FIT_VARIANTS, bench_fit
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The cost of a study's bookkeeping (issue #22): aecls's real sampler, pruner, storage, worker
-lock and user attrs, with a stand-in objective that trains nothing (aecls.bench.stand_in_objective),
+lock and user attrs, with a stand-in objective that trains nothing (scripts/bench.py stand_in_objective),
 as seconds per trial (per worker) around 100, 1,000, ... trials so far, per storage and number of
 workers. Each run starts from an empty storage in a temporary directory; PostgreSQL is a throw-away
 server on loopback (as the storage tests start one), `proxy` the same behind `aecls study serve`
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import optuna
 
-from aecls.bench import bench_sampler, bench_study_overhead
+from bench import bench_sampler, bench_study_overhead
 
 REPO = Path(__file__).resolve().parents[1]
 STORAGES = ("sqlite", "journal", "postgresql", "proxy")

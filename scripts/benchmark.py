@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from aecls.bench import FIT_VARIANTS, bench_data, bench_fit, bench_study, peak_rss_mib
+from bench import FIT_VARIANTS, bench_data, bench_fit, bench_study, peak_rss_mib
 
 # Every variant at the default width; before/default at the others.
 ALL_VARIANTS = list(FIT_VARIANTS)

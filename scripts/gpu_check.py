@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The GPU check's measurements (run by scripts/gpu_check.sh, which adds the GPU-marked tests):
 a CUDA fit of configs/cae.yaml (seconds per epoch), the plain-loop vs Lightning epoch on CUDA in
-each speed variant (aecls.bench.FIT_VARIANTS) at batch 128 and 512, a study on one GPU with 1, 2,
+each speed variant (scripts/bench.py FIT_VARIANTS) at batch 128 and 512, a study on one GPU with 1, 2,
 4 and 8 workers (trials per minute, measured one after the other), and
 whether a trial re-run with its seed reproduces its val/loss on the GPU. Prints a Markdown table
 and writes it to OUT/gpu_check.md."""
@@ -22,17 +22,17 @@ from pathlib import Path
 
 import torch
 
-from aecls.bench import FIT_VARIANTS, bench_fit, bench_study
+from bench import FIT_VARIANTS, bench_fit, bench_study
 
 GPU_VARIANTS = ["before", "default", "channels_last", "bf16", "channels_last_bf16"]
 
 
 def cli_fit(epochs: int, out: Path, data_dir: str | None) -> dict:
     """`aecls fit --config configs/cae.yaml` on one GPU, as a user runs it; epoch seconds parsed
-    from aecls.bench.EpochTimes."""
+    from aecls.speed.EpochTimes."""
     cmd = [sys.executable, "-m", "aecls.cli", "fit", "--config", "configs/cae.yaml",
            "--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.max_epochs", str(epochs),
-           "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=aecls.bench.EpochTimes",
+           "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=aecls.speed.EpochTimes",
            "--trainer.logger.init_args.save_dir", str(out / "lightning_logs")]
     if data_dir:
         cmd += ["--data.data_dir", data_dir]

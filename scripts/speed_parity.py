@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from aecls.bench import FIT_VARIANTS, speed_parity
+from bench import FIT_VARIANTS, speed_parity
 
 
 def main() -> None:
@@ -20,7 +20,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=3, help="epochs per fit (default: 3, the quickstart's)")
     p.add_argument("--variants", nargs="+", default=["before", "default"], choices=list(FIT_VARIANTS),
-                   help="speed variants to compare (aecls.bench.FIT_VARIANTS; default: before default)")
+                   help="speed variants to compare (scripts/bench.py FIT_VARIANTS; default: before default)")
     p.add_argument("--limit-batches", type=int, help="batches per epoch (default: all)")
     p.add_argument("--data-dir")
     a = p.parse_args()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aecls.bench import bench_data, bench_fit, bench_sampler, bench_study, bench_study_overhead
+from scripts.bench import bench_data, bench_fit, bench_sampler, bench_study, bench_study_overhead
 from tests.helpers import write_study
 
 
@@ -28,7 +28,7 @@ def test_bench_helpers_run(tiny_data):
         assert s["trials"] == 2 and s["pruned"] == 0 and s["trials_per_min"] > 0
     # An 800 MB (763 MiB) array raises a fresh process's peak by most of that (less what the
     # imports had peaked above the current size): the unit conversion is right, KiB -> MiB.
-    code = ("import numpy as np; from aecls.bench import peak_rss_mib; a = peak_rss_mib()['self']; "
+    code = ("import numpy as np; from scripts.bench import peak_rss_mib; a = peak_rss_mib()['self']; "
             "x = np.ones(100_000_000); print(peak_rss_mib()['self'] - a)")
     grew = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 cwd=Path(__file__).resolve().parents[1]).stdout)

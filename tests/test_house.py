@@ -73,7 +73,7 @@ def test_no_import_circles_in_aecls():
 
 # Layers, lowest first (DESIGN.md): a module imports its own layer and those before it only. The
 # ground floor is what every layer may use; "train" is the one train function and what reads its
-# checkpoints; the pipeline, the CLI and the benchmark helpers sit on top.
+# checkpoints; the pipeline and the CLI sit on top.
 LAYERS = [
     ("ground", ("aecls.errors", "aecls.paths", "aecls.constants", "aecls.training", "aecls.speed",
                 "aecls.progress", "aecls.plotting", "aecls.stats")),
@@ -81,7 +81,7 @@ LAYERS = [
     ("train", ("aecls.train", "aecls.checkpoints", "aecls.probe", "aecls.evaluate", "aecls.classification",
                "aecls.baselines", "aecls.fit")),
     ("hpo", ("aecls.hpo",)), ("transfer", ("aecls.transfer",)), ("report", ("aecls.report",)),
-    ("top", ("aecls.pipeline", "aecls.cli", "aecls.bench")),
+    ("top", ("aecls.pipeline", "aecls.cli")),
 ]
 
 

@@ -4,6 +4,8 @@ load and test like any other. (How much faster: scripts/bench_fit.py and BENCHMA
 
 from __future__ import annotations
 
+import json
+
 import lightning as L
 import pytest
 import torch
@@ -149,3 +151,12 @@ def test_steps_per_call_is_gone(tiny_data):
     on the quickstart study (BENCHMARKS.md), under the 1.1x it had to show to stay."""
     with pytest.raises(AeclsError, match=r"unknown trainer keys \['steps_per_call'\]"):
         load_study(write_study("grp", trainer={"steps_per_call": 4}))
+
+
+def test_epoch_times_callback_prints_each_epochs_seconds(tiny_data, capsys):
+    """docs/speed.md's `--trainer.callbacks+=aecls.speed.EpochTimes` (the benchmarks time with it too)."""
+    assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
+               "--test_after_fit", "false", "--trainer.callbacks+=aecls.speed.EpochTimes") == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch seconds: ")]
+    seconds = json.loads(line.removeprefix("epoch seconds: "))  # a list of floats, as printed
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)

@@ -1,4 +1,6 @@
-"""Side-by-side speed measurements (run from scripts/bench_*.py; never in the test suite).
+"""Side-by-side speed measurements, the helpers of scripts/benchmark.py and scripts/bench_*.py (which
+import it as `bench`); tests/test_bench.py runs them on tiny data, asserting no number. It lives with
+the scripts, not in the aecls package: nothing a user runs through aecls needs it.
 
 Both sides of each comparison run in the same process, one after the other, on the same data, so
 the ratio is meaningful on a noisy shared machine; numbers from different runs are not comparable.
@@ -101,7 +103,7 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
 
     from aecls.modules import AutoEncoder, OptimConfig
     from aecls.nets import NetConfig
-    from aecls.speed import Speed
+    from aecls.speed import EpochTimes, Speed, sync
     from aecls.train import TrainConfig, train
     from aecls.training import quiet_lightning
 
@@ -117,10 +119,10 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
         torch.manual_seed(0)
         model = AutoEncoder(net, optim).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=optim.lr)
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         _plain_epoch(model, itertools.islice(dm.train_dataloader(), n_batches), opt)
-        _sync(device)
+        sync(device)
         return images / (time.perf_counter() - start)
 
     def lightning(variant: str) -> tuple[float, float]:
@@ -128,13 +130,13 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
         speed, precision = FIT_VARIANTS[variant]
         torch.manual_seed(0)
         model = AutoEncoder(net, optim)
-        timer = _EpochTimer()
+        timer = EpochTimes(report=False)
         trainer = {"max_epochs": 1, "limit_train_batches": n_batches, "limit_val_batches": 0,
                    "precision": precision, "accelerator": "gpu" if device.startswith("cuda") else "cpu"}
         start = time.perf_counter()
         callbacks = [timer, Speed(**speed)]
         train(TrainConfig(model=model, data=dm, trainer=trainer, seed=None, callbacks=callbacks))
-        return images / timer.seconds, images / (time.perf_counter() - start)
+        return images / timer.seconds[-1], images / (time.perf_counter() - start)
 
     variants = list(variants)
     best = dict.fromkeys(["plain_loop", *(f"lightning_{v}{s}" for v in variants for s in ("", "_fit_call"))],
@@ -148,46 +150,6 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
     ratios = {f"ratio_{k.removeprefix('lightning_')}": v / best["plain_loop"]
               for k, v in best.items() if k.startswith("lightning_")}
     return {**best, **ratios}
-
-
-def _sync(device: str | object) -> None:
-    """Wait for queued CUDA work, so a timer reads the work done, not the work queued."""
-    import torch
-
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-class _EpochTimer(L.Callback):
-    """Seconds from the first to the last hook of the training epoch (excludes fit's set-up)."""
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        _sync(pl_module.device)
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        _sync(pl_module.device)
-        self.seconds = time.perf_counter() - self.start
-
-
-class EpochTimes(L.Callback):
-    """Prints each training epoch's seconds when fit ends (rank 0), as `epoch seconds: [...]`:
-    `aecls fit ... --trainer.callbacks+=aecls.bench.EpochTimes`."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        _sync(pl_module.device)
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        _sync(pl_module.device)
-        self.seconds.append(round(time.perf_counter() - self.start, 3))
-
-    def on_fit_end(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero:
-            print(f"epoch seconds: {self.seconds}")
 
 
 def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, workers: int = 1,
