@@ -20,13 +20,14 @@ def mask_secrets(text: str) -> str:
 class AeclsError(Exception):
     """A problem with the user's input: a path, a file or a configuration value.
 
-    `setting`: the library's name of the setting that fixes it (`allow_changes`, `select`, ...);
-    the library's message says what is wrong in its own words, and the command line, the one
-    place that names flags, adds the flag (aecls.cli.main.FLAGS)."""
+    `setting`: the library's name of the setting that fixes it (`allow_changes`, `select`, ...), or
+    several; the library's message says what is wrong in its own words, and the command line, the
+    one place that names flags, adds the flag of the command that ran (aecls.cli.main.flags_for:
+    the option whose destination is that name; for `aecls fit|validate`, LightningCLI's key)."""
 
     exit_code = 2
 
-    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+    def __init__(self, message: str = "", *, setting: str | tuple[str, ...] | None = None) -> None:
         super().__init__(message)
         self.setting = setting
 
@@ -48,7 +49,7 @@ class DataError(AeclsError):
     """Data files are missing, truncated, corrupt or not what they claim to be."""
 
 
-def check(condition: bool, message: str, setting: str | None = None) -> None:
+def check(condition: bool, message: str, setting: str | tuple[str, ...] | None = None) -> None:
     """Raise `AeclsError(message)` unless `condition` holds (for validating config values)."""
     if not condition:
         raise AeclsError(message, setting=setting)

@@ -143,3 +143,42 @@ def test_test_takes_lightnings_spelling(tiny_data, capsys):
     assert "test/mse" in capsys.readouterr().out
     assert main(["test", "--ckpt", str(best), "--data.data_dir", str(tiny_data / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def _all_dests(parser) -> set[str]:
+    """Every option destination of the aecls parser and its subcommands."""
+    import argparse
+
+    dests = {a.dest for a in parser._actions if a.option_strings}
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sub in a.choices.values():
+                dests |= _all_dests(sub)
+    return dests
+
+
+def test_every_setting_an_error_names_has_a_flag():
+    """Issue #38: the flags an error points to are read from the parser, not listed by hand; so
+    every setting the library names (`setting=`, or `check`'s third argument) must be an option of
+    some command (or LightningCLI's ckpt_path)."""
+    from aecls.cli.main import _parser, flags_for
+
+    named: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            values = [k.value for k in node.keywords if k.arg == "setting"]
+            if getattr(node.func, "id", None) == "check" and len(node.args) == 3:
+                values.append(node.args[2])
+            for v in values:
+                parts = v.elts if isinstance(v, ast.Tuple) else [v]
+                named |= {p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str)}
+    assert {"allow_changes", "select", "seeds", "host", "port", "out", "log_dir"} <= named
+    assert named - _all_dests(_parser()) <= {"ckpt_path"}, named - _all_dests(_parser())
+    assert flags_for(["study", "run", "s.yaml"], ("out", "log_dir")) == "--out/--log-dir"
+    assert flags_for(["study", "serve"], "port") == "--port"
+    assert flags_for(["transfer", "compare", "a=x"], ("vary", "allow_unlike")) == "--vary/--allow-unlike"
+    assert flags_for(["transfer", "sweep"], "head_hidden") == "--head-hidden"
+    assert flags_for(["fit", "--config", "c.yaml"], "ckpt_path") == "--ckpt_path"
+    assert flags_for(["report"], "select") == ""  # a setting the command has no flag for: no hint

@@ -30,12 +30,6 @@ from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 LIGHTNING_COMMANDS = ("fit", "validate")
 # The flag that sets each setting a library error names (AeclsError.setting): the library says
 # what is wrong, the command line which flag fixes it.
-FLAGS = {"allow_changes": "--allow-changes", "select": "--select", "ckpt_path": "--ckpt_path",
-         "outputs": "--out/--log-dir", "head_hidden": "--head-hidden",
-         "encoder_lr_scale": "--encoder-lr-scale", "allow_unlike": "--vary/--allow-unlike",
-         "seeds": "--seeds"}  # aecls.fit's; not imported from there: it loads Lightning
-
-
 def _test(args: argparse.Namespace) -> None:
     from aecls.evaluate import evaluate_checkpoint
 
@@ -181,6 +175,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def flags_for(argv: list[str], setting: str | tuple[str, ...]) -> str:
+    """The command line's spelling of the setting(s) an error names (AeclsError.setting), read from
+    the parser of the command that ran: its options whose destination is that setting ("" where it
+    has none). LightningCLI's commands spell their keys `--KEY` (`--ckpt_path`)."""
+    settings = (setting,) if isinstance(setting, str) else tuple(setting)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        return "/".join(f"--{s}" for s in settings)
+    parser = _parser()
+    for word in argv:  # down the subcommands named (`study run`, `transfer sweep`)
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or word not in sub.choices:
+            break
+        parser = sub.choices[word]
+    return "/".join(next(o for o in a.option_strings if o.startswith("--"))
+                    for s in settings for a in parser._actions
+                    if a.dest == s and any(o.startswith("--") for o in a.option_strings))
+
+
 def user_error(exc: BaseException) -> AeclsError | None:
     """The AeclsError behind `exc`, if any: jsonargparse wraps errors raised while it instantiates."""
     seen = set()
@@ -235,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             how, code = STOPPED[_Stop.signum]
             prefix = f"aecls: {how}: "
         text = " ".join(line.strip() for line in str(err).splitlines())  # one line, always
-        if getattr(err, "setting", None) in FLAGS:
-            text += f" [{FLAGS[err.setting]}]"
+        if getattr(err, "setting", None) and (flags := flags_for(argv, err.setting)):
+            text += f" [{flags}]"
         print(f"{prefix}{mask_secrets(text)}", file=sys.stderr)
         return code
     finally:

@@ -287,7 +287,7 @@ def check_outputs(study: str, url: str, *roots: str | Path) -> None:
         if had != key:
             raise AeclsError(f"{folder} holds study {study} of storage {shown_storage(had)}, not of "
                              f"{shown_storage(key)}: give the study another name, or keep its outputs "
-                             "in other folders", setting="outputs")
+                             "in other folders", setting=("out", "log_dir"))
 
 
 def mark_outputs(study: str, url: str, *roots: str | Path) -> None:

@@ -104,7 +104,7 @@ def check_alike(unlike: list[str], allow_unlike: bool) -> None:
           f"the sweeps are unlike ({unlike[0] if unlike else ''}): a difference between them would "
           "measure that setting as well as the encoders; compare sweeps made with the same settings, "
           "name a setting the comparison is about (vary), or allow unlike sweeps (no verdict across "
-          "them)", setting="allow_unlike")
+          "them)", setting=("vary", "allow_unlike"))
 
 
 def _stats(sweep: Sweep) -> dict[tuple[int, str], tuple[float, float]]:
