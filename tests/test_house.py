@@ -181,4 +181,6 @@ def test_every_setting_an_error_names_has_a_flag():
     assert flags_for(["transfer", "compare", "a=x"], ("vary", "allow_unlike")) == "--vary/--allow-unlike"
     assert flags_for(["transfer", "sweep"], "head_hidden") == "--head-hidden"
     assert flags_for(["fit", "--config", "c.yaml"], "ckpt_path") == "--ckpt_path"
+    assert flags_for(["fit"], "data_dir") == "--data.data_dir"
+    assert flags_for(["pipeline"], "data_dir") == "--data-dir"
     assert flags_for(["report"], "select") == ""  # a setting the command has no flag for: no hint

@@ -108,8 +108,8 @@ def test_a_changed_setting_is_refused_naming_it(tiny_data, tmp_path, capsys):
     assert main([*_args(enc, tiny_data, min_steps=3), "--lr", "0.01"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("aecls: error: sw/sweep.csv: its rows were made with lr=0.003, this sweep has lr=0.01; "
-                   "rows of different settings do not mix; nothing was overwritten (use another --out, "
-                   "or delete sw to start that sweep again)")
+                   "rows of different settings do not mix; nothing was overwritten (use another output "
+                   "folder, or delete sw to start that sweep again) [--out]")
     assert Path("sw/sweep.csv").read_bytes() == before
     # more budgets or seeds with the same settings add runs: not a change
     assert main([*_args(enc, tiny_data, min_steps=3), "--seeds", "0,5"]) == 0  # the last --seeds counts

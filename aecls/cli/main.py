@@ -180,8 +180,8 @@ def flags_for(argv: list[str], setting: str | tuple[str, ...]) -> str:
     the parser of the command that ran: its options whose destination is that setting ("" where it
     has none). LightningCLI's commands spell their keys `--KEY` (`--ckpt_path`)."""
     settings = (setting,) if isinstance(setting, str) else tuple(setting)
-    if argv and argv[0] in LIGHTNING_COMMANDS:
-        return "/".join(f"--{s}" for s in settings)
+    if argv and argv[0] in LIGHTNING_COMMANDS:  # the data folder is a DataModule argument there
+        return "/".join(DATA_DIR_ALIASES[1] if s == "data_dir" else f"--{s}" for s in settings)
     parser = _parser()
     for word in argv:  # down the subcommands named (`study run`, `transfer sweep`)
         sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)

@@ -105,8 +105,9 @@ def locate(dataset: str = "fashion_mnist", data_dir: str | Path | None = None,
     )
     raise DataError(
         f"{spec.name} IDX files not found (need {names}). Looked in: {looked}. Fix: {hint}"
-        f"pass data_dir=DIR (--data.data_dir DIR), set {ENV_VAR}=DIR, "
-        f"or use download=True (needs internet)."
+        f"give the folder that holds them (data_dir), set {ENV_VAR}=DIR, "
+        f"or use download=True (needs internet).",
+        setting="data_dir",
     )
 
 

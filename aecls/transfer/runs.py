@@ -83,8 +83,8 @@ def provenance() -> dict[str, str]:
 
 def _fail(path: Path, row: int | None, what: str) -> AeclsError:
     where = f"{path}, row {row}" if row is not None else str(path)
-    return AeclsError(f"{where}: {what}; nothing was overwritten (use another --out, or delete "
-                      f"{path.parent} to start that sweep again)")
+    return AeclsError(f"{where}: {what}; nothing was overwritten (use another output folder, or delete "
+                      f"{path.parent} to start that sweep again)", setting="out")
 
 
 def _checked(path: Path, n: int, r: dict) -> dict:
