@@ -15,7 +15,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError
 from aecls.modules import BaseModule
-from aecls.paths import LOG_DIR
+from aecls.paths import LOG_DIR, read_config
 from aecls.speed import Speed
 from aecls.train import FIT_CHECKPOINT, TrainConfig, train
 from aecls.training import make_trainer
@@ -110,8 +110,6 @@ def resolve_last(cfg) -> None:
 def _check_model_classes(argv: list[str]) -> None:
     """A config file whose model is no registered family: one line naming the file, the class and
     the known ones (jsonargparse would print its usage and a multi-line import error)."""
-    import yaml
-
     from aecls.train import module_class
 
     for i, arg in enumerate(argv):
@@ -120,10 +118,10 @@ def _check_model_classes(argv: list[str]) -> None:
         if path is None or not Path(path).is_file():
             continue
         try:
-            model = (yaml.safe_load(Path(path).read_text()) or {}).get("model") or {}
-        except (yaml.YAMLError, AttributeError):
+            model = read_config(path)["model"]
+        except AeclsError:
             continue  # LightningCLI says what is wrong with the file itself
-        if isinstance(model, dict) and model.get("class_path"):
+        if model.get("class_path"):
             module_class(model, where=path)  # the train function's own check and message
 
 

@@ -45,14 +45,27 @@ def find_config(name_or_path: str | Path) -> Path:
     raise AeclsError(f"model config not found: {' or '.join(map(str, candidates))}")
 
 
+CONFIG_KEYS = ("model", "data", "trainer", "seed_everything")  # what a model config may hold
+
+
 def read_config(name_or_path: str | Path) -> dict:
-    """A model config (see find_config) as a dict; YAML that does not parse is a user error."""
+    """A model config (see find_config) as `aecls fit --config` reads it, the one reader of that
+    format: a mapping with a `model:` section and only CONFIG_KEYS, its `data:` flat (LightningCLI's
+    `data: {init_args: ...}` form too). A file that is not one is a user error naming it."""
     import yaml
 
+    path = find_config(name_or_path)
     try:
-        return yaml.safe_load(find_config(name_or_path).read_text()) or {}
+        raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise AeclsError(f"{name_or_path}: not valid YAML ({e})") from e
+        raise AeclsError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
+        raise AeclsError(f"{path}: not a model config with a `model:` section")
+    unknown = sorted(set(raw) - set(CONFIG_KEYS))
+    if unknown:
+        raise AeclsError(f"{path}: unknown key(s) {unknown}; known: {', '.join(CONFIG_KEYS)}")
+    data = dict(raw.get("data") or {})
+    return {**raw, "data": dict(data.get("init_args") or {}) if "init_args" in data else data}
 
 
 def tool_command(name: str, *args: str | Path) -> str:

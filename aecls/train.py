@@ -187,12 +187,7 @@ def load_train_config(path: str | Path, data_dir: str | None = None, log_dir: st
     Change the returned config's dicts to override a value (`cfg.trainer["max_epochs"] = 3`)."""
     raw = read_config(path)
     name = Path(path).stem
-    check(isinstance(raw, dict) and isinstance(raw.get("model"), dict),
-          f"{path}: not a model config with a `model:` section")
-    unknown = sorted(set(raw) - {"model", "data", "trainer", "seed_everything"})
-    check(not unknown, f"{path}: unknown key(s) {unknown}; known: model, data, trainer, seed_everything")
-    data = dict(raw.get("data") or {})
-    data = dict(data.get("init_args") or {}) if "init_args" in data else data
+    data = raw["data"]
     if data_dir is not None:
         data["data_dir"] = data_dir
     trainer = dict(raw.get("trainer") or {})

@@ -32,7 +32,7 @@ from aecls.hpo.sampler import TrialSeededTPESampler
 from aecls.modules import BaseModule, OptimConfig
 from aecls.modules.registry import Family, family
 from aecls.nets import NetConfig
-from aecls.paths import find_config
+from aecls.paths import find_config, read_config
 from aecls.speed import SPEED_KEYS, parse_switch
 from aecls.train import TrainConfig, build_module
 from aecls.training import make_trainer
@@ -205,18 +205,15 @@ class StudySpec:
 
     def _load_defaults(self) -> None:
         path = self._config_path()
-        try:
-            cfg = yaml.safe_load(path.read_text()) or {}
-            model = cfg["model"]
-        except (yaml.YAMLError, KeyError, TypeError) as e:
-            raise AeclsError(f"{path}: not a model config with a `model:` section ({e})") from e
+        cfg = read_config(path)
+        model = cfg["model"]
         cls = self.family.module
         check(str(model.get("class_path", "")).rsplit(".", 1)[-1] == cls.__name__,
               f"study {self.name}: {path} configures {model.get('class_path')}, not {cls.__name__} "
               f"(model {self.model})")
         self.defaults = dict(model.get("init_args") or {})
         # The config's data settings too (batch size, split), under the study's own `data:`.
-        data = {k: v for k, v in (cfg.get("data") or {}).items() if k != "data_dir"}
+        data = {k: v for k, v in cfg["data"].items() if k != "data_dir"}
         self.data = {**data, **self.data}
 
     def build_pruner(self) -> optuna.pruners.BasePruner:
