@@ -8,7 +8,6 @@ that wrote them. A piece that is not there yet is named as missing.
 
 from __future__ import annotations
 
-import csv
 import datetime
 import json
 import shutil
@@ -42,6 +41,7 @@ from aecls.report import figures
 from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
 from aecls.stats import spread
 from aecls.transfer.compare import compare_markdown, read_record
+from aecls.transfer.runs import read_rows
 from aecls.transfer.sweep import markdown_table, summarise
 
 N_SHOW = 10  # images per row: one per class
@@ -238,7 +238,7 @@ def transfer(r: Report) -> None:
     if not (folder / SWEEP_CSV).is_file():
         r.missing.append(f"transfer sweep: nothing in {folder} (run `aecls transfer sweep`)")
     else:
-        rows = list(csv.DictReader(open(folder / SWEEP_CSV)))
+        rows = read_rows(folder / SWEEP_CSV)
         encoder = _sweep_encoder(folder)
         if encoder:
             r.lines.append(f"Encoder: {encoder}.\n")

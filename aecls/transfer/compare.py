@@ -29,7 +29,7 @@ from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.stats import Paired, mean_sd, paired, rule, too_few_seeds
 from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, SEMI
 from aecls.transfer.plots import panels_plot
-from aecls.transfer.runs import recorded
+from aecls.transfer.runs import read_rows, recorded
 
 PRETRAINED = ("frozen", "finetune", *SEMI, *GRAPH)  # the methods that use the encoder
 BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
@@ -57,10 +57,10 @@ def read_runs(path: str | Path) -> tuple[Sweep, float]:
     out: Sweep = {}
     seconds = 0.0
     try:
-        for r in csv.DictReader(open(path)):
+        for r in read_rows(path):
             out.setdefault((int(r["labels"]), r["method"]), {})[int(r["seed"])] = float(r["test_acc"])
             seconds += float(r.get("seconds") or 0)
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, csv.Error) as e:
         raise AeclsError(f"{path} is not a transfer sweep CSV ({e})") from e
     return out, seconds
 
@@ -333,8 +333,7 @@ def _rows(paths: dict[str, list[str]]):
     """Every row of the comparison's CSVs, as dicts."""
     for ps in paths.values():
         for p in ps:
-            with open(p, newline="") as f:
-                yield from csv.DictReader(f)
+            yield from read_rows(p)
 
 
 def _span(dates: list[str]) -> str:

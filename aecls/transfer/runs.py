@@ -81,6 +81,14 @@ def provenance() -> dict[str, str]:
             "threads": str(torch.get_num_threads()), "torch": torch.__version__}
 
 
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a sweep CSV as written (strings by column): the one reader of the format, for
+    the sweep that continues it, `transfer compare`, the report and `aecls results`. A file that is
+    not CSV raises csv.Error or UnicodeDecodeError, for the caller to say what it was reading."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _fail(path: Path, row: int | None, what: str) -> AeclsError:
     where = f"{path}, row {row}" if row is not None else str(path)
     return AeclsError(f"{where}: {what}; nothing was overwritten (use another output folder, or delete "
@@ -120,8 +128,7 @@ def load(out: Path, cfg: SweepConfig) -> list[dict]:
         raise _fail(path, None, f"its rows were made with {k}={made.get(k)!r}, this sweep has "
                                 f"{k}={now.get(k)!r}; rows of different settings do not mix")
     try:
-        with open(path, newline="") as f:
-            rows = [_checked(path, n, r) for n, r in enumerate(csv.DictReader(f), 1)]
+        rows = [_checked(path, n, r) for n, r in enumerate(read_rows(path), 1)]
     except (csv.Error, UnicodeDecodeError) as e:
         raise _fail(path, None, f"not a readable CSV ({e})") from None
     seen: set[tuple] = set()
