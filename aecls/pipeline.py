@@ -125,6 +125,7 @@ class Stages:
 
     def __init__(self) -> None:
         self.rows: list[dict] = []
+        self.report: Path | None = None  # the report stage's file
         self._open: tuple[dict, float] | None = None
         self.start = time.perf_counter()
 
@@ -155,14 +156,19 @@ class Stages:
         """A stage that ran beside others: its own seconds (inside its group's)."""
         self.rows.append({"stage": title, "seconds": round(seconds, 1), "reused": None, "side": True})
 
-    def write(self, path: Path, scale: Scale) -> dict:
-        self._close()
+    def write(self, path: Path, scale: Scale, final: bool = True) -> dict:
+        """The stage times as data; not `final`: the rows so far, without the stage still running
+        (the report's, which reads them)."""
+        if final:
+            self._close()
+        running = self._open[0] if self._open is not None else None
         import platform
 
         import torch
 
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-        info = {"scale": scale.name, "scale_text": scale.describe(), "stages": self.rows,
+        info = {"scale": scale.name, "scale_text": scale.describe(),
+                "stages": [r for r in self.rows if r is not running],
                 "seconds": round(time.perf_counter() - self.start, 1),
                 "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
                             "cpu": platform.processor() or platform.machine()}}
@@ -225,12 +231,31 @@ def side_slots(cores: int | None = None, tasks: int | None = None) -> tuple[int,
 
 
 @dataclass(frozen=True)
-class Task:
-    """One stage that may run beside others: `fn(*args)`, a top-level function (spawned)."""
+class Stage:
+    """One step of the pipeline, declared as data: what it runs (`fn(*args)`, a top-level
+    function, for a spawned side process), the stages whose outputs it reads (`needs`), the file
+    whose presence means it is finished (`done()`: reused, not run again; None: it always runs,
+    as the study that continues to its total and the cheap compare and report do), and the folders
+    it writes (`owns`: what `fresh` deletes). From these follow the order, the skipping, `fresh` and
+    which stages run side by side (those whose inputs are all finished). `alone`: in this process,
+    by itself (the study has its own worker processes; compare and report take a second)."""
 
-    title: str
+    name: str  # what other stages' `needs` call it
+    title: str  # what the output and the report's stage table call it
     fn: Callable
-    args: tuple
+    args: tuple = ()
+    needs: tuple[str, ...] = ()
+    done: Callable[[], Path | None] = lambda: None
+    owns: tuple[Path, ...] = ()
+    alone: bool = False
+
+
+def _exists(path: Path) -> Callable[[], Path | None]:
+    return lambda: path if path.exists() else None
+
+
+def _latest_fit(config: str) -> Callable[[], Path | None]:
+    return lambda: latest(Path(LOG_DIR), config)
 
 
 def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str | None, float]:
@@ -255,33 +280,33 @@ def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str 
         os.close(fd)
 
 
-def side_by_side(stage: Stages, tasks: list[Task], logs: Path) -> None:
-    """Run independent `tasks`: one after another in this process on a one-core machine, else
-    in `side_slots()` spawned processes with the cores split, each task's output in logs/."""
+def side_by_side(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> None:
+    """Run independent stages (title, stage): one after another in this process on a one-core
+    machine, else in `side_slots()` spawned processes with the cores split, each one's output in
+    logs/."""
     n, threads = side_slots(tasks=len(tasks))
     if n == 1 or len(tasks) <= 1:
-        for t in tasks:
-            stage(t.title)
+        for title, t in tasks:
+            timer(title)
             t.fn(*t.args)
         return
     import multiprocessing as mp
 
     logs.mkdir(parents=True, exist_ok=True)
-    stage(f"{len(tasks)} stages side by side ({n} processes x {threads} torch thread(s))")
-    print(f"   {', '.join(t.title.split(' ', 1)[1] for t in tasks)}; their output in {logs}/", flush=True)
-    log = {t.title: logs / (re.sub(r"[^a-z0-9]+", "_", t.title.split(" ", 1)[1].lower()) + ".log")
-           for t in tasks}
+    timer(f"{len(tasks)} stages side by side ({n} processes x {threads} torch thread(s))")
+    print(f"   {', '.join(t.title for _, t in tasks)}; their output in {logs}/", flush=True)
+    log = {title: logs / (re.sub(r"[^a-z0-9]+", "_", t.title.lower()) + ".log") for title, t in tasks}
     pool = mp.get_context("spawn").Pool(n)  # spawn: no torch or CUDA state inherited
     try:
-        running = {t.title: pool.apply_async(_in_process, (t.fn, t.args, str(log[t.title]), threads))
-                   for t in tasks}
+        running = {title: pool.apply_async(_in_process, (t.fn, t.args, str(log[title]), threads))
+                   for title, t in tasks}
         while running:
             for title, result in list(running.items()):
                 if not result.ready():
                     continue
                 del running[title]
-                error, seconds = result.get()  # a bug in the task raises here, with its traceback
-                stage.record(title, seconds)
+                error, seconds = result.get()  # a bug in the stage raises here, with its traceback
+                timer.record(title, seconds)
                 print(f"   {title}: {seconds:.0f} s ({log[title]})", flush=True)
                 if error is not None:
                     raise AeclsError(f"pipeline stage {title}: {error} (its output: {log[title]})")
@@ -292,8 +317,37 @@ def side_by_side(stage: Stages, tasks: list[Task], logs: Path) -> None:
         pool.join()
 
 
+def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
+    """Run `stages` in the order its `needs` allow: a finished stage is reused; of the stages whose
+    inputs are all finished, one that runs `alone` goes first, by itself, else they all run side
+    by side. Stage k of N is titled "k/N NAME"."""
+    title = {t.name: f"{k}/{len(stages)} {t.title}" for k, t in enumerate(stages, 1)}
+    names = set(title)
+    for t in stages:
+        unknown = set(t.needs) - names
+        if unknown:
+            raise ValueError(f"pipeline stage {t.name} needs {sorted(unknown)}, which no stage makes")
+    finished: set[str] = set()
+    left = list(stages)
+    while left:
+        ready = [t for t in left if set(t.needs) <= finished]
+        if not ready:
+            raise ValueError(f"pipeline stages {[t.name for t in left]} wait on each other")
+        alone = [t for t in ready if t.alone]
+        wave = alone[:1] or ready
+        todo = [t for t in wave if timer.todo(title[t.name], t.done())]
+        if alone:
+            for t in todo:
+                timer(title[t.name])
+                t.fn(*t.args)
+        else:
+            side_by_side(timer, [(title[t.name], t) for t in todo], logs)
+        finished |= {t.name for t in wave}
+        left = [t for t in left if t.name not in finished]
+
+
 def export_best(spec, storage: str, seeds: int, data_dir: str | None) -> None:
-    """Stage 2: re-run the study's best trial and export its encoder (prints what `study best` does)."""
+    """Re-run the study's best trial and export its encoder (prints what `study best` does)."""
     print(format_best(rerun_best(spec, open_study(spec, storage), seeds, data_dir)))
 
 
@@ -301,72 +355,90 @@ def sweep(cfg: SweepConfig) -> None:
     print(markdown_table(run_sweep(cfg, progress=False)))
 
 
-def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
-    s = FULL if full else QUICK
-    stage = Stages()
-    name = Path(s.study).stem
-    workers, _ = side_slots()
-    storage = PARALLEL_STORAGE if workers > 1 else DEFAULT_STORAGE
-    if fresh:  # only what this pipeline writes
-        import optuna
-
-        for p in (Path(ARTIFACTS) / name, Path(TRANSFER_OUT), Path(COMPARE_OUT), Path(REPORTS) / name,
-                  Path(ARTIFACTS) / LOGS, *(Path(f"{TRANSFER_OUT}_{p}") for p in s.pretexts()),
-                  *(Path(LOG_DIR) / d for d in (name, *s.fits(), "classifier"))):
-            shutil.rmtree(p, ignore_errors=True)
-        try:
-            optuna.delete_study(study_name=name, storage=make_storage(storage))
-        except KeyError:
-            pass  # no such study yet
-    spec = load_study(s.study)
-    stage(f"1/6 study {name}: {_study_progress(spec, storage)}"
-          + (f", {workers} workers" if workers > 1 else ""))
+def study_stage(spec, storage: str, workers: int, data_dir: str | None) -> None:
+    """Run (or continue) the study to its total; an export older than its best trial is dropped,
+    so the export stage runs again."""
     study = run_study(spec, storage=storage, workers=workers, data_dir=data_dir, progress=True)
-    print(study_outputs(spec, study, Path(ARTIFACTS) / name)[0])
-    export = Path(ARTIFACTS) / name
+    export = Path(ARTIFACTS) / spec.name
+    print(study_outputs(spec, study, export)[0])
     if stale_export(export):  # the study was continued past its export: export its best again
         (export / BEST_FILE).unlink()
-    logs = Path(ARTIFACTS) / LOGS
-    # The best-trial re-run and the fits need only the study: side by side.
-    tasks = []
-    if stage.todo("2/6 re-run the best trial, export its encoder", export / BEST_FILE):
-        tasks.append(Task("2/6 re-run the best trial, export its encoder", export_best,
-                          (spec, storage, s.seeds, data_dir)))
-    for cfg in s.fits():
-        if stage.todo(f"3/6 fit {cfg}", latest(Path(LOG_DIR), cfg)):
-            tasks.append(Task(f"3/6 fit {cfg}", fit_config,
-                              (cfg, data_dir, s.fit_epochs, s.fit_args.get(cfg, {}))))
-    side_by_side(stage, tasks, logs)
-    # The sweeps need the encoders, the classifier the export: side by side again.
-    tasks = []
-    if stage.todo("4/6 transfer sweep", Path(TRANSFER_OUT) / SWEEP_MD):
-        tasks.append(Task("4/6 transfer sweep", sweep, (s.sweep(f"{ARTIFACTS}/{name}", data_dir),)))
-    for pretext in s.pretexts():  # the other pretexts' encoders, for the comparison
-        out = Path(f"{TRANSFER_OUT}_{pretext}")
-        if stage.todo(f"4/6 transfer sweep of the {pretext} encoder", out / SWEEP_MD):
-            cfg = s.sweep(str(latest(Path(LOG_DIR), pretext)), data_dir, methods=("frozen", "finetune"),
-                          out=str(out))
-            tasks.append(Task(f"4/6 transfer sweep of the {pretext} encoder", sweep, (cfg,)))
-    if stage.todo("5/6 frozen-encoder classifier + test report", latest(Path(LOG_DIR), "classifier")):
-        tasks.append(Task("5/6 frozen-encoder classifier + test report", fit_config,
-                          ("classifier", data_dir, s.fit_epochs,
-                           {"mode": "frozen", "encoder_path": f"{ARTIFACTS}/{name}", "net": None})))
-    side_by_side(stage, tasks, logs)
-    stage("4/6 compare the encoders")
-    compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in s.pretexts())],
+
+
+def compare_stage(name: str, pretexts: list[str]) -> None:
+    compare_sweeps([(f"cae ({name})", TRANSFER_OUT), *((p, f"{TRANSFER_OUT}_{p}") for p in pretexts)],
                    COMPARE_OUT)
-    times = Path(ARTIFACTS) / PIPELINE_JSON
-    stage.write(times, s)  # what the report's stage table reads
-    stage("6/6 report")
-    report = build_report(name, study_name=name, data_dir=data_dir)
-    info = stage.write(times, s)
+
+
+def sweep_of(s: Scale, pretext: str, data_dir: str | None) -> None:
+    """The sweep of a fitted pretext's encoder (frozen, fine-tuned), for the comparison; its
+    checkpoint is found when the stage runs, after the fit."""
+    sweep(s.sweep(str(latest(Path(LOG_DIR), pretext)), data_dir, methods=("frozen", "finetune"),
+                  out=f"{TRANSFER_OUT}_{pretext}"))
+
+
+def report_stage(name: str, data_dir: str | None, timer: Stages, s: Scale) -> None:
+    timer.write(Path(ARTIFACTS) / PIPELINE_JSON, s, final=False)  # what the report's stage table reads
+    timer.report = build_report(name, study_name=name, data_dir=data_dir)
+
+
+def plan(s: Scale, spec, storage: str, workers: int, data_dir: str | None, timer: Stages) -> list[Stage]:
+    """The pipeline at scale `s`, as data: every stage, what it reads and what it leaves."""
+    name = spec.name
+    export = Path(ARTIFACTS) / name
+    sweeps = ["sweep", *(f"sweep {p}" for p in s.pretexts())]
+    study = f"study {name}: {_study_progress(spec, storage)}" + (f", {workers} workers" * (workers > 1))
+    return [
+        Stage("study", study, study_stage, (spec, storage, workers, data_dir),
+              owns=(export, Path(LOG_DIR) / name), alone=True),
+        Stage("export", "re-run the best trial, export its encoder", export_best,
+              (spec, storage, s.seeds, data_dir), needs=("study",), done=_exists(export / BEST_FILE)),
+        # The fits need nothing, but run after the study, not against its workers for the cores.
+        *(Stage(f"fit {cfg}", f"fit {cfg}", fit_config,
+                (cfg, data_dir, s.fit_epochs, s.fit_args.get(cfg, {})),
+                needs=("study",), done=_latest_fit(cfg), owns=(Path(LOG_DIR) / cfg,)) for cfg in s.fits()),
+        Stage("sweep", "transfer sweep", sweep, (s.sweep(str(export), data_dir),), needs=("export",),
+              done=_exists(Path(TRANSFER_OUT) / SWEEP_MD), owns=(Path(TRANSFER_OUT),)),
+        *(Stage(f"sweep {p}", f"transfer sweep of the {p} encoder", sweep_of, (s, p, data_dir),
+                needs=(f"fit {p}",), done=_exists(Path(f"{TRANSFER_OUT}_{p}") / SWEEP_MD),
+                owns=(Path(f"{TRANSFER_OUT}_{p}"),)) for p in s.pretexts()),
+        Stage("classifier", "frozen-encoder classifier + test report", fit_config,
+              ("classifier", data_dir, s.fit_epochs,
+               {"mode": "frozen", "encoder_path": str(export), "net": None}),
+              needs=("export",), done=_latest_fit("classifier"), owns=(Path(LOG_DIR) / "classifier",)),
+        Stage("compare", "compare the encoders", compare_stage, (name, s.pretexts()), needs=tuple(sweeps),
+              owns=(Path(COMPARE_OUT),), alone=True),
+        Stage("report", "report", report_stage, (name, data_dir, timer, s),
+              needs=("compare", "classifier", *(f"fit {cfg}" for cfg in s.fits())),
+              owns=(Path(REPORTS) / name,), alone=True),
+    ]
+
+
+def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
+    s = FULL if full else QUICK
+    timer = Stages()
+    workers, _ = side_slots()
+    storage = PARALLEL_STORAGE if workers > 1 else DEFAULT_STORAGE
+    spec = load_study(s.study)
+    logs = Path(ARTIFACTS) / LOGS
+    if fresh:  # only what this pipeline writes: every stage's folders, its logs, its study
+        import optuna
+
+        for p in (logs, *(p for t in plan(s, spec, storage, workers, data_dir, timer) for p in t.owns)):
+            shutil.rmtree(p, ignore_errors=True)
+        try:
+            optuna.delete_study(study_name=spec.name, storage=make_storage(storage))
+        except KeyError:
+            pass  # no such study yet
+    run_stages(plan(s, spec, storage, workers, data_dir, timer), timer, logs)
+    info = timer.write(Path(ARTIFACTS) / PIPELINE_JSON, s)
     print("\n== stages: " + "; ".join(f"{r['stage'].split(' ', 1)[1]} {r['seconds']:.0f} s"
                                       + (" (reused)" if r["reused"] else " (beside others)" if r.get("side")
                                          else "") for r in info["stages"]))
     print(f"\n== pipeline done in {info['seconds']:.0f} s. Results:\n"
-          f"   report:      {report}\n"
-          f"   study:       {ARTIFACTS}/{name}/ (plots, best.json, best_encoder.pt)\n"
+          f"   report:      {timer.report}\n"
+          f"   study:       {ARTIFACTS}/{spec.name}/ (plots, best.json, best_encoder.pt)\n"
           f"   transfer:    {TRANSFER_OUT}/sweep.md, pretexts compared: {COMPARE_OUT}/compare.md\n"
           f"   TensorBoard: {tool_command('tensorboard', '--logdir', LOG_DIR)}\n"
           f"   dashboard:   {dashboard_command(storage)}")
-    return report
+    return timer.report

@@ -29,7 +29,7 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     report = pipeline.run_pipeline(data_dir=str(data))
     out = capsys.readouterr().out
     assert "pipeline done" in out
-    assert all(f"4/6 transfer sweep of the {p} encoder" in out for p in tiny.pretexts())
+    assert all(f"transfer sweep of the {p} encoder" in out for p in tiny.pretexts())
     for pretext in tiny.pretexts():
         assert Path(f"artifacts/transfer_{pretext}/sweep.csv").is_file()
     compared = Path("artifacts/transfer_compare/compare.md").read_text()
@@ -44,9 +44,13 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     assert (report.parent / "transfer_compare.png").stat().st_size > 5000
     # every stage timed (#27): in the output, in the report's table, as data
     assert f"Quick scale: {tiny.describe().split(': ', 1)[1]}." in text  # the report says what was trained
-    assert "## How long each stage took" in text and "| 1/6 study tiny: 2 trials" in text
+    # study, export, sweep, classifier, compare, report; a fit per family; a sweep per pretext
+    n = 6 + len(tiny.fits()) + len(tiny.pretexts())
+    assert "## How long each stage took" in text and f"| 1/{n} study tiny: 2 trials" in text
     times = json.loads(Path("artifacts/pipeline.json").read_text())
-    assert {r["stage"][:3] for r in times["stages"]} >= {"1/6", "2/6", "3/6", "4/6", "5/6"}
+    assert {r["stage"].split(" ", 1)[1] for r in times["stages"]} >= {
+        "re-run the best trial, export its encoder", "fit cae", "transfer sweep", "compare the encoders",
+        "frozen-encoder classifier + test report", "report"}
     assert all(r["seconds"] >= 0 for r in times["stages"]) and times["machine"]["cores"]
     # a rerun reuses every finished stage and says what it reused
     pipeline.run_pipeline(data_dir=str(data))
@@ -63,6 +67,32 @@ def test_a_second_pipeline_in_the_folder_is_refused(capsys):
     err = capsys.readouterr().err
     assert f"this folder is in use by another aecls pipeline (pid {os.getpid()})" in err
     assert not Path("artifacts").exists() and not Path("lightning_logs").exists()
+
+
+def _note(name: str) -> None:
+    Path("ran.txt").open("a").write(f"{name}\n")
+
+
+def test_stages_run_in_the_order_their_inputs_allow(monkeypatch, capsys):
+    """Issue #38: the pipeline is a list of stages with what they read and leave; order, reuse and
+    the groups that run side by side follow from it."""
+    monkeypatch.setattr(pipeline, "side_slots", lambda cores=None, tasks=None: (1, 1))  # in this process
+    Path("b.done").write_text("")
+    S = pipeline.Stage
+    stages = [S("c", "c", _note, ("c",), needs=("a", "b")),
+              S("a", "a", _note, ("a",), alone=True),
+              S("b", "b", _note, ("b",), done=lambda: Path("b.done")),  # finished earlier: reused
+              S("d", "d", _note, ("d",), needs=("a",))]
+    timer = pipeline.Stages()
+    pipeline.run_stages(stages, timer, Path("logs"))
+    assert Path("ran.txt").read_text().split() == ["a", "d", "c"]  # a alone first; b reused
+    assert [r["stage"] for r in timer.rows] == ["2/4 a", "3/4 b", "4/4 d", "1/4 c"]
+    assert "3/4 b: already done; reusing b.done" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="needs \\['x'\\]"):
+        pipeline.run_stages([S("e", "e", _note, needs=("x",))], timer, Path("logs"))
+    with pytest.raises(ValueError, match="wait on each other"):
+        pipeline.run_stages([S("f", "f", _note, needs=("g",)), S("g", "g", _note, needs=("f",))], timer,
+                            Path("logs"))
 
 
 @pytest.mark.parametrize(("cores", "tasks", "slots"), [
