@@ -42,9 +42,10 @@ class SparseAE(AutoEncoder):
         return metrics
 
 
-# The penalty's weight changes val/loss: a study compares the clean-image MSE, as for cae/dae.
-SPARSE = Family("sparse_ae", SparseAE, "autoencoder", {"sparsity"}, score="val/clean_mse",
-                loss_keys={"sparsity"})
+# The penalty's weight changes val/loss: a study compares the clean-image MSE, as for cae/dae. Its
+# study keys are read from SparseAE's arguments (sparsity among them), not listed.
+SPARSE = Family("sparse_ae", SparseAE, "autoencoder", score="val/clean_mse",
+                loss_keys={"loss", "noise_sigma", "sparsity"})
 
 
 @pytest.fixture

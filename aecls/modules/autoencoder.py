@@ -90,11 +90,10 @@ class AutoEncoder(BaseModule):
         return [x, self(x)]  # inputs / reconstructions
 
 
-STUDY_KEYS = {"loss", "noise_sigma"}
 # A study compares the reconstruction of clean validation images by MSE, whatever loss trains and
 # whatever noise the inputs get: val/loss is an MSE or a BCE, on noisy inputs for a DAE.
-SCORE = {"score": "val/clean_mse", "loss_keys": STUDY_KEYS}
-register(Family("cae", AutoEncoder, "autoencoder", STUDY_KEYS, **SCORE,
+SCORE = {"score": "val/clean_mse", "loss_keys": {"loss", "noise_sigma"}}
+register(Family("cae", AutoEncoder, "autoencoder", **SCORE,
                 matches=lambda hp: not hp.get("noise_sigma")))
-register(Family("dae", AutoEncoder, "autoencoder", STUDY_KEYS, **SCORE,
+register(Family("dae", AutoEncoder, "autoencoder", **SCORE,
                 matches=lambda hp: bool(hp.get("noise_sigma"))))

@@ -62,5 +62,5 @@ class BarlowTwins(TwoViews):
 
 
 # Its loss sums over proj_dim^2 correlations weighted by off_diagonal: a study compares the probe.
-register(Family("barlow", BarlowTwins, "pretext", {"proj_dim", "off_diagonal"},
+register(Family("barlow", BarlowTwins, "pretext",
                 score=PROBE_METRIC, maximize=True, loss_keys={"proj_dim", "off_diagonal"}))

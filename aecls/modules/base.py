@@ -91,6 +91,9 @@ class BaseModule(L.LightningModule):
     # init arguments that change only what a test computes, never the training: `aecls test` and
     # `study best` may set them for one test (a VAE's nll_samples: the test's cost)
     test_settings: ClassVar[tuple[str, ...]] = ()
+    # init arguments a study does not search (registry.module_arguments): a study seeds each trial
+    # itself, and a path is no hyper-parameter
+    not_searched: ClassVar[tuple[str, ...]] = ("seed",)
     # the registry family it was built as (train.build_module sets it; None: found from the class
     # and hyper-parameters when a checkpoint is saved)
     family_name: str | None = None

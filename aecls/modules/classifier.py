@@ -64,6 +64,8 @@ class Classifier(BaseModule):
 
     # `aecls test --ckpt` rebuilds from the checkpoint's weights, not from the original export.
     reload_overrides: ClassVar[dict] = {"encoder_path": None}
+    # what the encoder is, not how it is trained: a study's space keeps it fixed
+    not_searched: ClassVar[tuple[str, ...]] = ("seed", "encoder_path", "encoder_source")
 
     def __init__(self, net: NetConfig | None = None, optim: OptimConfig | None = None,
                  mode: str = "scratch", encoder_path: str | None = None, head_hidden: int = 64,
@@ -163,5 +165,4 @@ class Classifier(BaseModule):
         self.test_outputs = {}
 
 
-register(Family("classifier", Classifier, "classifier",
-                {"mode", "head_hidden", "freeze_epochs", "encoder_lr_scale"}))
+register(Family("classifier", Classifier, "classifier"))

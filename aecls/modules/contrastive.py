@@ -107,5 +107,5 @@ class SimCLR(TwoViews):
 
 # A pretext is for its code: a study compares the linear probe of it (the NT-Xent value changes
 # with the temperature).
-register(Family("simclr", SimCLR, "pretext", {"temperature", "proj_dim"},
+register(Family("simclr", SimCLR, "pretext",
                 score=PROBE_METRIC, maximize=True, loss_keys={"temperature"}))

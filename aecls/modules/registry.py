@@ -11,6 +11,7 @@ for every new file a researcher drops in.)
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,10 @@ class Family:
         name: what a study's `model:`, an encoder export and the pipeline call it (cae, vae, ...).
         module: its LightningModule class.
         kind: one of KINDS.
-        study_keys: the module's own arguments a study may search, besides net and optim fields.
+        study_keys: the module's own arguments a study may search, besides net and optim fields;
+            None (the default): every argument of its __init__ but net, optim, its `test_settings`
+            and its `not_searched` (a seed, a path), read from the class, so a new argument is
+            searchable without a second list.
         config: its default config, configs/CONFIG.yaml (default: the name).
         code_halves: the encoder outputs code_halves x latent_dim; the first latent_dim are the code
             (a VAE's encoder gives mean and log-variance: 2, its mean is the code).
@@ -54,7 +58,7 @@ class Family:
     name: str
     module: type
     kind: str
-    study_keys: frozenset[str] = frozenset()
+    study_keys: frozenset[str] | None = None
     config: str | None = None
     code_halves: int = 1
     matches: Callable[[dict[str, Any]], bool] | None = None
@@ -65,7 +69,8 @@ class Family:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"family {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
-        object.__setattr__(self, "study_keys", frozenset(self.study_keys))
+        keys = module_arguments(self.module) if self.study_keys is None else self.study_keys
+        object.__setattr__(self, "study_keys", frozenset(keys))
         object.__setattr__(self, "loss_keys", frozenset(self.loss_keys))
         if not self.loss_keys <= self.study_keys:
             raise ValueError(f"family {self.name}: loss_keys {sorted(self.loss_keys - self.study_keys)} "
@@ -81,6 +86,14 @@ class Family:
     def has_encoder(self) -> bool:
         """Does its encoder transfer (probe objective, sweeps, exports)?"""
         return self.kind in ENCODER_KINDS
+
+
+def module_arguments(module: type) -> set[str]:
+    """The arguments of `module`'s __init__ that are hyper-parameters a study may search: all but
+    the net and optimiser configs (searched by their own fields), its test-only settings and what it
+    declares not searched (`not_searched`: a seed, an encoder path)."""
+    params = set(inspect.signature(module.__init__).parameters) - {"self", "net", "optim"}
+    return params - set(getattr(module, "test_settings", ())) - set(getattr(module, "not_searched", ()))
 
 
 def register(family: Family) -> Family:

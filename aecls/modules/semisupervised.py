@@ -220,6 +220,4 @@ class PseudoLabelMonitor(Callback):
             trainer.logger.log_metrics({f"pseudo/{k}": v for k, v in stats.items()}, step=step)
 
 
-register(Family("fixmatch", FixMatch, "semi-supervised",
-                {"mode", "head_hidden", "encoder_lr_scale", "threshold", "unlabelled_ratio",
-                 "unlabelled_weight", "eval_ema", "teacher_ema"}))
+register(Family("fixmatch", FixMatch, "semi-supervised"))

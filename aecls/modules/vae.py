@@ -117,5 +117,5 @@ class VAE(BaseModule):
 
 # The encoder gives (mean, log-variance): its mean is the code. A study compares the ELBO (beta 1,
 # the same bound for every beta), not the beta-weighted loss that trains.
-register(Family("vae", VAE, "autoencoder", {"beta", "kl_warmup_epochs"}, code_halves=2,
+register(Family("vae", VAE, "autoencoder", code_halves=2,
                 score="val/elbo", maximize=True, loss_keys={"beta"}))
