@@ -48,9 +48,10 @@ def find_config(name_or_path: str | Path) -> Path:
 CONFIG_KEYS = ("model", "data", "trainer", "seed_everything")  # what a model config may hold
 
 
-def read_config(name_or_path: str | Path) -> dict:
+def read_config(name_or_path: str | Path, model: bool = True) -> dict:
     """A model config (see find_config) as `aecls fit --config` reads it, the one reader of that
-    format: a mapping with a `model:` section and only CONFIG_KEYS, its `data:` flat (LightningCLI's
+    format: a mapping with a `model:` section (unless not `model`: `aecls test --config` reads
+    a file with only `data:`) and only CONFIG_KEYS, its `data:` flat (LightningCLI's
     `data: {init_args: ...}` form too). A file that is not one is a user error naming it."""
     import yaml
 
@@ -59,7 +60,7 @@ def read_config(name_or_path: str | Path) -> dict:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise AeclsError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(raw, dict) or not isinstance(raw.get("model"), dict):
+    if not isinstance(raw, dict) or (model and not isinstance(raw.get("model"), dict)):
         raise AeclsError(f"{path}: not a model config with a `model:` section")
     unknown = sorted(set(raw) - set(CONFIG_KEYS))
     if unknown:

@@ -43,7 +43,7 @@ def _test(args: argparse.Namespace) -> None:
 def _config_data_dir(path: str) -> str | None:
     from aecls.paths import read_config
 
-    return (read_config(path).get("data") or {}).get("data_dir")
+    return read_config(path, model=False)["data"].get("data_dir")
 
 
 def _data(args: argparse.Namespace) -> None:
