@@ -22,6 +22,7 @@ from aecls.hpo.run import DONE, open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_command, make_storage
 from aecls.hpo.summary import study_outputs
+from aecls.hpo.workers import worker_context
 from aecls.modules.encoders import stale_export
 from aecls.modules.registry import ENCODER_KINDS, of_kind
 from aecls.paths import (
@@ -290,13 +291,12 @@ def side_by_side(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> N
             timer(title)
             t.fn(*t.args)
         return
-    import multiprocessing as mp
 
     logs.mkdir(parents=True, exist_ok=True)
     timer(f"{len(tasks)} stages side by side ({n} processes x {threads} torch thread(s))")
     print(f"   {', '.join(t.title for _, t in tasks)}; their output in {logs}/", flush=True)
     log = {title: logs / (re.sub(r"[^a-z0-9]+", "_", t.title.lower()) + ".log") for title, t in tasks}
-    pool = mp.get_context("spawn").Pool(n)  # spawn: no torch or CUDA state inherited
+    pool = worker_context("aecls.pipeline").Pool(n)  # as a study's workers start (why: there)
     try:
         running = {title: pool.apply_async(_in_process, (t.fn, t.args, str(log[title]), threads))
                    for title, t in tasks}

@@ -165,6 +165,18 @@ def _exit_reason(code: int) -> str:
     return f"exit code {code}"
 
 
+def worker_context(preload: str = "aecls.hpo.workers"):
+    """The multiprocessing context study workers (and the pipeline's side stages) start in: a fork
+    server that imports `preload` once, then forks each process from that clean interpreter. Why
+    not spawn: it imported torch and Lightning again in every worker (seconds each, all at once on
+    few cores, and again for each restart). Why not fork: this process may hold threads and CUDA
+    state; the server holds neither (CUDA works in its children, as with spawn), and a worker's
+    CUDA_VISIBLE_DEVICES is set before CUDA starts."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([preload])
+    return ctx
+
+
 def supervise(run: StudyRun, study: optuna.Study, workers: int, bar: tqdm) -> None:
     """Run `workers` processes until the study holds its total; restart one that dies (its trial
     recovered). Stopping early (a user error, a bug) stops the others and re-queues their trials
@@ -172,7 +184,7 @@ def supervise(run: StudyRun, study: optuna.Study, workers: int, bar: tqdm) -> No
     which trials were recovered."""
     spec = run.spec
     recovered: Recovered = []
-    ctx = mp.get_context("spawn")  # fresh interpreters: no CUDA or thread state inherited
+    ctx = worker_context()
     gpus, cpus = visible_gpus(), os.cpu_count() or 1
     devices = spec.trainer["devices"] if spec.trainer.get("accelerator") != "cpu" else 1
     errors = Path(tempfile.mkdtemp(prefix="aecls_workers_"))
