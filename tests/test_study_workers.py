@@ -21,8 +21,8 @@ from tests.helpers import finished, join_together, write_study
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-# Long enough (tens of epochs on the tiny data) that a trial is still running when it is killed.
-LONG = {"epochs": 25, "pruner": "none", "space": {"n_channels": 2, "hidden": 16,
+# Long enough (seconds on the tiny data) that a trial is still running when it is killed.
+LONG = {"epochs": 15, "pruner": "none", "space": {"n_channels": 2, "hidden": 16,
                                                   "latent_dim": {"type": "int", "low": 2, "high": 8},
                                                   "lr": {"type": "float", "low": 1e-3, "high": 1e-2,
                                                          "log": True}}}
