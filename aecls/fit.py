@@ -15,7 +15,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError
 from aecls.modules import BaseModule
-from aecls.paths import LOG_DIR, read_config
+from aecls.paths import FIT_LAST_GLOB, LOG_DIR, read_config
 from aecls.speed import Speed
 from aecls.train import FIT_CHECKPOINT, TrainConfig, train
 from aecls.training import make_trainer
@@ -99,7 +99,7 @@ def resolve_last(cfg) -> None:
     if init is None:
         raise AeclsError("--ckpt_path last needs a TensorBoardLogger in the config (trainer.logger)")
     root = Path(init.save_dir) / (init.get("name") or "lightning_logs")  # TensorBoardLogger's default name
-    runs = sorted(root.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    runs = sorted(root.glob(FIT_LAST_GLOB), key=lambda p: p.stat().st_mtime)
     if not runs:
         raise AeclsError(f"--ckpt_path last: no last.ckpt under {root}/version_*/checkpoints to resume")
     cfg.ckpt_path = str(runs[-1])

@@ -25,6 +25,12 @@ CURVES_CSV, CURVES_PNG = "fixmatch_curves.csv", "fixmatch_curves.png"  # a sweep
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"  # compare -> report
 PIPELINE_JSON = "pipeline.json"  # the pipeline's stage times and machine (ARTIFACTS/) -> report
 PIPELINE_LOCK = ".aecls_pipeline.lock"  # one pipeline per folder: the running one's pid
+# A config fit's checkpoints, under LOG_DIR/<config>/version_N/checkpoints/: the best epoch's (the
+# ModelCheckpoint filename, then the glob that finds it: report, pipeline) and the last epoch's
+# (what `aecls fit --ckpt_path last` resumes).
+FIT_BEST = "best-{epoch}"
+FIT_BEST_GLOB = "version_*/checkpoints/best-*.ckpt"
+FIT_LAST_GLOB = "version_*/checkpoints/last.ckpt"
 # aecls's commands take the IDX directory as --data-dir, and as LightningCLI spells it for fits.
 DATA_DIR_ALIASES = ("--data-dir", "--data.data_dir")
 

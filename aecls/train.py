@@ -26,12 +26,12 @@ from aecls.modules import BaseModule
 from aecls.modules.base import check_resume
 from aecls.modules.encoders import read_checkpoint
 from aecls.modules.registry import family, module_classes
-from aecls.paths import LOG_DIR, read_config
+from aecls.paths import FIT_BEST, LOG_DIR, read_config
 from aecls.training import make_trainer
 
 # The checkpoint every config-file fit keeps (`aecls fit` and the pipeline): the best epoch on
 # val/loss and last.ckpt (what `--ckpt_path last` resumes).
-FIT_CHECKPOINT = {"monitor": "val/loss", "save_last": True, "filename": "best-{epoch}"}
+FIT_CHECKPOINT = {"monitor": "val/loss", "save_last": True, "filename": FIT_BEST}
 TESTS = (None, "best", "final", "report")
 
 

@@ -8,6 +8,7 @@ import yaml
 from optuna.trial import TrialState
 
 from aecls.cli import main
+from aecls.paths import FIT_BEST_GLOB
 
 SPACE = {
     "latent_dim": {"type": "int", "low": 2, "high": 8, "log": True},
@@ -64,8 +65,9 @@ def fit(tiny_data, config="cae.yaml", *extra) -> int:
                  *extra])
 
 
-def checkpoints(pattern="best-*.ckpt"):
-    return sorted(Path("lightning_logs").glob(f"*/version_*/checkpoints/{pattern}"))
+def checkpoints(pattern=FIT_BEST_GLOB):
+    """Every fit's checkpoints matching `pattern` (paths.FIT_BEST_GLOB or FIT_LAST_GLOB)."""
+    return sorted(Path("lightning_logs").glob(f"*/{pattern}"))
 
 
 def _join(barrier, url: str, study_file: str, results) -> None:

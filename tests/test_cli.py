@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from aecls.cli import main
+from aecls.paths import FIT_LAST_GLOB
 from tests.helpers import CONFIGS, checkpoints, fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def test_fit_then_test_checkpoint(tiny_data, capsys):
 def test_same_seed_same_weights(tiny_data):
     for _ in range(2):
         assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", "--test_after_fit", "false") == 0
-    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in checkpoints("last.ckpt"))
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in checkpoints(FIT_LAST_GLOB))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -63,10 +64,10 @@ def test_resume_from_last(tiny_data, capsys):
     # at the start, so this test uses the cosine schedule, which may be stretched on resume.)
     args = ["--test_after_fit", "false", "--model.init_args.optim.scheduler", "cosine"]
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "1", *args) == 0
-    first = torch.load(checkpoints("last.ckpt")[0], weights_only=True)["global_step"]
+    first = torch.load(checkpoints(FIT_LAST_GLOB)[0], weights_only=True)["global_step"]
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "2", "--ckpt_path", "last", *args) == 0
     assert "resuming lightning_logs/cae/version_0/checkpoints/last.ckpt" in capsys.readouterr().out
-    (last,) = checkpoints("last.ckpt")  # continued in version_0, no new run
+    (last,) = checkpoints(FIT_LAST_GLOB)  # continued in version_0, no new run
     assert torch.load(last, weights_only=True)["global_step"] == 2 * first
 
 

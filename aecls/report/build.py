@@ -29,6 +29,7 @@ from aecls.paths import (
     BEST_FILE,
     COMPARE_JSON,
     COMPARE_PNG,
+    FIT_BEST_GLOB,
     LOG_DIR,
     PIPELINE_JSON,
     REPORTS,
@@ -59,9 +60,10 @@ def shown(path: str | Path) -> str:
         return path.name  # outside the project: its name is all that is safe to show
 
 
-def latest(log_dir: Path, name: str, pattern: str = "checkpoints/best-*.ckpt") -> Path | None:
-    """The newest file matching `pattern` under log_dir/name/version_*/."""
-    found = sorted((log_dir / name).glob(f"version_*/{pattern}"), key=lambda p: p.stat().st_mtime)
+def latest(log_dir: Path, name: str, pattern: str = FIT_BEST_GLOB) -> Path | None:
+    """The newest file matching `pattern` under log_dir/name/ (default: the best checkpoint of the
+    newest fit of config `name`)."""
+    found = sorted((log_dir / name).glob(pattern), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
 
 
@@ -257,7 +259,7 @@ def transfer(r: Report) -> None:
     # Every fit whose test wrote a confusion matrix (a classifier family's, from any config: cnn.yaml
     # is the classifier family with a CNN), newest run per config.
     for name in sorted(p.name for p in r.log_dir.glob("*") if p.is_dir()):
-        cm = latest(r.log_dir, name, "test/confusion_matrix.png")
+        cm = latest(r.log_dir, name, "version_*/test/confusion_matrix.png")
         if cm is not None:
             shutil.copy(cm, r.png(f"confusion_{name}.png"))
             r.lines.append(f"\nConfusion matrix, {name} (`{shown(cm.parent)}`):\n")
