@@ -11,6 +11,7 @@ with `load_train_config`, so a library caller needs no command line.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class TrainConfig:
             in this process; "report": `aecls test` on the best checkpoint (printed, baselines,
             a classifier's per-class report), what `aecls fit` does after its fit.
         quiet: no progress bar, model summary or sanity check (programmatic runs).
+        data_hook: `hook(module, datamodule)` -> the DataModule the run uses, given the built
+            module (a frozen encoder's head trains on codes computed once: Classifier.codes_once).
     """
 
     model: BaseModule | dict[str, Any]
@@ -66,6 +69,7 @@ class TrainConfig:
     ckpt_path: str | None = None
     test: str | None = None
     quiet: bool = True
+    data_hook: Callable[[BaseModule, FashionMNISTDataModule], FashionMNISTDataModule] | None = None
 
 
 @dataclass
@@ -121,6 +125,8 @@ def prepare(cfg: TrainConfig) -> TrainResult:
         L.seed_everything(cfg.seed, verbose=False)
     module = build_module(cfg.model)
     dm = build_data(cfg.data)
+    if cfg.data_hook is not None:
+        dm = cfg.data_hook(module, dm)
     if isinstance(cfg.trainer, L.Trainer):
         return TrainResult(module, dm, cfg.trainer)
     args = dict(cfg.trainer)

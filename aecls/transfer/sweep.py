@@ -29,13 +29,18 @@ from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.progress import in_terminal
 from aecls.stats import mean_sd
-from aecls.train import TrainConfig, build_module, prepare, train
+from aecls.train import TrainConfig, build_module, train
 from aecls.training import quiet_lightning
 from aecls.transfer import graph, runs
 from aecls.transfer.config import DEEP, GRAPH, METHODS, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
 TESTED = ("train", "test")  # the splits a sweep run reads: it selects nothing on validation
+
+
+def _codes_once(module, dm: FashionMNISTDataModule) -> FashionMNISTDataModule:
+    """The data of a frozen-encoder run: its tested splits' codes, computed once."""
+    return module.codes_once(dm, splits=TESTED)
 
 
 def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int) -> float:
@@ -45,12 +50,11 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: 
         net=net if method == "scratch" else None, mode=method,
         encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
         encoder_lr_scale=cfg.encoder_lr_scale, optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))}
+    codes = method == "frozen" and not cfg.augment  # the head trains on codes computed once
     run = TrainConfig(model=model, data=dm, seed=seed, test="final",
-                      trainer={"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0})
-    built = prepare(run)  # seeded, then built, as train() does
-    if method == "frozen" and not cfg.augment:  # the head trains on codes computed once
-        built.datamodule = built.module.codes_once(dm, splits=TESTED)
-    return float(train(run, built).test["test/acc"])
+                      trainer={"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0},
+                      data_hook=_codes_once if codes else None)
+    return float(train(run).test["test/acc"])
 
 
 def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[float, list[dict]]:
