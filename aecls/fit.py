@@ -17,7 +17,7 @@ from aecls.errors import AeclsError
 from aecls.modules import BaseModule
 from aecls.paths import FIT_LAST_GLOB, LOG_DIR, read_config
 from aecls.speed import Speed
-from aecls.train import FIT_CHECKPOINT, TrainConfig, train
+from aecls.train import FIT_CHECKPOINT, TrainConfig, evaluate, train
 from aecls.training import make_trainer
 
 # --ckpt_path values Lightning resolves itself (no file to check); `last` is aecls's (resolve_last).
@@ -68,6 +68,12 @@ class AeclsCLI(LightningCLI):
         # one; the Trainer itself comes from aecls's one factory (the parser still reads L.Trainer).
         self.trainer_class = cli_trainer
         return super()._instantiate_trainer(config, callbacks)
+
+    def validate(self, model: BaseModule, datamodule: FashionMNISTDataModule | None = None,
+                 ckpt_path: str | None = None, **_: object) -> None:
+        """The validate subcommand: the objects LightningCLI built, validated by `evaluate`."""
+        evaluate(TrainConfig(model=model, data=datamodule, trainer=self.trainer, seed=None,
+                             ckpt_path=ckpt_path), "validate", verbose=True)
 
     def fit(self, model: BaseModule, datamodule: FashionMNISTDataModule | None = None,
             ckpt_path: str | None = None, **_: object) -> None:

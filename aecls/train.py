@@ -4,7 +4,8 @@
 `study best`, a transfer sweep's runs, the pipeline's fits and the benchmarks all call it: the
 data, the module (built through the family registry), the Trainer with its speed options, the
 callbacks, the logger, the checkpoint, the interrupt and the test are assembled in this one place.
-A config file (configs/NAME.yaml, the format `aecls fit --config` reads) loads into a TrainConfig
+Beside it `evaluate(TrainConfig)` tests or validates without fitting (`aecls test` through
+`evaluate_checkpoint`, `aecls validate`), building everything the same way. A config file (configs/NAME.yaml, the format `aecls fit --config` reads) loads into a TrainConfig
 with `load_train_config`, so a library caller needs no command line.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import instantiate_class
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from aecls.checkpoints import load_datamodule, load_module
 from aecls.data import FashionMNISTDataModule
 from aecls.errors import AeclsError, FitInterrupted, check
 from aecls.modules import BaseModule
@@ -162,8 +164,6 @@ def train(cfg: TrainConfig, prepared: TrainResult | None = None) -> TrainResult:
         return result
     if cfg.test == "report":
         if result.best_path:
-            from aecls.evaluate import evaluate_checkpoint
-
             print(f"best checkpoint: {result.best_path}")
             result.test = evaluate_checkpoint(result.best_path, dm.hparams.data_dir, logger=trainer.logger)
         return result
@@ -171,6 +171,54 @@ def train(cfg: TrainConfig, prepared: TrainResult | None = None) -> TrainResult:
     kwargs = {"weights_only": True} if ckpt_path else {}
     result.test = trainer.test(module, datamodule=dm, ckpt_path=ckpt_path, verbose=False, **kwargs)[0]
     return result
+
+
+def evaluate(cfg: TrainConfig, stage: str = "test", verbose: bool = False) -> dict[str, float]:
+    """Test (or validate) `cfg`'s module on its data, nothing fitted: the one place beside `train`
+    where a Trainer tests, used by `aecls test` (evaluate_checkpoint) and `aecls validate`. The module
+    and data are built as `train` builds them; `cfg.ckpt_path`, if given, is loaded first
+    (weights only); `cfg.test` is not read. The metrics of the first dataloader."""
+    check(stage in ("test", "validate"), f"stage must be test or validate, got {stage!r}")
+    built = prepare(replace(cfg, test=None))
+    run = built.trainer.test if stage == "test" else built.trainer.validate
+    kwargs = {"weights_only": True} if cfg.ckpt_path else {}
+    return run(built.module, datamodule=built.datamodule, ckpt_path=cfg.ckpt_path, verbose=verbose,
+               **kwargs)[0]
+
+
+def evaluate_checkpoint(ckpt_path: str | Path, data_dir: str | None = None, accelerator: str = "auto",
+                        baselines: bool = True, logger: Any = False,
+                        test_settings: dict[str, Any] | None = None) -> dict[str, float]:
+    """Test metrics of a checkpoint (and, with `baselines`, its reference numbers), printed one
+    per line and returned; a classifier's per-class report is written beside its checkpoints.
+    With a `logger` (the fit's, after `aecls fit`), the test/* metrics are logged to it too.
+    `test_settings`: the module's test-only arguments for this test (a VAE's nll_samples)."""
+    module, ckpt = load_module(ckpt_path, test_settings)
+    dm = load_datamodule(ckpt, data_dir=data_dir)
+    if (cost := module.test_cost()) is not None:
+        print(f"aecls: {cost}", flush=True)
+    # A bar over the test batches: a VAE's importance-sampled NLL takes minutes on a CPU.
+    results = evaluate(TrainConfig(model=module, data=dm, seed=None, logger=logger,
+                                   trainer={"max_epochs": 1, "accelerator": accelerator, "progress": True}))
+    if baselines:
+        from aecls.baselines import baselines_for
+
+        results.update(baselines_for(module, dm.splits["train"][0].cpu().numpy(),
+                                     dm.splits["test"][0].cpu().numpy()))
+    print(f"{type(module).__name__} {ckpt_path}")
+    for name, value in sorted(results.items()):
+        print(f"  {name:32s} {value:.6g}")
+    if getattr(module, "test_outputs", None):
+        import torch
+
+        from aecls.classification import write_classification_report
+
+        out = Path(ckpt_path).resolve().parent.parent / "test"
+        outputs = {k: torch.cat(v).numpy() for k, v in module.test_outputs.items()}
+        paths = write_classification_report(outputs["probs"], outputs["targets"], dm.classes, out,
+                                            title=f"{module.hparams.mode} classifier: {Path(ckpt_path).name}")
+        print(f"  per-class report, confusion matrix, predictions: {', '.join(map(str, paths.values()))}")
+    return results
 
 
 def _test_here(trainer: L.Trainer) -> bool:

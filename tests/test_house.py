@@ -78,7 +78,7 @@ LAYERS = [
     ("ground", ("aecls.errors", "aecls.paths", "aecls.constants", "aecls.training", "aecls.speed",
                 "aecls.progress", "aecls.plotting", "aecls.stats")),
     ("data", ("aecls.data",)), ("nets", ("aecls.nets",)), ("modules", ("aecls.modules",)),
-    ("train", ("aecls.train", "aecls.checkpoints", "aecls.probe", "aecls.evaluate", "aecls.classification",
+    ("train", ("aecls.train", "aecls.checkpoints", "aecls.probe", "aecls.classification",
                "aecls.baselines", "aecls.fit")),
     ("hpo", ("aecls.hpo",)), ("transfer", ("aecls.transfer",)), ("report", ("aecls.report",)),
     ("top", ("aecls.pipeline", "aecls.cli")),

@@ -108,7 +108,7 @@ def test_rerun_best_exports_a_loadable_encoder(tiny_data):
     encoder.eval(), module.eval()  # BatchNorm (the cae config has it): running statistics
     assert torch.equal(encoder(x), module.encoder(x))  # the exported encoder is the tested one
     chosen = next(r for r in saved["runs"] if r["seed"] == info["encoder"]["seed"])
-    from aecls.evaluate import evaluate_checkpoint
+    from aecls.train import evaluate_checkpoint
 
     again = evaluate_checkpoint(info["encoder"]["checkpoint"], str(tiny_data), "cpu", baselines=False)
     assert math.isclose(again["test/mse"], chosen["test"]["test/mse"], rel_tol=1e-5)

@@ -31,7 +31,7 @@ LIGHTNING_COMMANDS = ("fit", "validate")
 # The flag that sets each setting a library error names (AeclsError.setting): the library says
 # what is wrong, the command line which flag fixes it.
 def _test(args: argparse.Namespace) -> None:
-    from aecls.evaluate import evaluate_checkpoint
+    from aecls.train import evaluate_checkpoint
 
     data_dir = args.data_dir
     if data_dir is None and args.config:
