@@ -5,7 +5,8 @@
 data, the module (built through the family registry), the Trainer with its speed options, the
 callbacks, the logger, the checkpoint, the interrupt and the test are assembled in this one place.
 Beside it `evaluate(TrainConfig)` tests or validates without fitting (`aecls test` through
-`evaluate_checkpoint`, `aecls validate`), building everything the same way. A config file (configs/NAME.yaml, the format `aecls fit --config` reads) loads into a TrainConfig
+`evaluate_checkpoint`, `aecls validate`), building everything the same way. A config file
+(configs/NAME.yaml, the format `aecls fit --config` reads) loads into a TrainConfig
 with `load_train_config`, so a library caller needs no command line.
 """
 
