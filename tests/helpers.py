@@ -65,6 +65,13 @@ def fit(tiny_data, config="cae.yaml", *extra) -> int:
                  *extra])
 
 
+def one_line_error(capsys) -> str:
+    """What the CLI printed on stderr, checked to be one `aecls: error:` line and no traceback."""
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aecls: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
 def checkpoints(pattern=FIT_BEST_GLOB):
     """Every fit's checkpoints matching `pattern` (paths.FIT_BEST_GLOB or FIT_LAST_GLOB)."""
     return sorted(Path("lightning_logs").glob(f"*/{pattern}"))

@@ -15,7 +15,7 @@ from aecls.cli import main
 from aecls.modules.registry import KINDS, families, family
 from aecls.paths import find_config
 from aecls.train import load_train_config, train
-from tests.helpers import finished
+from tests.helpers import finished, one_line_error
 
 FAMILIES = sorted(families())
 TINY_DATA = {"val_size": 50, "batch_size": 32}
@@ -74,34 +74,28 @@ def test_every_family_trains_studies_transfers_and_tests(name, tiny_data, capsys
     assert f"{f.module.__name__} {run.best_path}" in capsys.readouterr().out
 
 
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("aecls: error: ") and "\n" not in err, err
-    return err
-
-
-def test_unknown_family_in_a_study_is_one_line(capsys):
+def test_unknown_family_in_a_study_isone_line_error(capsys):
     Path("gan.yaml").write_text(yaml.safe_dump({"model": "gan", "space": {}}))
     assert main(["study", "run", "gan.yaml", "--no-progress"]) == 2
-    err = _one_line(capsys)
+    err = one_line_error(capsys)
     assert "gan.yaml" in err and "'gan'" in err and all(n in err for n in FAMILIES)
     assert not Path("optuna.db").exists()
 
 
-def test_a_study_key_the_family_does_not_declare_is_one_line(capsys):
+def test_a_study_key_the_family_does_not_declare_isone_line_error(capsys):
     Path("vae_keys.yaml").write_text(yaml.safe_dump({"model": "vae", "space": {"noise_sigma": 0.1}}))
     assert main(["study", "run", "vae_keys.yaml", "--no-progress"]) == 2
-    err = _one_line(capsys)
+    err = one_line_error(capsys)
     assert "vae_keys.yaml" in err and "noise_sigma" in err and "model vae" in err and "beta" in err
     assert not Path("optuna.db").exists()
 
 
-def test_unknown_family_in_a_fit_config_is_one_line(capsys):
+def test_unknown_family_in_a_fit_config_isone_line_error(capsys):
     cfg = yaml.safe_load(find_config("cae").read_text())
     cfg["model"]["class_path"] = "aecls.modules.GAN"
     Path("gan_fit.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["fit", "--config", "gan_fit.yaml"]) == 2
-    err = _one_line(capsys)
+    err = one_line_error(capsys)
     assert "gan_fit.yaml" in err and "GAN" in err and "AutoEncoder" in err
     assert not Path("lightning_logs").exists()
 

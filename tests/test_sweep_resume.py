@@ -70,7 +70,7 @@ def test_each_row_is_kept_with_what_reproduces_it(tiny_data, tmp_path, capsys):
 
 @pytest.mark.slow
 # SIGTERM reaches a sweep as Ctrl-C does (aecls.cli.main turns it into KeyboardInterrupt; a study's
-# tests/test_afternoon.py checks that for a study): SIGINT stands for both.
+# tests/test_interrupts.py checks that for a study): SIGINT stands for both.
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
 def test_a_stopped_sweep_continues_and_ends_with_every_run_once(tiny_data, tmp_path, capsys, sig):
     enc = _encoder(tmp_path)
