@@ -202,14 +202,17 @@ def folder_lock(path: Path = Path(PIPELINE_LOCK)):
         f.close()
 
 
-def _study_progress(spec, storage: str) -> str:
-    """How far the pipeline's study is: fresh, or continuing an earlier run (read only)."""
+def _study_progress(spec, storage: str, workers: int = 1) -> str:
+    """How far the pipeline's study is: fresh, or continuing an earlier run (read only); and the
+    workers it starts, when it has trials left to run."""
+    on = f", {workers} workers" if workers > 1 else ""
     try:
         study = open_study(spec, storage, create=False, allow_changes=True)
     except AeclsError:  # no storage or no study yet
-        return f"{spec.n_trials} trials"
+        return f"{spec.n_trials} trials{on}"
     done = len(study.get_trials(deepcopy=False, states=DONE))
-    return f"continues an earlier run ({done} of {spec.n_trials} trials done)"
+    on = on if done < spec.n_trials else ""  # a finished study starts no workers (run_study)
+    return f"continues an earlier run ({done} of {spec.n_trials} trials done){on}"
 
 
 def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None = None) -> Path:
@@ -387,7 +390,7 @@ def plan(s: Scale, spec, storage: str, workers: int, data_dir: str | None, timer
     name = spec.name
     export = Path(ARTIFACTS) / name
     sweeps = ["sweep", *(f"sweep {p}" for p in s.pretexts())]
-    study = f"study {name}: {_study_progress(spec, storage)}" + (f", {workers} workers" * (workers > 1))
+    study = f"study {name}: {_study_progress(spec, storage, workers)}"
     return [
         Stage("study", study, study_stage, (spec, storage, workers, data_dir),
               owns=(export, Path(LOG_DIR) / name), alone=True),
