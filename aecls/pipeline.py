@@ -23,6 +23,7 @@ from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_command, make_storage
 from aecls.hpo.summary import study_outputs
 from aecls.hpo.workers import worker_context
+from aecls.locking import FileLock
 from aecls.modules.encoders import stale_export
 from aecls.modules.registry import ENCODER_KINDS, of_kind
 from aecls.paths import (
@@ -181,25 +182,15 @@ class Stages:
 @contextmanager
 def folder_lock(path: Path = Path(PIPELINE_LOCK)):
     """One pipeline per folder: a second one started here says which process holds it."""
-    import fcntl
-
-    f = open(path, "a+")
+    lock = FileLock(path)
+    if not lock.acquire(blocking=False):
+        raise AeclsError(f"this folder is in use by another aecls pipeline (pid {lock.holder()}); wait "
+                         "for it or run in another folder")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or "unknown"
-        f.close()
-        raise AeclsError(f"this folder is in use by another aecls pipeline (pid {holder}); wait for it "
-                         "or run in another folder") from None
-    try:
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
+        lock.write_holder()
         yield
     finally:
-        fcntl.flock(f, fcntl.LOCK_UN)
-        f.close()
+        lock.release()
 
 
 def _study_progress(spec, storage: str, workers: int = 1) -> str:

@@ -76,7 +76,7 @@ def test_no_import_circles_in_aecls():
 # checkpoints; the pipeline and the CLI sit on top.
 LAYERS = [
     ("ground", ("aecls.errors", "aecls.paths", "aecls.constants", "aecls.training", "aecls.speed",
-                "aecls.progress", "aecls.plotting", "aecls.stats")),
+                "aecls.progress", "aecls.plotting", "aecls.stats", "aecls.locking")),
     ("data", ("aecls.data",)), ("nets", ("aecls.nets",)), ("modules", ("aecls.modules",)),
     ("train", ("aecls.train", "aecls.checkpoints", "aecls.probe", "aecls.classification",
                "aecls.baselines", "aecls.fit")),

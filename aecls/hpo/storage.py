@@ -21,6 +21,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from aecls.errors import AeclsError, mask_secrets
+from aecls.locking import FileLock
 from aecls.paths import SERVER_ARTIFACTS, tool_command
 
 HEARTBEAT_S, GRACE_S = 30, 90  # a trial with no heartbeat for 90 s is failed and re-queued
@@ -212,25 +213,10 @@ def artifact_store(url: str, directory: str | Path | None = None) -> FileSystemA
     return FileSystemArtifactStore(str(path))
 
 
-class FileLock:
-    """An inter-process lock (flock on a file beside the storage)."""
+class StorageLock(FileLock):
+    """The trial lock of a file storage: a file beside it that every worker on this host locks."""
 
     shared_server = False  # every worker of this storage takes this lock
-
-    def __init__(self, path: Path) -> None:
-        self.path, self._file = path, None
-
-    def acquire(self) -> None:
-        import fcntl
-
-        self._file = open(self.path, "w")
-        fcntl.flock(self._file, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        import fcntl
-
-        fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._file.close()
 
 
 class NoLock:
@@ -243,13 +229,13 @@ class NoLock:
         pass
 
 
-def trial_lock(url: str) -> FileLock | NoLock:
+def trial_lock(url: str) -> StorageLock | NoLock:
     """Makes "count the study's trials, then start one" atomic for workers on one host. Server
     storages get none: there, workers on several hosts may overshoot the total by a trial or two."""
     path = storage_file(url)
     # Not PATH.lock: Optuna's journal backend takes that name for its own symlink lock, and a
     # file of ours there would make it wait forever.
-    return NoLock() if path is None else FileLock(path.with_name(path.stem + "_workers.lock"))
+    return NoLock() if path is None else StorageLock(path.with_name(path.stem + "_workers.lock"))
 
 
 def dashboard_command(storage: str, artifacts: str | None = None) -> str:
