@@ -39,6 +39,27 @@ def test_one_label_per_class_spreads_along_the_clusters(method):
     assert graph.Graphs(train, wrong, test, test_y).accuracy(labelled, method) < 0.05
 
 
+@pytest.mark.parametrize("method", GRAPH)
+def test_a_graph_in_pieces_is_solved_piece_by_piece(method):
+    """Two groups of clusters in opposite directions (the graph joins codes by angle): their k-NN
+    graph is in two pieces, each with labels of its own classes; each piece is solved alone (one of
+    them holds one class only), where the whole graph's Poisson equation has no solution."""
+    rng = np.random.default_rng(0)
+    e = np.eye(8)
+    centres = np.vstack([20 * e[0] + 4 * e[1], 20 * e[0] - 4 * e[1], 20 * e[0] + 4 * e[2], -20 * e[0]])
+
+    def codes(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 4
+        return centres[y] + rng.normal(size=(n, 8)), y
+
+    train, train_y = codes(400)
+    test, test_y = codes(120)
+    g = graph.Graphs(train, train_y, test, test_y)
+    assert connected_components(g.with_test)[0] == 2 and connected_components(g.train_only)[0] == 2
+    labelled = np.arange(8)  # two images of each class
+    assert g.accuracy(labelled, method) > 0.95
+
+
 @pytest.mark.parametrize("method", [m for m in GRAPH if not graph.METHODS[m][1]])
 def test_inductive_with_every_label_known_is_the_k_nearest_neighbours_vote(method):
     from sklearn.neighbors import KNeighborsClassifier

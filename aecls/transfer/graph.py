@@ -53,6 +53,35 @@ def normalised(z: np.ndarray) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
+def propagate(algorithm: str, w, labelled: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Every node's class by graphlearning's `algorithm` on the graph `w` (sparse weights) from
+    `labels` at nodes `labelled`. Its solvers assume a connected graph: on one in pieces (the codes
+    of a collapsed or barely trained encoder) Poisson learning's equation has no solution and its
+    conjugate gradient runs to a 100,000-iteration cap (tens of seconds) to return noise. So each
+    piece is solved on its own: with labels of two or more classes by the algorithm (the classes
+    renumbered 0..m-1, as graphlearning counts them), with one class that class, with none the most
+    common label. A connected graph is solved whole, as before."""
+    from scipy.sparse.csgraph import connected_components
+
+    learner = getattr(_gl().ssl, algorithm)
+    n, piece = connected_components(w, directed=False)
+    if n == 1:
+        return np.asarray(learner(w).fit_predict(labelled, labels))
+    pred = np.full(w.shape[0], np.bincount(labels).argmax())
+    for c in range(n):
+        nodes = np.flatnonzero(piece == c)  # sorted: positions below by searchsorted
+        inside = piece[labelled] == c
+        classes = np.unique(labels[inside])
+        if len(classes) == 1:
+            pred[nodes] = classes[0]
+        elif len(classes) > 1:
+            sub = w[nodes][:, nodes]
+            out = learner(sub).fit_predict(np.searchsorted(nodes, labelled[inside]),
+                                           np.searchsorted(classes, labels[inside]))
+            pred[nodes] = classes[np.asarray(out)]
+    return pred
+
+
 class Graphs:
     """The k-NN graphs of one set of codes, built once for every labelled subset: over the
     training split and the test images (transductive), over the training split alone, and each
@@ -74,14 +103,13 @@ class Graphs:
         """Test accuracy of the graph method `method` (a key of METHODS) from the training rows
         `labelled` (positions; only their labels are read)."""
         algorithm, transductive = METHODS[method]
-        learner = getattr(_gl().ssl, algorithm)
         labels = self.train_y[labelled]
         if transductive:
-            pred = np.asarray(learner(self.with_test).fit_predict(labelled, labels))[self.n :]
+            pred = propagate(algorithm, self.with_test, labelled, labels)[self.n :]
         else:
             propagated = self.train_y.copy()
             if len(labelled) < self.n:  # with every image labelled there is nothing to propagate
-                propagated = np.asarray(learner(self.train_only).fit_predict(labelled, labels))
+                propagated = propagate(algorithm, self.train_only, labelled, labels)
             # A labelled image votes with its own label: Poisson learning's solution need not
             # reproduce the labels it was given (they are sources, not fixed values).
             propagated[labelled] = labels
