@@ -15,11 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import lightning as L
-
-from aecls.data import FashionMNISTDataModule
-from aecls.data.idx import read_bytes
-from aecls.data.locate import SPLIT_FILES
+# torch, Lightning and aecls are imported in the helpers that use them: a process that only reads
+# its memory peak (peak_rss_mib, tests/test_bench.py) does not pay seconds for them.
 
 
 def images_per_second(make_epoch: Callable[[], Iterable], min_seconds: float = 2.0) -> float:
@@ -36,6 +33,9 @@ def images_per_second(make_epoch: Callable[[], Iterable], min_seconds: float = 2
 
 def torchvision_root(files: dict[str, tuple[Path, Path]], root: Path) -> Path:
     """A torchvision FashionMNIST root (`<root>/FashionMNIST/raw`, uncompressed) holding `files`."""
+    from aecls.data.idx import read_bytes
+    from aecls.data.locate import SPLIT_FILES
+
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for split, paths in files.items():
@@ -49,6 +49,8 @@ def bench_data(data_dir: str | None = None, batch_size: int = 128, workers: int 
     """Training-epoch throughput: aecls's device-resident batches vs torchvision's DataLoader."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
+
+    from aecls.data import FashionMNISTDataModule
 
     dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size)
     dm.setup()
@@ -101,6 +103,7 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
     `lightning_<variant>_fit_call` for the whole fit() call) and `ratio_<variant>` to the plain loop."""
     import torch
 
+    from aecls.data import FashionMNISTDataModule
     from aecls.modules import AutoEncoder, OptimConfig
     from aecls.nets import NetConfig
     from aecls.speed import EpochTimes, Speed, sync
@@ -200,9 +203,21 @@ def speed_parity(config: str = "cae", seeds: Iterable[int] = (0, 1, 2), epochs: 
     """Quality check of the speed options: the model config `config` (configs/<config>.yaml) trained
     `epochs` epochs per seed in each of `variants` (FIT_VARIANTS); returns variant -> seed ->
     best val/loss. A speed default may change only where these agree within seed noise."""
+    import lightning as L
+
     from aecls.speed import Speed
     from aecls.train import load_train_config, train
     from aecls.training import quiet_lightning
+
+    class BestVal(L.Callback):
+        """The lowest val/loss of a fit's epochs."""
+
+        value = float("inf")
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            loss = trainer.callback_metrics.get("val/loss")
+            if loss is not None and not trainer.sanity_checking:
+                self.value = min(self.value, float(loss))
 
     quiet_lightning()
     out: dict[str, dict[int, float]] = {v: {} for v in variants}
@@ -210,7 +225,7 @@ def speed_parity(config: str = "cae", seeds: Iterable[int] = (0, 1, 2), epochs: 
         for v in variants:
             speed, precision = FIT_VARIANTS[v]
             cfg = load_train_config(config, data_dir=data_dir)
-            best = _BestVal()
+            best = BestVal()
             cfg.seed, cfg.logger, cfg.checkpoint, cfg.test = seed, False, None, None
             cfg.callbacks += [best, Speed(**speed)]
             cfg.trainer.update(max_epochs=epochs, precision=precision, limit_train_batches=limit_batches,
@@ -218,17 +233,6 @@ def speed_parity(config: str = "cae", seeds: Iterable[int] = (0, 1, 2), epochs: 
             train(cfg)
             out[v][seed] = best.value
     return out
-
-
-class _BestVal(L.Callback):
-    """The lowest val/loss of a fit's epochs."""
-
-    value = float("inf")
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and not trainer.sanity_checking:
-            self.value = min(self.value, float(loss))
 
 
 def stand_in_objective(trial, spec, data_dir=None, log_dir=None, artifacts=None) -> float:
