@@ -74,15 +74,50 @@ def test_inductive_with_every_label_known_is_the_k_nearest_neighbours_vote(metho
 
 
 def test_a_sweep_runs_every_graph_method(tiny_data, tmp_path):
+    # one seed: on a graph this small the class-prior methods' volume projection rarely meets
+    # graphlearning's tolerance and runs its full 10,000 iterations (about a second a solve)
     enc = _encoder(tmp_path)
-    assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20,all", "--seeds", "2",
+    assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20,all", "--seeds", "1",
                  "--methods", ",".join([*GRAPH, "frozen"]), "--epochs", "1", "--min-steps", "3",
                  "--data-dir", str(tiny_data), "--val-size", "50", "--out", "sw", "--no-progress"]) == 0
     rows = list(csv.DictReader(open("sw/sweep.csv")))
-    assert len(rows) == 2 * 2 * (len(GRAPH) + 1)
+    assert len(rows) == 2 * (len(GRAPH) + 1)
     graphs = [r for r in rows if r["method"].startswith("graph")]
     assert {r["labels"] for r in graphs} == {"20", "350"}
     assert all(0 <= float(r["test_acc"]) <= 1 for r in graphs)
     # with every label known, the graph gives back at least what 20 labels give
     acc = {(r["labels"], r["seed"], r["method"]): float(r["test_acc"]) for r in graphs}
-    assert all(acc[("350", s, m)] >= acc[("20", s, m)] - 0.05 for s in "01" for m in GRAPH)
+    assert all(acc[("350", "0", m)] >= acc[("20", "0", m)] - 0.05 for m in GRAPH)
+
+
+@pytest.mark.parametrize("algorithm", ["poisson_priors", "poisson_mbo"])
+def test_class_priors_give_each_class_its_share_of_the_images(algorithm):
+    """Overlapping clusters of 240, 30 and 30 images with two labels each: plain Poisson learning
+    gives the large cluster's class most images, with the labelled subset's (uniform) class priors
+    each class gets a third. (On clusters far apart graphlearning's volume projection, a fixed-step
+    search of class weights, can swing past the priors: it is the library's, kept as published.)"""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [240, 30, 30])
+    centres = rng.normal(size=(3, 8)) * 0.5
+    codes = centres[y] + rng.normal(size=(300, 8)) * 0.5
+    g = graph.Graphs(codes, y, codes[:3], y[:3])
+    labelled = np.array([0, 1, 240, 241, 270, 271])
+    plain, _ = g.pseudo_labels(labelled, "poisson")
+    pred, margin = g.pseudo_labels(labelled, algorithm)
+    assert np.bincount(plain, minlength=3)[0] > 180
+    assert np.abs(np.bincount(pred, minlength=3) - 100).max() <= 5
+    assert margin.shape == (300,) and (margin >= 0).all()
+
+
+@pytest.mark.parametrize("algorithm", ["laplace", "poisson", "poisson_priors"])
+def test_the_margin_ranks_the_graphs_surer_labels_first(algorithm):
+    """Pseudo-labels of the training images: their class is what the graph gives, and the half
+    with the larger margin is right more often than the other half (noise added to the codes)."""
+    train, train_y = _clusters(600, 2)
+    train = train + np.random.default_rng(3).normal(size=train.shape)
+    g = graph.Graphs(train, train_y, train[:3], train_y[:3])
+    labelled = np.arange(6)
+    pred, margin = g.pseudo_labels(labelled, algorithm)
+    right = pred == train_y
+    sure = margin >= np.median(margin)
+    assert right[sure].mean() > right[~sure].mean() + 0.05

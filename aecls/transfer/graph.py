@@ -10,6 +10,11 @@ other works:
   Fashion-MNIST codes here it stays near its 100-label accuracy at 10,000 labels (RESULTS.md).
 - Laplace learning (label propagation, Zhu et al. 2003): the harmonic extension of the labels,
   which keeps improving as labels are added.
+- Poisson learning with class priors, and Poisson-MBO (Calder et al. 2020, both): the same
+  solution, its labels then chosen so that each class holds its prior share of the nodes (the
+  paper's volume projection); Poisson-MBO follows it with MBO steps that keep those volumes. The
+  paper reports both above plain Poisson at very few labels. The priors are the labelled subset's
+  class shares (uniform for aecls's stratified subsets): no label outside the subset is read.
 
 And two variants of each, so the table says which:
 
@@ -30,12 +35,19 @@ from aecls.errors import AeclsError
 
 K = 10  # neighbours of each node: the paper's and the earlier check's choice
 
-# sweep method -> (graphlearning's algorithm, test images in the graph)
+# algorithm -> (graphlearning's class, with class priors)
+ALGORITHMS = {"poisson": ("poisson", False), "laplace": ("laplace", False),
+              "poisson_priors": ("poisson", True), "poisson_mbo": ("poisson_mbo", True)}
+# sweep method -> (algorithm, test images in the graph)
 METHODS = {
     "graph": ("poisson", True),
     "graph_inductive": ("poisson", False),
     "graph_laplace": ("laplace", True),
     "graph_laplace_inductive": ("laplace", False),
+    "graph_priors": ("poisson_priors", True),
+    "graph_priors_inductive": ("poisson_priors", False),
+    "graph_mbo": ("poisson_mbo", True),
+    "graph_mbo_inductive": ("poisson_mbo", False),
 }
 
 
@@ -53,33 +65,58 @@ def normalised(z: np.ndarray) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
-def propagate(algorithm: str, w, labelled: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Every node's class by graphlearning's `algorithm` on the graph `w` (sparse weights) from
-    `labels` at nodes `labelled`. Its solvers assume a connected graph: on one in pieces (the codes
-    of a collapsed or barely trained encoder) Poisson learning's equation has no solution and its
-    conjugate gradient runs to a 100,000-iteration cap (tens of seconds) to return noise. So each
-    piece is solved on its own: with labels of two or more classes by the algorithm (the classes
-    renumbered 0..m-1, as graphlearning counts them), with one class that class, with none the most
-    common label. A connected graph is solved whole, as before."""
+def _solve(algorithm: str, w, labelled: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(n, m) class scores of a connected graph, labels 0..m-1 all present; the row's argmax is the
+    node's class. graphlearning's own decision, its scores rescaled to [0, 1] and, with class
+    priors, weighted per class (its `predict`), so a margin between two classes means the same for
+    every node of the graph."""
+    name, priors = ALGORITHMS[algorithm]
+    cls = getattr(_gl().ssl, name)
+    model = cls(w, class_priors=np.bincount(labels) / len(labels)) if priors else cls(w)
+    prob = np.asarray(model.fit(labelled, labels), dtype=np.float64)
+    scores = prob - prob.min()
+    scores /= max(scores.max(), 1e-12)
+    weights = np.asarray(model.weights, dtype=np.float64) if priors else 1.0
+    return scores * weights
+
+
+def propagate(algorithm: str, w, labelled: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """Every node's (n, `classes`) scores by `algorithm` (a key of ALGORITHMS) on the graph `w`
+    (sparse weights) from `labels` at nodes `labelled`: argmax is the node's class, top minus
+    second (`margin`) how sure the graph is. Its solvers assume a connected graph: on one in
+    pieces (the codes of a collapsed or barely trained encoder) Poisson learning's equation has no
+    solution and its conjugate gradient runs to a 100,000-iteration cap (tens of seconds) to
+    return noise. So each piece is solved on its own: with labels of two or more classes by the
+    algorithm (the classes renumbered 0..m-1, as graphlearning counts them), with one class that
+    class, with none the most common label at zero margin. A connected graph is solved whole."""
     from scipy.sparse.csgraph import connected_components
 
-    learner = getattr(_gl().ssl, algorithm)
+    out = np.zeros((w.shape[0], classes))
     n, piece = connected_components(w, directed=False)
     if n == 1:
-        return np.asarray(learner(w).fit_predict(labelled, labels))
-    pred = np.full(w.shape[0], np.bincount(labels).argmax())
+        present = np.unique(labels)
+        out[:, present] = _solve(algorithm, w, labelled, np.searchsorted(present, labels))
+        return out
+    out[:, np.bincount(labels).argmax()] = 1e-9  # pieces without a label
     for c in range(n):
         nodes = np.flatnonzero(piece == c)  # sorted: positions below by searchsorted
         inside = piece[labelled] == c
-        classes = np.unique(labels[inside])
-        if len(classes) == 1:
-            pred[nodes] = classes[0]
-        elif len(classes) > 1:
+        present = np.unique(labels[inside])
+        if len(present) == 1:
+            out[nodes] = 0
+            out[nodes, present[0]] = 1
+        elif len(present) > 1:
             sub = w[nodes][:, nodes]
-            out = learner(sub).fit_predict(np.searchsorted(nodes, labelled[inside]),
-                                           np.searchsorted(classes, labels[inside]))
-            pred[nodes] = classes[np.asarray(out)]
-    return pred
+            out[nodes] = 0
+            out[np.ix_(nodes, present)] = _solve(algorithm, sub, np.searchsorted(nodes, labelled[inside]),
+                                                 np.searchsorted(present, labels[inside]))
+    return out
+
+
+def margin(scores: np.ndarray) -> np.ndarray:
+    """(n,) top score minus the second of each row of (n, C) `scores` (propagate's)."""
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
 
 
 class Graphs:
@@ -93,6 +130,7 @@ class Graphs:
 
         gl = _gl()
         self.train_y, self.test_y, self.n = train_y, test_y, len(train)
+        self.classes = int(max(train_y.max(), test_y.max())) + 1
         both = normalised(np.vstack([train, test])).astype(np.float64)
         self.with_test = gl.weightmatrix.knn(both, k)
         self.train_only = gl.weightmatrix.knn(both[: self.n], k)
@@ -105,15 +143,22 @@ class Graphs:
         algorithm, transductive = METHODS[method]
         labels = self.train_y[labelled]
         if transductive:
-            pred = propagate(algorithm, self.with_test, labelled, labels)[self.n :]
+            pred = propagate(algorithm, self.with_test, labelled, labels, self.classes).argmax(1)[self.n :]
         else:
             propagated = self.train_y.copy()
             if len(labelled) < self.n:  # with every image labelled there is nothing to propagate
-                propagated = propagate(algorithm, self.train_only, labelled, labels)
+                propagated = self.pseudo_labels(labelled, algorithm)[0]
             # A labelled image votes with its own label: Poisson learning's solution need not
             # reproduce the labels it was given (they are sources, not fixed values).
             propagated[labelled] = labels
-            classes = int(self.train_y.max()) + 1
-            votes = np.apply_along_axis(np.bincount, 1, propagated[self.near], minlength=classes)
+            votes = np.apply_along_axis(np.bincount, 1, propagated[self.near], minlength=self.classes)
             pred = votes.argmax(1)
         return float((pred == self.test_y).mean())
+
+    def pseudo_labels(self, labelled: np.ndarray, algorithm: str) -> tuple[np.ndarray, np.ndarray]:
+        """(class, margin) of every training image by `algorithm` on the graph of the training
+        split alone (no test image shapes it), from the training rows `labelled` (only their
+        labels are read)."""
+        scores = propagate(algorithm, self.train_only, labelled, self.train_y[labelled], self.classes)
+        return scores.argmax(1), margin(scores)
+
