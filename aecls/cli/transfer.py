@@ -79,7 +79,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(flag, action="store_true", help=help_)
             continue
         kind = {"int": int, "float": float, "list[int | None]": _budgets, "int | list[int]": _seeds,
-                "tuple[str, ...]": _names}.get(f.type, str)
+                "tuple[str, ...]": _names, "list[str] | None": lambda t: list(_names(t))}.get(f.type, str)
         shown = ",".join("all" if v is None else str(v) for v in default) \
             if isinstance(default, (list, tuple)) else default
         names = [flag, *DATA_DIR_ALIASES[1:]] if f.name == "data_dir" else [flag]

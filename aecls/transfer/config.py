@@ -15,12 +15,16 @@ DEEP = CLASSIFIER_MODES
 SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outside the subset, unlabelled
 # Poisson or Laplace learning on the k-NN graph of the frozen codes, test images in the graph or not
 GRAPH = tuple(graph.METHODS)
-METHODS = (*DEEP, *SEMI, *GRAPH, "logreg_pixels", "logreg_pca")
+# the fine-tuned classifier trained on every training image, labelled by a graph method first
+PSEUDO = ("pseudo",)
+METHODS = (*DEEP, *SEMI, *PSEUDO, *GRAPH, "logreg_pixels", "logreg_pca")
 DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
 # Settings that change only these methods' runs: two sweeps that differ in one are still alike for
 # every other method (a FixMatch setting says nothing of a frozen encoder's runs).
 METHOD_SETTINGS = {"fixmatch": ("fixmatch_steps", "fixmatch_lr", "threshold", "unlabelled_ratio",
-                                "unlabelled_weight", "eval_ema", "teacher_ema", "monitor_every")}
+                                "unlabelled_weight", "eval_ema", "teacher_ema", "monitor_every"),
+                   **{m: ("graph_codes",) for m in GRAPH},
+                   "pseudo": ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes")}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -65,6 +69,16 @@ class SweepConfig:
     monitor_every: int = field(default=100, metadata=_help(
         "fixmatch: every this many steps, pseudo-label rate and accuracy on 1,000 validation "
         "images (a diagnostic: fixmatch_curves.csv/png)"))
+    graph_codes: list[str] | None = field(default=None, metadata=_help(
+        "graph and pseudo methods: the encoders whose codes make the k-NN graph, comma-separated "
+        "(several: their unit-length codes side by side); default the sweep's encoder"))
+    pseudo_graph: str = field(default="laplace", metadata=_help(
+        f"pseudo: the graph algorithm that labels the training images ({', '.join(graph.ALGORITHMS)})"))
+    pseudo_keep: float = field(default=1.0, metadata=_help(
+        "pseudo: the fraction of the other training images kept, those the graph is surest of "
+        "(largest margin); the labelled subset is always kept"))
+    pseudo_passes: int = field(default=3, metadata=_help(
+        "pseudo: passes over the pseudo-labelled images (at least min_steps steps)"))
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -85,6 +99,17 @@ class SweepConfig:
               "fixmatch_steps and unlabelled_ratio must be >= 1, threshold in (0, 1]")
         check(self.fixmatch_lr > 0 and self.monitor_every >= 1 and 0 <= self.eval_ema < 1,
               "fixmatch_lr must be > 0, monitor_every >= 1, eval_ema in [0, 1)")
+        check(self.pseudo_graph in graph.ALGORITHMS, f"pseudo_graph must be one of "
+              f"{list(graph.ALGORITHMS)}, got {self.pseudo_graph!r}", "pseudo_graph")
+        check(0 < self.pseudo_keep <= 1, f"pseudo_keep must be in (0, 1], got {self.pseudo_keep}",
+              "pseudo_keep")
+        check(self.pseudo_keep == 1 or self.pseudo_graph != "poisson_mbo", "pseudo_keep < 1 ranks images "
+              "by the graph's margin, and Poisson-MBO's labels have none (each is one class for "
+              "sure): use pseudo_graph poisson_priors, or pseudo_keep 1", "pseudo_keep")
+        check(self.pseudo_passes >= 1, f"pseudo_passes must be >= 1, got {self.pseudo_passes}",
+              "pseudo_passes")
+        check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",
+              "graph_codes")
         unknown = set(self.methods) - set(METHODS)
         check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
         return self

@@ -119,6 +119,18 @@ def margin(scores: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
+def kept(margin: np.ndarray, labelled: np.ndarray, keep: float) -> np.ndarray:
+    """(n,) bool: the nodes `labelled`, and the fraction `keep` of the others whose `margin` is
+    largest (ties at the cut kept)."""
+    out = np.zeros(len(margin), dtype=bool)
+    out[labelled] = True
+    others = ~out
+    if others.any():
+        cut = np.quantile(margin[others], 1 - keep) if keep < 1 else -np.inf
+        out |= others & (margin >= cut)
+    return out
+
+
 class Graphs:
     """The k-NN graphs of one set of codes, built once for every labelled subset: over the
     training split and the test images (transductive), over the training split alone, and each
@@ -161,4 +173,17 @@ class Graphs:
         labels are read)."""
         scores = propagate(algorithm, self.train_only, labelled, self.train_y[labelled], self.classes)
         return scores.argmax(1), margin(scores)
+
+    def training_labels(self, labelled: np.ndarray, algorithm: str, keep: float = 1.0
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """What a classifier may train on from the labelled training rows `labelled`: (a label for
+        every training image, which images to use). Their own label for the rows `labelled`, the
+        class `algorithm` gives the others, of which the fraction `keep` the graph is surest of
+        (`kept`). No label outside `labelled` is read."""
+        y = self.train_y.copy()
+        if len(labelled) == self.n:  # every label known: nothing to propagate
+            return y, np.ones(self.n, dtype=bool)
+        y, margin = self.pseudo_labels(labelled, algorithm)
+        y[labelled] = self.train_y[labelled]
+        return y, kept(margin, labelled, keep)
 

@@ -1,6 +1,8 @@
 """Label-efficiency sweep: for each label budget and seed, a classifier trained from scratch, on the
 frozen pretrained encoder, and fine-tuning it, beside two non-deep baselines on the same labels
-(logistic regression on raw pixels, and on PCA with the encoder's latent dim).
+(logistic regression on raw pixels, and on PCA with the encoder's latent dim); opt-in, FixMatch,
+the graph methods, and `pseudo`: the fine-tuned classifier trained on every training image,
+labelled by a graph method from the subset (its own labels kept).
 
 No validation labels are used for selection (a 100-label run cannot assume 5,000 more): every
 run trains a fixed number of steps and is scored once, on the untouched 10k test set.
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -32,7 +35,7 @@ from aecls.stats import mean_sd
 from aecls.train import TrainConfig, build_module, train
 from aecls.training import quiet_lightning
 from aecls.transfer import graph, runs
-from aecls.transfer.config import DEEP, GRAPH, METHODS, SEMI, SweepConfig
+from aecls.transfer.config import DEEP, GRAPH, METHODS, PSEUDO, SEMI, SweepConfig
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
 TESTED = ("train", "test")  # the splits a sweep run reads: it selects nothing on validation
@@ -43,9 +46,10 @@ def _codes_once(module, dm: FashionMNISTDataModule) -> FashionMNISTDataModule:
     return module.codes_once(dm, splits=TESTED)
 
 
-def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int) -> float:
+def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int,
+          passes: int | None = None) -> float:
     n = len(dm.splits["train"][0])
-    steps = max(cfg.min_steps, cfg.epochs * max(1, n // cfg.batch_size))
+    steps = max(cfg.min_steps, (passes or cfg.epochs) * max(1, n // cfg.batch_size))
     model = {"family": "classifier", "init_args": dict(
         net=net if method == "scratch" else None, mode=method,
         encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
@@ -76,29 +80,58 @@ def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[
 
 class GraphCodes:
     """What the graph methods read, per seed: the frozen codes of that seed's training split and
-    of the test images, and their k-NN graphs, built once and shared by every budget and both
-    variants of the seed."""
+    of the test images (of `graph_codes`' encoders side by side, each at unit length; default the
+    sweep's encoder), and their k-NN graphs, built once and shared by every budget and method of
+    the seed."""
 
     def __init__(self, cfg: SweepConfig) -> None:
         self.cfg, self.by_seed = cfg, {}
 
+    def _codes(self, encoder: str, dm: FashionMNISTDataModule) -> list[np.ndarray]:
+        module = build_module({"family": "classifier",
+                               "init_args": {"mode": "frozen", "encoder_path": encoder}})
+        coded = module.codes_once(dm, splits=TESTED)
+        return [t.cpu().numpy() for split in TESTED for t in coded.splits[split]]
+
     def __call__(self, seed: int) -> graph.Graphs:
         if seed not in self.by_seed:
-            module = build_module({"family": "classifier", "init_args": {"mode": "frozen",
-                                                                         "encoder_path": self.cfg.encoder}})
             dm = FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed, val_size=self.cfg.val_size)
-            coded = module.codes_once(dm, splits=TESTED)
-            arrays = [t.cpu().numpy() for split in TESTED for t in coded.splits[split]]
-            self.by_seed[seed] = graph.Graphs(*arrays)
+            parts = [self._codes(e, dm) for e in self.cfg.graph_codes or [self.cfg.encoder]]
+            train, train_y, test, test_y = parts[0]
+            if len(parts) > 1:
+                train = np.hstack([graph.normalised(p[0]) for p in parts])
+                test = np.hstack([graph.normalised(p[2]) for p in parts])
+            self.by_seed[seed] = graph.Graphs(train, train_y, test, test_y)
         return self.by_seed[seed]
+
+
+def _labelled(g: graph.Graphs, budget: int | None, seed: int) -> np.ndarray:
+    """Positions in the training split of the subset the DataModule draws for (budget, seed)."""
+    return stratified_subset(g.train_y, budget, seed) if budget else np.arange(len(g.train_y))
 
 
 def _graph(codes: GraphCodes, method: str, budget: int | None, seed: int) -> float:
     """Graph method `method` on the codes of seed `seed`'s training split (and the test images, for
     the transductive ones), from the labelled subset the DataModule draws for (budget, seed)."""
     g = codes(seed)
-    labelled = stratified_subset(g.train_y, budget, seed) if budget else np.arange(len(g.train_y))
-    return g.accuracy(labelled, method)
+    return g.accuracy(_labelled(g, budget, seed), method)
+
+
+def _pseudo(cfg: SweepConfig, dm: FashionMNISTDataModule, codes: GraphCodes, net, budget: int | None,
+            seed: int) -> tuple[float, dict[str, str]]:
+    """The fine-tuned classifier trained `pseudo_passes` passes over the training images that
+    Graphs.training_labels keeps, each with its label if in the subset, else the class the graph
+    method `pseudo_graph` gives it from the subset's labels. Returns the test accuracy and a
+    diagnostic for the row: how many images were kept and how many of their labels were right
+    (read from the training labels after the labels are made; nothing trains on it)."""
+    g = codes(seed)
+    y, keep = g.training_labels(_labelled(g, budget, seed), cfg.pseudo_graph, cfg.pseudo_keep)
+    images = dm.unlabelled_images()  # the training split, in the order the codes are in
+    device = dm.splits["train"][0].device
+    dm.splits["train"] = (images[torch.from_numpy(keep)].to(device), torch.from_numpy(y[keep]).to(device))
+    acc = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes)
+    right = float((y[keep] == g.train_y[keep]).mean())
+    return acc, {"pseudo_images": str(int(keep.sum())), "pseudo_label_acc": f"{right:.4f}"}
 
 
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
@@ -142,23 +175,27 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
                                         batch_size=cfg.batch_size, val_size=cfg.val_size,
                                         augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
             dm.setup()  # a budget larger than the data fails here, with the class counts
+            n_labels = len(dm.splits["train"][0])  # before `pseudo` puts every training image there
             start = time.perf_counter()
+            extra = {}
             if method in DEEP:
                 acc = _deep(cfg, method, dm, net, seed)
             elif method in GRAPH:
                 acc = _graph(graph_codes, method, budget, seed)
+            elif method in PSEUDO:
+                acc, extra = _pseudo(cfg, dm, graph_codes, net, budget, seed)
             elif method in SEMI:
                 acc, history = _fixmatch(cfg, dm, seed)
-                curves += [{"labels": len(dm.splits["train"][0]), "seed": seed, **h} for h in history]
+                curves += [{"labels": n_labels, "seed": seed, **h} for h in history]
                 runs.save(curves, out / CURVES_CSV, fields=())
             else:
                 acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
             seconds = time.perf_counter() - start
-            rows.append({"labels": str(len(dm.splits["train"][0])),
+            rows.append({"labels": str(n_labels),
                          "budget": runs.key(budget, seed, method)[0], "seed": str(seed),
                          "method": method, "test_acc": str(acc),
                          "seconds": f"{seconds:.2f}", **stamp,
-                         "date": datetime.datetime.now().isoformat(timespec="seconds")})
+                         "date": datetime.datetime.now().isoformat(timespec="seconds"), **extra})
             runs.save(rows, out / SWEEP_CSV)  # this run is kept, whatever happens next
             finished += 1
             bar.update()

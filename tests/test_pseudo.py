@@ -1,0 +1,73 @@
+"""Graph pseudo-labels that start the classifier (issue #39): which training images a run keeps
+and with which labels, that no label outside the labelled subset reaches them, and the sweep's
+`pseudo` rows."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from aecls.cli import main
+from aecls.transfer import graph
+from tests.test_graph import _clusters
+from tests.test_transfer import _encoder
+
+
+def test_kept_keeps_the_labelled_and_the_surest_others():
+    margin = np.array([0.9, 0.1, 0.5, 0.3, 0.7, 0.0])
+    labelled = np.array([5])  # kept whatever its margin
+    assert graph.kept(margin, labelled, 1.0).all()
+    assert graph.kept(margin, labelled, 0.4).tolist() == [True, False, False, False, True, True]
+
+
+@pytest.mark.parametrize("algorithm", list(graph.ALGORITHMS))
+def test_training_labels_read_no_label_outside_the_subset(algorithm):
+    train, train_y = _clusters(300, 0)
+    labelled = np.arange(9)
+    g = graph.Graphs(train, train_y, train[:3], train_y[:3])
+    fraction = 1.0 if algorithm == "poisson_mbo" else 0.5  # Poisson-MBO has no margin (config.py)
+    y, keep = g.training_labels(labelled, algorithm, fraction)
+    assert (y[labelled] == train_y[labelled]).all() and keep[labelled].all()
+    assert keep.sum() == 9 + round(291 * fraction) and (y == train_y).mean() > 0.9
+    # every label outside the subset changed: the same labels and the same images kept
+    wrong = np.where(np.isin(np.arange(300), labelled), train_y, (train_y + 1) % 3)
+    y2, keep2 = graph.Graphs(train, wrong, train[:3], train_y[:3]).training_labels(labelled, algorithm,
+                                                                                   fraction)
+    assert (y2 == y).all() and (keep2 == keep).all()
+    # ... while a changed label inside the subset changes them (so the comparison can fail)
+    inside = train_y.copy()
+    inside[labelled] = (inside[labelled] + 1) % 3
+    y3, _ = graph.Graphs(train, inside, train[:3], train_y[:3]).training_labels(labelled, algorithm, fraction)
+    assert (y3 != y).mean() > 0.5
+
+
+def test_a_sweep_trains_on_the_pseudo_labelled_images(tiny_data, tmp_path):
+    enc = _encoder(tmp_path)
+    common = ["transfer", "sweep", "--encoder", str(enc), "--labels", "20,all", "--seeds", "1",
+              "--epochs", "1", "--min-steps", "3", "--data-dir", str(tiny_data), "--val-size", "50",
+              "--no-progress", "--methods", "pseudo,finetune"]
+    assert main([*common, "--out", "all"]) == 0
+    assert main([*common, "--out", "half", "--pseudo-keep", "0.5", "--pseudo-graph", "poisson_priors",
+                 "--graph-codes", f"{enc},{enc}"]) == 0
+    rows = {(d, r["labels"], r["method"]): r for d in ("all", "half")
+            for r in csv.DictReader(open(f"{d}/sweep.csv"))}
+    assert len(rows) == 8
+    # every training image (350) with 20 labels and keep 1; 20 + half of the other 330 with keep 0.5
+    assert rows[("all", "20", "pseudo")]["pseudo_images"] == "350"
+    assert rows[("half", "20", "pseudo")]["pseudo_images"] == str(20 + 165)
+    assert rows[("all", "350", "pseudo")]["pseudo_images"] == "350"
+    assert rows[("all", "350", "pseudo")]["pseudo_label_acc"] == "1.0000"
+    assert 0 <= float(rows[("all", "20", "pseudo")]["pseudo_label_acc"]) <= 1
+    assert rows[("all", "20", "finetune")]["pseudo_images"] == ""
+    assert all(0 <= float(r["test_acc"]) <= 1 for r in rows.values())
+    assert "pseudo" in open("all/sweep.md").read()
+
+
+def test_poisson_mbo_with_a_keep_fraction_is_refused(tiny_data, tmp_path, capsys):
+    from tests.helpers import one_line_error
+
+    assert main(["transfer", "sweep", "--encoder", str(_encoder(tmp_path)), "--methods", "pseudo",
+                 "--pseudo-graph", "poisson_mbo", "--pseudo-keep", "0.5", "--data-dir", str(tiny_data)]) == 2
+    assert "Poisson-MBO's labels have none" in one_line_error(capsys)
