@@ -11,6 +11,7 @@ LOG_DIR = "lightning_logs"  # TensorBoard runs and checkpoints: LOG_DIR/<name>/v
 ARTIFACTS = "artifacts"  # study outputs (ARTIFACTS/<study>/), transfer sweeps (ARTIFACTS/transfer)
 TRANSFER_OUT = f"{ARTIFACTS}/transfer"
 COMPARE_OUT = f"{ARTIFACTS}/transfer_compare"
+LABELLING_OUT = f"{ARTIFACTS}/transfer_labelling"
 REPORTS = "reports"  # REPORTS/<name>/report.md
 DEFAULT_STORAGE = "sqlite:///optuna.db"  # one file in the project, one writer at a time
 PARALLEL_STORAGE = "journal:optuna.journal"  # the default with --workers > 1: SQLite is not for them
@@ -22,6 +23,8 @@ STUDY_FILE = "study.json"  # `study run` / `study plots`: the study's summary ->
 SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"  # a sweep -> compare, report
 SWEEP_JSON = "sweep.json"  # a sweep's encoder (path, family, latent size) -> report
 CURVES_CSV, CURVES_PNG = "fixmatch_curves.csv", "fixmatch_curves.png"  # a sweep's FixMatch diagnostic
+# `aecls transfer labelling`: graph pseudo-labels scored on validation images
+LABELLING_CSV, LABELLING_MD, LABELLING_PNG = "labelling.csv", "labelling.md", "labelling.png"
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"  # compare -> report
 PIPELINE_JSON = "pipeline.json"  # the pipeline's stage times and machine (ARTIFACTS/) -> report
 PIPELINE_LOCK = ".aecls_pipeline.lock"  # one pipeline per folder: the running one's pid

@@ -71,3 +71,24 @@ def test_poisson_mbo_with_a_keep_fraction_is_refused(tiny_data, tmp_path, capsys
     assert main(["transfer", "sweep", "--encoder", str(_encoder(tmp_path)), "--methods", "pseudo",
                  "--pseudo-graph", "poisson_mbo", "--pseudo-keep", "0.5", "--data-dir", str(tiny_data)]) == 2
     assert "Poisson-MBO's labels have none" in one_line_error(capsys)
+
+
+def test_labelling_scores_each_graph_on_validation_images(tiny_data, tmp_path, capsys):
+    enc = _encoder(tmp_path)
+    assert main(["transfer", "labelling", "--encoder", f"a={enc}", "--encoder", f"b={enc}", "--labels", "20",
+                 "--seeds", "2", "--algorithms", "laplace,poisson_priors", "--fractions", "0.5,1",
+                 "--data-dir", str(tiny_data), "--val-size", "50", "--out", "lab", "--no-progress"]) == 0
+    rows = list(csv.DictReader(open("lab/labelling.csv")))
+    # codes a, b and a+b x 2 seeds x 2 algorithms x 2 fractions
+    assert len(rows) == 3 * 2 * 2 * 2 and {r["codes"] for r in rows} == {"a", "b", "a+b"}
+    assert all(0 <= float(r["val_acc"]) <= 1 and r["commit"] for r in rows)
+    assert "surest 50%" in open("lab/labelling.md").read()
+    assert (tmp_path / "lab" / "labelling.png").stat().st_size > 1000
+
+
+def test_accuracy_by_fraction_scores_the_surest_first():
+    pred, truth = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1])
+    margin = np.array([0.9, 0.8, 0.1, 0.2])  # the two right ones are the surest
+    from aecls.transfer.labelling import accuracy_by_fraction
+
+    assert accuracy_by_fraction(pred, margin, truth, (0.5, 1.0)) == {0.5: 1.0, 1.0: 0.5}

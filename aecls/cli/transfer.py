@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, fields
+from pathlib import Path
 
-from aecls.paths import COMPARE_MD, COMPARE_OUT, DATA_DIR_ALIASES
+from aecls.paths import COMPARE_MD, COMPARE_OUT, DATA_DIR_ALIASES, LABELLING_MD, LABELLING_OUT
 from aecls.transfer.config import SweepConfig
 
 
@@ -59,6 +60,29 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
                    help="lay sweeps made with other settings side by side anyway, with no verdict "
                         "across them (the differing settings are listed)")
     c.set_defaults(func=_compare)
+    g = tsub.add_parser("labelling", help="graph pseudo-labels scored on validation images (to choose "
+                                          "--pseudo-graph, --pseudo-keep and --graph-codes of a sweep)",
+                        description="For each seed and label budget (the sweep's subsets), label the "
+                                    "training and validation images by each graph algorithm on the k-NN "
+                                    "graph of each encoder's codes (and all side by side), and score the "
+                                    "labels on the validation images the graph is surest of, per "
+                                    "fraction kept. Reads no test image. Writes labelling.csv, .md, .png.")
+    g.add_argument("--encoder", dest="encoders", action="append", type=_named, required=True,
+                   help="NAME=PATH, once per encoder (best_encoder.pt, its folder or an AE checkpoint)")
+    g.add_argument("--labels", type=_budgets, default=[100, 1000], help="label budgets (default 100,1000)")
+    g.add_argument("--seeds", type=_seeds, default=3, help="a count or a list, as the sweep's (default 3)")
+    g.add_argument("--algorithms", type=_names, default=None,
+                   help="comma-separated graph algorithms (default all: poisson, laplace, poisson_priors, "
+                        "poisson_mbo)")
+    g.add_argument("--fractions", type=_fractions, default=None,
+                   help="fractions of the validation images kept, surest first (default 0.25,0.5,0.75,1)")
+    g.add_argument(*DATA_DIR_ALIASES, dest="data_dir", default=None,
+                   help="IDX directory (default: the search order)")
+    g.add_argument("--val-size", type=int, default=5000,
+                   help="validation images (default 5000, as the sweep's)")
+    g.add_argument("--out", default=LABELLING_OUT, help=f"folder for the outputs (default {LABELLING_OUT})")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.set_defaults(func=_labelling)
 
 
 def _named(text: str) -> tuple[str, str]:
@@ -88,6 +112,16 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
                             help=help_ + ("" if default in (MISSING, None) else f" (default {shown})"))
 
 
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--fractions wants numbers in (0, 1], e.g. 0.5,1: {e}") from e
+    if not out or not all(0 < f <= 1 for f in out):
+        raise argparse.ArgumentTypeError(f"--fractions wants numbers in (0, 1], got {text!r}")
+    return out
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
@@ -112,3 +146,23 @@ def _compare(args: argparse.Namespace) -> None:
     written = compare_sweeps(args.runs, args.out, vary=args.vary, allow_unlike=args.allow_unlike)
     print(written[COMPARE_MD].read_text())
     print(f"written: {', '.join(map(str, written.values()))}")
+
+
+def _labelling(args: argparse.Namespace) -> None:
+    from aecls.errors import check
+    from aecls.transfer import graph, labelling
+
+    encoders = dict(args.encoders)
+    check(len(encoders) == len(args.encoders), "each --encoder NAME once", "encoder")
+    algorithms = args.algorithms or tuple(graph.ALGORITHMS)
+    unknown = sorted(set(algorithms) - set(graph.ALGORITHMS))
+    check(not unknown, f"unknown algorithms {unknown}; choose from {list(graph.ALGORITHMS)}", "algorithms")
+    seeds = list(range(args.seeds)) if isinstance(args.seeds, int) else args.seeds
+    check(all(b is not None for b in args.labels), "--labels: budgets only ('all' leaves nothing to label)",
+          "labels")
+    rows = labelling.measure(encoders, args.labels, seeds, algorithms, args.fractions or labelling.FRACTIONS,
+                             args.data_dir, args.val_size, args.progress)
+    written = labelling.write(rows, Path(args.out))
+    print(written[LABELLING_MD].read_text())
+    print(f"written: {', '.join(map(str, written.values()))}")
+

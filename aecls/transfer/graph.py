@@ -65,6 +65,11 @@ def normalised(z: np.ndarray) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
+def knn(codes: np.ndarray, k: int = K):
+    """The sparse weights of the k-NN graph of `codes` (rows) by angle."""
+    return _gl().weightmatrix.knn(normalised(codes).astype(np.float64), k)
+
+
 def _solve(algorithm: str, w, labelled: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(n, m) class scores of a connected graph, labels 0..m-1 all present; the row's argmax is the
     node's class. graphlearning's own decision, its scores rescaled to [0, 1] and, with class
@@ -140,14 +145,11 @@ class Graphs:
                  k: int = K) -> None:
         from sklearn.neighbors import NearestNeighbors
 
-        gl = _gl()
         self.train_y, self.test_y, self.n = train_y, test_y, len(train)
         self.classes = int(max(train_y.max(), test_y.max())) + 1
-        both = normalised(np.vstack([train, test])).astype(np.float64)
-        self.with_test = gl.weightmatrix.knn(both, k)
-        self.train_only = gl.weightmatrix.knn(both[: self.n], k)
-        self.near = NearestNeighbors(n_neighbors=k).fit(both[: self.n]).kneighbors(
-            both[self.n :], return_distance=False)
+        self.with_test, self.train_only = knn(np.vstack([train, test]), k), knn(train, k)
+        self.near = NearestNeighbors(n_neighbors=k).fit(normalised(train)).kneighbors(
+            normalised(test), return_distance=False)
 
     def accuracy(self, labelled: np.ndarray, method: str) -> float:
         """Test accuracy of the graph method `method` (a key of METHODS) from the training rows

@@ -32,10 +32,11 @@ from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.progress import in_terminal
 from aecls.stats import mean_sd
-from aecls.train import TrainConfig, build_module, train
+from aecls.train import TrainConfig, train
 from aecls.training import quiet_lightning
 from aecls.transfer import graph, runs
 from aecls.transfer.config import DEEP, GRAPH, METHODS, PSEUDO, SEMI, SweepConfig
+from aecls.transfer.labelling import frozen_codes, side_by_side
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
 TESTED = ("train", "test")  # the splits a sweep run reads: it selects nothing on validation
@@ -87,21 +88,12 @@ class GraphCodes:
     def __init__(self, cfg: SweepConfig) -> None:
         self.cfg, self.by_seed = cfg, {}
 
-    def _codes(self, encoder: str, dm: FashionMNISTDataModule) -> list[np.ndarray]:
-        module = build_module({"family": "classifier",
-                               "init_args": {"mode": "frozen", "encoder_path": encoder}})
-        coded = module.codes_once(dm, splits=TESTED)
-        return [t.cpu().numpy() for split in TESTED for t in coded.splits[split]]
-
     def __call__(self, seed: int) -> graph.Graphs:
         if seed not in self.by_seed:
             dm = FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed, val_size=self.cfg.val_size)
-            parts = [self._codes(e, dm) for e in self.cfg.graph_codes or [self.cfg.encoder]]
-            train, train_y, test, test_y = parts[0]
-            if len(parts) > 1:
-                train = np.hstack([graph.normalised(p[0]) for p in parts])
-                test = np.hstack([graph.normalised(p[2]) for p in parts])
-            self.by_seed[seed] = graph.Graphs(train, train_y, test, test_y)
+            parts = [frozen_codes(e, dm, TESTED) for e in self.cfg.graph_codes or [self.cfg.encoder]]
+            train, test = (side_by_side([p[i] for p in parts]) for i in (0, 2))
+            self.by_seed[seed] = graph.Graphs(train, parts[0][1], test, parts[0][3])
         return self.by_seed[seed]
 
 
