@@ -86,6 +86,9 @@ def measure(encoders: dict[str, str], budgets: list[int], seeds: list[int],
                     rows += [{**run, "fraction": f, "val_acc": f"{acc:.4f}", "seconds": f"{seconds:.2f}"}
                              for f, acc in by.items()]
                     bar.update()
+            if progress and bar.disable:  # in a log, a line per graph instead of a bar
+                print(f"graph labels: seed {seed}, codes {'+'.join(combo)}: {bar.n} of {total} solves",
+                      flush=True)
     bar.close()
     return rows
 
