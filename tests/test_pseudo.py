@@ -92,3 +92,40 @@ def test_accuracy_by_fraction_scores_the_surest_first():
     from aecls.transfer.labelling import accuracy_by_fraction
 
     assert accuracy_by_fraction(pred, margin, truth, (0.5, 1.0)) == {0.5: 1.0, 1.0: 0.5}
+
+
+def test_a_sweep_scored_on_validation_images_does_not_depend_on_the_test_set(tiny_data, tmp_path):
+    """With score val, test images and labels replaced (noise, wrong labels) give the same rows
+    to the last digit; scored on the test set, they do not (so the comparison can fail)."""
+    import shutil
+
+    from aecls.data.idx import read_labels, write_idx
+
+    other = tmp_path / "other_test"
+    shutil.copytree(tiny_data, other)
+    labels = read_labels(other / "t10k-labels-idx1-ubyte.gz")
+    write_idx(other / "t10k-labels-idx1-ubyte.gz", ((labels + 1) % 10).astype(np.uint8))
+    noise = np.random.default_rng(0).integers(0, 256, (len(labels), 28, 28)).astype(np.uint8)
+    write_idx(other / "t10k-images-idx3-ubyte.gz", noise)
+    enc = _encoder(tmp_path)
+
+    def accuracies(data, score: str) -> list[str]:
+        out = f"{data.name}_{score}"
+        assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20", "--seeds", "1",
+                     "--epochs", "1", "--min-steps", "3", "--data-dir", str(data), "--val-size", "50",
+                     "--no-progress", "--methods", "finetune,pseudo,graph_laplace,logreg_pixels",
+                     "--score", score, "--out", out]) == 0
+        return [r["test_acc"] for r in csv.DictReader(open(f"{out}/sweep.csv"))]
+
+    assert accuracies(tiny_data, "val") == accuracies(other, "val")
+    assert accuracies(tiny_data, "test") != accuracies(other, "test")
+
+
+def test_settings_added_since_a_sweep_was_recorded_are_read_at_their_defaults(tmp_path):
+    import json
+
+    from aecls.transfer.runs import recorded
+
+    (tmp_path / "old.json").write_text(json.dumps({"settings": {"epochs": 10}}))
+    made = recorded(tmp_path / "old.csv")
+    assert made["epochs"] == 10 and made["score"] == "test" and made["pseudo_keep"] == 1.0

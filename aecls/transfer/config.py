@@ -52,6 +52,9 @@ class SweepConfig:
     val_size: int = field(default=5000, metadata=_help(
         "images held out of the training set, as in every other stage (no run selects on them)"))
     out: str = field(default=TRANSFER_OUT, metadata=_help("sweep.csv, sweep.md, sweep.png go here"))
+    score: str = field(default="test", metadata=_help(
+        "the images every run is scored on: test, or val (the validation images: to choose a "
+        "method's settings without the test set; the chosen ones then run with test)"))
     methods: tuple[str, ...] = field(default=DEFAULT_METHODS, metadata=_help(
         f"comma-separated subset of {','.join(METHODS)}"))
     fixmatch_steps: int = field(default=2000, metadata=_help("fixmatch: optimiser steps per run"))
@@ -110,6 +113,7 @@ class SweepConfig:
               "pseudo_passes")
         check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",
               "graph_codes")
+        check(self.score in ("test", "val"), f"score must be test or val, got {self.score!r}", "score")
         unknown = set(self.methods) - set(METHODS)
         check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
         return self

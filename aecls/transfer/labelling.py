@@ -65,7 +65,7 @@ def measure(encoders: dict[str, str], budgets: list[int], seeds: list[int],
     combos = [[n] for n in names] + ([names] if len(names) > 1 else [])
     total = len(seeds) * len(combos) * len(budgets) * len(algorithms)
     bar = tqdm(total=total, desc="graph labels", unit="solve", disable=not (progress and in_terminal()))
-    rows = []
+    rows, done = [], 0
     for seed in seeds:
         dm = FashionMNISTDataModule(data_dir=data_dir, seed=seed, val_size=val_size)
         codes = {n: frozen_codes(encoders[n], dm, SPLITS) for n in names}
@@ -86,8 +86,9 @@ def measure(encoders: dict[str, str], budgets: list[int], seeds: list[int],
                     rows += [{**run, "fraction": f, "val_acc": f"{acc:.4f}", "seconds": f"{seconds:.2f}"}
                              for f, acc in by.items()]
                     bar.update()
+                    done += 1
             if progress and bar.disable:  # in a log, a line per graph instead of a bar
-                print(f"graph labels: seed {seed}, codes {'+'.join(combo)}: {bar.n} of {total} solves",
+                print(f"graph labels: seed {seed}, codes {'+'.join(combo)}: {done} of {total} solves",
                       flush=True)
     bar.close()
     return rows

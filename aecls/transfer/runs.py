@@ -19,7 +19,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 from aecls.errors import AeclsError
@@ -45,15 +45,26 @@ def settings(cfg: SweepConfig) -> dict:
             if k not in NOT_SETTINGS}
 
 
+def _defaults() -> dict:
+    """Each setting's default (the settings with one): what a sweep recorded before the setting
+    existed ran with, since a new setting's default keeps the runs as they were."""
+    out = {}
+    for f in fields(SweepConfig):
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if f.name not in NOT_SETTINGS and default is not MISSING:
+            out[f.name] = list(default) if isinstance(default, tuple) else default
+    return out
+
+
 def recorded(csv_path: str | Path) -> dict | None:
     """The settings a sweep CSV's rows were made with: `settings` of the JSON beside it with the
     same stem (sweep.json for sweep.csv; NAME.json for a CSV copied as NAME.csv into results/),
-    or None where none was recorded."""
+    settings added to aecls since at their defaults; None where none was recorded."""
     try:
         made = json.loads(Path(csv_path).with_suffix(".json").read_text()).get("settings")
     except (OSError, ValueError, AttributeError):
         return None
-    return made if isinstance(made, dict) else None
+    return {**_defaults(), **made} if isinstance(made, dict) else None
 
 
 def _commit() -> str:

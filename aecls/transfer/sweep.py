@@ -47,6 +47,16 @@ def _codes_once(module, dm: FashionMNISTDataModule) -> FashionMNISTDataModule:
     return module.codes_once(dm, splits=TESTED)
 
 
+def scored_on(dm: FashionMNISTDataModule, score: str) -> FashionMNISTDataModule:
+    """`dm` (set up) whose test split is the images runs are scored on: the test set, or with
+    `score` "val" the validation images in its place (a sweep that chooses settings never sees
+    the test set)."""
+    dm.setup()
+    if score == "val":
+        dm.splits["test"] = dm.splits["val"]
+    return dm
+
+
 def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int,
           passes: int | None = None) -> float:
     n = len(dm.splits["train"][0])
@@ -90,7 +100,8 @@ class GraphCodes:
 
     def __call__(self, seed: int) -> graph.Graphs:
         if seed not in self.by_seed:
-            dm = FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed, val_size=self.cfg.val_size)
+            dm = scored_on(FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed,
+                                                  val_size=self.cfg.val_size), self.cfg.score)
             parts = [frozen_codes(e, dm, TESTED) for e in self.cfg.graph_codes or [self.cfg.encoder]]
             train, test = (side_by_side([p[i] for p in parts]) for i in (0, 2))
             self.by_seed[seed] = graph.Graphs(train, parts[0][1], test, parts[0][3])
@@ -166,7 +177,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
             dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
                                         batch_size=cfg.batch_size, val_size=cfg.val_size,
                                         augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
-            dm.setup()  # a budget larger than the data fails here, with the class counts
+            scored_on(dm, cfg.score)  # a budget larger than the data fails here, with the class counts
             n_labels = len(dm.splits["train"][0])  # before `pseudo` puts every training image there
             start = time.perf_counter()
             extra = {}
