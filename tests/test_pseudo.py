@@ -50,6 +50,7 @@ def test_a_sweep_trains_on_the_pseudo_labelled_images(tiny_data, tmp_path):
               "--no-progress", "--methods", "pseudo,finetune"]
     assert main([*common, "--out", "all"]) == 0
     assert main([*common, "--out", "half", "--pseudo-keep", "0.5", "--pseudo-graph", "poisson_priors",
+                 "--pseudo-labelled-share", "0.5",
                  "--graph-codes", f"{enc},{enc}"]) == 0
     rows = {(d, r["labels"], r["method"]): r for d in ("all", "half")
             for r in csv.DictReader(open(f"{d}/sweep.csv"))}
@@ -129,3 +130,12 @@ def test_settings_added_since_a_sweep_was_recorded_are_read_at_their_defaults(tm
     (tmp_path / "old.json").write_text(json.dumps({"settings": {"epochs": 10}}))
     made = recorded(tmp_path / "old.csv")
     assert made["epochs"] == 10 and made["score"] == "test" and made["pseudo_keep"] == 1.0
+
+
+def test_repeated_makes_the_labelled_images_their_share():
+    keep = np.ones(100, dtype=bool)
+    labelled = np.arange(10)
+    assert (graph.repeated(keep, labelled, 0.0) == np.arange(100)).all()
+    rows = graph.repeated(keep, labelled, 0.5)  # 90 others: the 10 labelled 9 times
+    assert len(rows) == 180 and np.isin(rows, labelled).mean() == 0.5
+    assert sorted(set(rows.tolist())) == list(range(100))

@@ -24,7 +24,8 @@ DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph a
 METHOD_SETTINGS = {"fixmatch": ("fixmatch_steps", "fixmatch_lr", "threshold", "unlabelled_ratio",
                                 "unlabelled_weight", "eval_ema", "teacher_ema", "monitor_every"),
                    **{m: ("graph_codes",) for m in GRAPH},
-                   "pseudo": ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes")}
+                   "pseudo": ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes",
+                              "pseudo_labelled_share")}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -82,6 +83,9 @@ class SweepConfig:
         "(largest margin); the labelled subset is always kept"))
     pseudo_passes: int = field(default=3, metadata=_help(
         "pseudo: passes over the pseudo-labelled images (at least min_steps steps)"))
+    pseudo_labelled_share: float = field(default=0.0, metadata=_help(
+        "pseudo: the share of the training images that are the labelled subset's, its images "
+        "repeated to make it (0 = each once)"))
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -109,6 +113,8 @@ class SweepConfig:
         check(self.pseudo_keep == 1 or self.pseudo_graph != "poisson_mbo", "pseudo_keep < 1 ranks images "
               "by the graph's margin, and Poisson-MBO's labels have none (each is one class for "
               "sure): use pseudo_graph poisson_priors, or pseudo_keep 1", "pseudo_keep")
+        check(0 <= self.pseudo_labelled_share < 1, "pseudo_labelled_share must be in [0, 1), got "
+              f"{self.pseudo_labelled_share}", "pseudo_labelled_share")
         check(self.pseudo_passes >= 1, f"pseudo_passes must be >= 1, got {self.pseudo_passes}",
               "pseudo_passes")
         check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",

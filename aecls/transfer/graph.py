@@ -136,6 +136,18 @@ def kept(margin: np.ndarray, labelled: np.ndarray, keep: float) -> np.ndarray:
     return out
 
 
+def repeated(keep: np.ndarray, labelled: np.ndarray, share: float) -> np.ndarray:
+    """Positions of the training images a run trains on, in order: those `keep` marks, with the
+    rows `labelled` repeated so that they are about `share` of the whole (0: each once). With
+    few labels among many pseudo-labels the given labels would otherwise be a few steps' worth."""
+    used = np.flatnonzero(keep)
+    others = len(used) - len(labelled)
+    if share <= 0 or others <= 0:
+        return used
+    copies = max(1, round(share * others / ((1 - share) * len(labelled))))
+    return np.concatenate([used, np.tile(labelled, copies - 1)])
+
+
 class Graphs:
     """The k-NN graphs of one set of codes, built once for every labelled subset: over the
     training split and the test images (transductive), over the training split alone, and each

@@ -124,14 +124,17 @@ def _pseudo(cfg: SweepConfig, dm: FashionMNISTDataModule, codes: GraphCodes, net
             seed: int) -> tuple[float, dict[str, str]]:
     """The fine-tuned classifier trained `pseudo_passes` passes over the training images that
     Graphs.training_labels keeps, each with its label if in the subset, else the class the graph
-    method `pseudo_graph` gives it from the subset's labels. Returns the test accuracy and a
+    method `pseudo_graph` gives it from the subset's labels; the subset repeated to be
+    `pseudo_labelled_share` of them (graph.repeated). Returns the test accuracy and a
     diagnostic for the row: how many images were kept and how many of their labels were right
     (read from the training labels after the labels are made; nothing trains on it)."""
     g = codes(seed)
-    y, keep = g.training_labels(_labelled(g, budget, seed), cfg.pseudo_graph, cfg.pseudo_keep)
+    labelled = _labelled(g, budget, seed)
+    y, keep = g.training_labels(labelled, cfg.pseudo_graph, cfg.pseudo_keep)
+    rows = torch.from_numpy(graph.repeated(keep, labelled, cfg.pseudo_labelled_share))
     images = dm.unlabelled_images()  # the training split, in the order the codes are in
     device = dm.splits["train"][0].device
-    dm.splits["train"] = (images[torch.from_numpy(keep)].to(device), torch.from_numpy(y[keep]).to(device))
+    dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
     acc = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes)
     right = float((y[keep] == g.train_y[keep]).mean())
     return acc, {"pseudo_images": str(int(keep.sum())), "pseudo_label_acc": f"{right:.4f}"}
