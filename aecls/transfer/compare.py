@@ -27,11 +27,11 @@ import numpy as np
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.stats import Paired, mean_sd, paired, rule, too_few_seeds
-from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, SEMI
+from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, SEMI_SUPERVISED
 from aecls.transfer.plots import panels_plot
 from aecls.transfer.runs import read_rows, recorded
 
-PRETRAINED = ("frozen", "finetune", *SEMI, *GRAPH)  # the methods that use the encoder
+PRETRAINED = ("frozen", "finetune", *SEMI_SUPERVISED, *GRAPH)  # the methods that use the encoder
 BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
 COMPARED = ("encoder",)  # the setting a comparison of sweeps is about
 NO_VERDICT = "no verdict (unlike sweeps)"
@@ -254,7 +254,7 @@ def semi_vs_finetune(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
     the same encoder, paired by seed, with the paired test's verdict."""
     rows = [(name, b, m, base, semi, paired_by_seed(semi, base))
             for name, sweep in sweeps.items() for (b, m), semi in sorted(sweep.items())
-            if m in SEMI and (base := sweep.get((b, "finetune")))]
+            if m in SEMI_SUPERVISED and (base := sweep.get((b, "finetune")))]
     if not rows:
         return "No sweep has a semi-supervised method beside finetune at the same budget.\n"
     few = too_few_seeds([t for *_, t in rows])

@@ -17,6 +17,7 @@ SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outs
 GRAPH = tuple(graph.METHODS)
 # the fine-tuned classifier trained on every training image, labelled by a graph method first
 PSEUDO = ("pseudo",)
+SEMI_SUPERVISED = (*SEMI, *PSEUDO)  # both read the training images outside the subset
 METHODS = (*DEEP, *SEMI, *PSEUDO, *GRAPH, "logreg_pixels", "logreg_pca")
 DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
 # Settings that change only these methods' runs: two sweeps that differ in one are still alike for
