@@ -5,7 +5,9 @@ the graph methods, and `pseudo`: the fine-tuned classifier trained on every trai
 labelled by a graph method from the subset (its own labels kept).
 
 No validation labels are used for selection (a 100-label run cannot assume 5,000 more): every
-run trains a fixed number of steps and is scored once, on the untouched 10k test set.
+run trains a fixed number of steps and is scored once, on the untouched 10k test set. A sweep with
+`score` "val" is scored on the validation images instead: the one for choosing a method's settings
+(`pseudo`'s keep fraction, say) before the chosen ones see the test set.
 """
 
 from __future__ import annotations
