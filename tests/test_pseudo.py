@@ -50,7 +50,7 @@ def test_a_sweep_trains_on_the_pseudo_labelled_images(tiny_data, tmp_path):
               "--no-progress", "--methods", "pseudo,finetune"]
     assert main([*common, "--out", "all"]) == 0
     assert main([*common, "--out", "half", "--pseudo-keep", "0.5", "--pseudo-graph", "poisson_priors",
-                 "--pseudo-labelled-share", "0.5",
+                 "--pseudo-labelled-share", "0.5", "--pseudo-tune-steps", "2",
                  "--graph-codes", f"{enc},{enc}"]) == 0
     rows = {(d, r["labels"], r["method"]): r for d in ("all", "half")
             for r in csv.DictReader(open(f"{d}/sweep.csv"))}

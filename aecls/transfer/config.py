@@ -26,7 +26,7 @@ METHOD_SETTINGS = {"fixmatch": ("fixmatch_steps", "fixmatch_lr", "threshold", "u
                                 "unlabelled_weight", "eval_ema", "teacher_ema", "monitor_every"),
                    **{m: ("graph_codes",) for m in GRAPH},
                    "pseudo": ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes",
-                              "pseudo_labelled_share")}
+                              "pseudo_labelled_share", "pseudo_tune_steps")}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -84,6 +84,9 @@ class SweepConfig:
         "(largest margin); the labelled subset is always kept"))
     pseudo_passes: int = field(default=3, metadata=_help(
         "pseudo: passes over the pseudo-labelled images (at least min_steps steps)"))
+    pseudo_tune_steps: int = field(default=0, metadata=_help(
+        "pseudo: then this many steps on the labelled subset alone, from the weights the "
+        "pseudo-labels gave (0 = none)"))
     pseudo_labelled_share: float = field(default=0.0, metadata=_help(
         "pseudo: the share of the training images that are the labelled subset's, its images "
         "repeated to make it (0 = each once)"))
@@ -116,6 +119,8 @@ class SweepConfig:
               "sure): use pseudo_graph poisson_priors, or pseudo_keep 1", "pseudo_keep")
         check(0 <= self.pseudo_labelled_share < 1, "pseudo_labelled_share must be in [0, 1), got "
               f"{self.pseudo_labelled_share}", "pseudo_labelled_share")
+        check(self.pseudo_tune_steps >= 0, f"pseudo_tune_steps must be >= 0, got {self.pseudo_tune_steps}",
+              "pseudo_tune_steps")
         check(self.pseudo_passes >= 1, f"pseudo_passes must be >= 1, got {self.pseudo_passes}",
               "pseudo_passes")
         check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",

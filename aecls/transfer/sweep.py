@@ -60,18 +60,22 @@ def scored_on(dm: FashionMNISTDataModule, score: str) -> FashionMNISTDataModule:
 
 
 def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int,
-          passes: int | None = None) -> float:
+          passes: int | None = None, steps: int | None = None, model=None, test: str | None = "final"):
+    """Train `method`'s classifier (or continue `model`, a built one) on `dm`'s training split for
+    `steps` (default: `passes`, else the sweep's epochs, over it, at least min_steps); returns
+    the test accuracy, or with `test` None the trained module."""
     n = len(dm.splits["train"][0])
-    steps = max(cfg.min_steps, (passes or cfg.epochs) * max(1, n // cfg.batch_size))
-    model = {"family": "classifier", "init_args": dict(
+    steps = steps or max(cfg.min_steps, (passes or cfg.epochs) * max(1, n // cfg.batch_size))
+    given, model = model, {"family": "classifier", "init_args": dict(
         net=net if method == "scratch" else None, mode=method,
         encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
         encoder_lr_scale=cfg.encoder_lr_scale, optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))}
     codes = method == "frozen" and not cfg.augment  # the head trains on codes computed once
-    run = TrainConfig(model=model, data=dm, seed=seed, test="final",
+    run = TrainConfig(model=model if given is None else given, data=dm, seed=seed, test=test,
                       trainer={"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0},
                       data_hook=_codes_once if codes else None)
-    return float(train(run).test["test/acc"])
+    done = train(run)
+    return done.module if test is None else float(done.test["test/acc"])
 
 
 def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[float, list[dict]]:
@@ -127,7 +131,8 @@ def _pseudo(cfg: SweepConfig, dm: FashionMNISTDataModule, codes: GraphCodes, net
     """The fine-tuned classifier trained `pseudo_passes` passes over the training images that
     Graphs.training_labels keeps, each with its label if in the subset, else the class the graph
     method `pseudo_graph` gives it from the subset's labels; the subset repeated to be
-    `pseudo_labelled_share` of them (graph.repeated). Returns the test accuracy and a
+    `pseudo_labelled_share` of them (graph.repeated); then, with `pseudo_tune_steps`, that many
+    steps on the subset alone. Returns the test accuracy and a
     diagnostic for the row: how many images were kept and how many of their labels were right
     (read from the training labels after the labels are made; nothing trains on it)."""
     g = codes(seed)
@@ -135,9 +140,15 @@ def _pseudo(cfg: SweepConfig, dm: FashionMNISTDataModule, codes: GraphCodes, net
     y, keep = g.training_labels(labelled, cfg.pseudo_graph, cfg.pseudo_keep)
     rows = torch.from_numpy(graph.repeated(keep, labelled, cfg.pseudo_labelled_share))
     images = dm.unlabelled_images()  # the training split, in the order the codes are in
-    device = dm.splits["train"][0].device
+    subset = dm.splits["train"]
+    device = subset[0].device
     dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
-    acc = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes)
+    if cfg.pseudo_tune_steps:
+        model = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes, test=None)
+        dm.splits["train"] = subset  # then the given labels alone
+        acc = _deep(cfg, "finetune", dm, net, seed, steps=cfg.pseudo_tune_steps, model=model)
+    else:
+        acc = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes)
     right = float((y[keep] == g.train_y[keep]).mean())
     return acc, {"pseudo_images": str(int(keep.sum())), "pseudo_label_acc": f"{right:.4f}"}
 
