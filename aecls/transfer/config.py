@@ -52,7 +52,8 @@ class SweepConfig:
         "random crop + flip of the labelled training batches (deep methods only)"))
     data_dir: str | None = field(default=None, metadata=_help("IDX directory (default: the search order)"))
     val_size: int = field(default=5000, metadata=_help(
-        "images held out of the training set, as in every other stage (no run selects on them)"))
+        "images held out of the training set, as in every other stage (no run trains on them; "
+        "score val scores runs on them)"))
     out: str = field(default=TRANSFER_OUT, metadata=_help("sweep.csv, sweep.md, sweep.png go here"))
     score: str = field(default="test", metadata=_help(
         "the images every run is scored on: test, or val (the validation images: to choose a "
