@@ -8,9 +8,11 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from aecls.cli import main
 from aecls.transfer import graph
+from aecls.transfer.compare import compare_markdown
 from tests.test_graph import _clusters
 from tests.test_transfer import _encoder
 
@@ -64,6 +66,37 @@ def test_a_sweep_trains_on_the_pseudo_labelled_images(tiny_data, tmp_path):
     assert rows[("all", "20", "finetune")]["pseudo_images"] == ""
     assert all(0 <= float(r["test_acc"]) <= 1 for r in rows.values())
     assert "pseudo" in open("all/sweep.md").read()
+
+
+def test_pseudo_fixmatch_starts_from_the_pseudo_label_network(tiny_data, tmp_path, monkeypatch):
+    import aecls.transfer.sweep as sweep
+
+    started = []  # the weights each FixMatch run began from, before any step
+
+    def spy(cfg, seed, start=None):
+        module = fixmatch_module(cfg, seed, start)
+        started.append((start, {k: v.clone() for k, v in module.state_dict().items()}))
+        return module
+
+    fixmatch_module = sweep.fixmatch_module
+    monkeypatch.setattr(sweep, "fixmatch_module", spy)
+    enc = _encoder(tmp_path)
+    assert main(["transfer", "sweep", "--encoder", str(enc), "--labels", "20", "--seeds", "1",
+                 "--epochs", "1", "--min-steps", "3", "--data-dir", str(tiny_data), "--val-size", "50",
+                 "--no-progress", "--methods", "finetune,fixmatch,pseudo,pseudo_fixmatch",
+                 "--fixmatch-steps", "2", "--unlabelled-ratio", "1", "--pseudo-keep", "0.5",
+                 "--out", "sw"]) == 0
+    (plain, fresh), (pseudo, from_pseudo) = started
+    assert plain is None and pseudo is not None
+    trained = pseudo.state_dict()
+    assert all(torch.equal(from_pseudo[k], v) for k, v in trained.items())  # every weight it trained
+    head = [k for k in fresh if k.startswith("head.")]
+    assert head and not all(torch.equal(fresh[k], from_pseudo[k]) for k in head)  # (a check that can fail)
+    rows = {r["method"]: r for r in csv.DictReader(open("sw/sweep.csv"))}
+    assert rows["pseudo_fixmatch"]["pseudo_images"] == str(20 + 165)
+    paired = compare_markdown({"a": ["sw/sweep.csv"]}).split("## Semi-supervised vs what it builds on")[1]
+    for against in ("finetune", "fixmatch", "pseudo"):
+        assert f"| a | 20 | pseudo_fixmatch | {against} |" in paired
 
 
 def test_poisson_mbo_with_a_keep_fraction_is_refused(tiny_data, tmp_path, capsys):

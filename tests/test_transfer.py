@@ -227,8 +227,8 @@ def test_compare_lays_three_tiny_sweeps_side_by_side(tiny_data, tmp_path, capsys
     assert rows["fixmatch"].count(" - ") == 2 and " ± " in rows["fixmatch"]  # simclr only
     assert side.count("**") == 2 and "- 20 labels: " in side and "Run time" in side
     assert "| 20 | frozen |" in paired_section(md) and "simclr - cae" in paired_section(md)
-    semi = md.split("## Semi-supervised vs fine-tuning")[1]
-    assert "| simclr | 20 | fixmatch |" in semi and "(2 seeds)" in semi
+    semi = md.split("## Semi-supervised vs what it builds on")[1]
+    assert "| simclr | 20 | fixmatch | finetune |" in semi and "(2 seeds)" in semi
     assert Path("cmp/compare.png").stat().st_size > 5000
     # a run in two CSVs of one name is refused
     assert main(["transfer", "compare", "cae=sw_cae", "cae=sw_cae", "dae=sw_dae", "--out", "cmp2"]) == 2

@@ -46,7 +46,7 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     c = tsub.add_parser("compare", help="two or more sweeps side by side (paired by seed)",
                         description="Read sweep CSVs (nothing is re-trained) and write compare.md "
                                     "(pretext x method x labels side by side, the best of each budget; "
-                                    "paired differences to the first; semi-supervised vs fine-tuning) "
+                                    "paired differences to the first; semi-supervised vs what it builds on) "
                                     "and compare.png.")
     c.add_argument("runs", nargs="+", type=_named,
                    help="NAME=PATH per sweep (its sweep.csv or folder); the first is the reference, "

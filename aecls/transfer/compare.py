@@ -27,7 +27,7 @@ import numpy as np
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.stats import Paired, mean_sd, paired, rule, too_few_seeds
-from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, SEMI_SUPERVISED
+from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, PAIRED_AGAINST, SEMI_SUPERVISED
 from aecls.transfer.plots import panels_plot
 from aecls.transfer.runs import read_rows, recorded
 
@@ -249,21 +249,23 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: 
             + f"\n\nRun time, summed over each sweep's runs: {times}.\n")
 
 
-def semi_vs_finetune(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
-    """Markdown: per sweep and budget with both, each semi-supervised method minus fine-tuning from
-    the same encoder, paired by seed, with the paired test's verdict."""
-    rows = [(name, b, m, base, semi, paired_by_seed(semi, base))
+def semi_vs_supervised(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
+    """Markdown: per sweep and budget, each semi-supervised method minus each method it is paired
+    against (config.PAIRED_AGAINST: fine-tuning, ...) from the same encoder, paired by seed, with
+    the paired test's verdict."""
+    rows = [(name, b, m, against, base, semi, paired_by_seed(semi, base))
             for name, sweep in sweeps.items() for (b, m), semi in sorted(sweep.items())
-            if m in SEMI_SUPERVISED and (base := sweep.get((b, "finetune")))]
+            for against in PAIRED_AGAINST.get(m, ()) if (base := sweep.get((b, against)))]
     if not rows:
-        return "No sweep has a semi-supervised method beside finetune at the same budget.\n"
+        return ("No sweep has a semi-supervised method beside one it builds on (finetune, ...) at the "
+                "same budget.\n")
     few = too_few_seeds([t for *_, t in rows])
-    lines = ["| encoder | labels | method | finetune | semi-supervised | difference |"
-             + ("" if few else " verdict |"), "|---|---:|---|---:|---:|---:|" + ("" if few else "---|")]
-    for name, b, m, base, semi, t in rows:
-        verdict = "" if few else f" {t.says(m, 'finetune') if verdicts else NO_VERDICT} |"
-        lines.append(f"| {name} | {b} | {m} | {_pm(list(base.values()))} | {_pm(list(semi.values()))} "
-                     f"| {t.difference()} |{verdict}")
+    lines = ["| encoder | labels | method | against | its accuracy | method's accuracy | difference |"
+             + ("" if few else " verdict |"), "|---|---:|---|---|---:|---:|---:|" + ("" if few else "---|")]
+    for name, b, m, against, base, semi, t in rows:
+        verdict = "" if few else f" {t.says(m, against) if verdicts else NO_VERDICT} |"
+        lines.append(f"| {name} | {b} | {m} | {against} | {_pm(list(base.values()))} "
+                     f"| {_pm(list(semi.values()))} | {t.difference()} |{verdict}")
     return _above(few) + "\n".join(lines) + f"\n\n{rule()}.\n"
 
 
@@ -304,7 +306,7 @@ def read_checked(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] 
 def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
                      allow_unlike: bool = False) -> str:
     """The comparison as Markdown sections (the settings, side by side, paired differences to the
-    first sweep, semi-supervised vs fine-tuning), computed from the sweeps' CSVs: what compare.md
+    first sweep, semi-supervised vs what it builds on), computed from the sweeps' CSVs: what compare.md
     holds under its title, and what the report shows. Unlike sweeps: see `check_alike`."""
     sweeps, seconds, unlike, varied = read_checked(paths, vary, allow_unlike)
     v = not unlike
@@ -313,7 +315,7 @@ def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[s
             f"\n## Side by side\n\n{side_by_side(sweeps, seconds, v)}"
             f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps, verdicts=v)}"
             f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(sweeps, v)}"
-            f"\n## Semi-supervised vs fine-tuning, same encoder\n\n{semi_vs_finetune(sweeps, v)}")
+            f"\n## Semi-supervised vs what it builds on, same encoder\n\n{semi_vs_supervised(sweeps, v)}")
 
 
 def provenance(paths: dict[str, list[str]]) -> str:
@@ -376,7 +378,7 @@ def read_sources(folder: str | Path) -> dict[str, list[str]]:
 def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path,
                    vary: tuple[str, ...] | list[str] = (), allow_unlike: bool = False) -> dict[str, Path]:
     """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
-    fine-tuning), compare.png (accuracy vs. labels, a panel per method, a colour per encoder,
+    what it builds on), compare.png (accuracy vs. labels, a panel per method, a colour per encoder,
     scratch and raw pixels in black) and compare.json (which CSVs and options, for the report and
     `aecls results`) under `out`. `runs`: NAME -> PATH, or (NAME, PATH) pairs, where a NAME given
     several paths merges them; unlike sweeps are refused (`vary`, `allow_unlike`: see the module)."""

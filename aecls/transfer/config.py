@@ -15,18 +15,24 @@ DEEP = CLASSIFIER_MODES
 SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outside the subset, unlabelled
 # Poisson or Laplace learning on the k-NN graph of the frozen codes, test images in the graph or not
 GRAPH = tuple(graph.METHODS)
-# the fine-tuned classifier trained on every training image, labelled by a graph method first
-PSEUDO = ("pseudo",)
+# the fine-tuned classifier trained on every training image, labelled by a graph method first; then
+# (pseudo_fixmatch) FixMatch from the weights that gave
+PSEUDO = ("pseudo", "pseudo_fixmatch")
+OWN_VIEWS = ("fixmatch", "pseudo_fixmatch")  # FixMatch draws its own views: the data's augment stays off
 SEMI_SUPERVISED = (*SEMI, *PSEUDO)  # both read the training images outside the subset
+# What a comparison pairs each semi-supervised method against (same encoder, same subsets): the
+# supervised method it adds to, and for pseudo_fixmatch each of its two halves alone.
+PAIRED_AGAINST = {"fixmatch": ("finetune",), "pseudo": ("finetune",),
+                  "pseudo_fixmatch": ("finetune", "fixmatch", "pseudo")}
 METHODS = (*DEEP, *SEMI, *PSEUDO, *GRAPH, "logreg_pixels", "logreg_pca")
 DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
 # Settings that change only these methods' runs: two sweeps that differ in one are still alike for
 # every other method (a FixMatch setting says nothing of a frozen encoder's runs).
-METHOD_SETTINGS = {"fixmatch": ("fixmatch_steps", "fixmatch_lr", "threshold", "unlabelled_ratio",
-                                "unlabelled_weight", "eval_ema", "teacher_ema", "monitor_every"),
-                   **{m: ("graph_codes",) for m in GRAPH},
-                   "pseudo": ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes",
-                              "pseudo_labelled_share", "pseudo_tune_steps")}
+_FIXMATCH = ("fixmatch_steps", "fixmatch_lr", "threshold", "unlabelled_ratio", "unlabelled_weight",
+             "eval_ema", "teacher_ema", "monitor_every")
+_PSEUDO = ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes", "pseudo_labelled_share")
+METHOD_SETTINGS = {"fixmatch": _FIXMATCH, **{m: ("graph_codes",) for m in GRAPH},
+                   "pseudo": (*_PSEUDO, "pseudo_tune_steps"), "pseudo_fixmatch": (*_PSEUDO, *_FIXMATCH)}
 
 
 def _help(text: str) -> dict[str, str]:
@@ -87,7 +93,7 @@ class SweepConfig:
         "pseudo: passes over the pseudo-labelled images (at least min_steps steps)"))
     pseudo_tune_steps: int = field(default=0, metadata=_help(
         "pseudo: then this many steps on the labelled subset alone, from the weights the "
-        "pseudo-labels gave (0 = none)"))
+        "pseudo-labels gave (0 = none; pseudo_fixmatch: FixMatch's fixmatch_steps instead)"))
     pseudo_labelled_share: float = field(default=0.0, metadata=_help(
         "pseudo: the share of the training images that are the labelled subset's, its images "
         "repeated to make it (0 = each once)"))

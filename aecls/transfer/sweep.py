@@ -2,7 +2,8 @@
 frozen pretrained encoder, and fine-tuning it, beside two non-deep baselines on the same labels
 (logistic regression on raw pixels, and on PCA with the encoder's latent dim); opt-in, FixMatch,
 the graph methods, and `pseudo`: the fine-tuned classifier trained on every training image,
-labelled by a graph method from the subset (its own labels kept).
+labelled by a graph method from the subset (its own labels kept); `pseudo_fixmatch`: FixMatch
+started from the weights `pseudo` trained.
 
 No validation labels are used for selection (a 100-label run cannot assume 5,000 more): every
 run trains a fixed number of steps and is scored once, on the untouched 10k test set. A sweep with
@@ -29,15 +30,16 @@ from aecls.data import FashionMNISTDataModule
 from aecls.data.subsets import stratified_subset
 from aecls.errors import FitInterrupted, Interrupted
 from aecls.modules import OptimConfig
+from aecls.modules.classifier import Classifier
 from aecls.modules.encoders import load_encoder
-from aecls.modules.semisupervised import PseudoLabelMonitor, published_optim
+from aecls.modules.semisupervised import FixMatch, PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.progress import in_terminal
 from aecls.stats import mean_sd
-from aecls.train import TrainConfig, train
+from aecls.train import TrainConfig, build_module, train
 from aecls.training import quiet_lightning
 from aecls.transfer import graph, runs
-from aecls.transfer.config import DEEP, GRAPH, METHODS, PSEUDO, SEMI, SweepConfig
+from aecls.transfer.config import DEEP, GRAPH, METHODS, OWN_VIEWS, PSEUDO, SEMI, SweepConfig
 from aecls.transfer.labelling import frozen_codes, side_by_side
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
@@ -78,20 +80,29 @@ def _deep(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: 
     return done.module if test is None else float(done.test["test/acc"])
 
 
-def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int) -> tuple[float, list[dict]]:
-    """FixMatch from the pretrained encoder (fine-tuned), the subset's labels and the training
-    split's images, read without labels: (test accuracy of the scored weights, the pseudo-label
-    diagnostic's history)."""
-    model = {"family": "fixmatch", "init_args": dict(
+def fixmatch_module(cfg: SweepConfig, seed: int, start: Classifier | None = None) -> FixMatch:
+    """The sweep's FixMatch: the pretrained encoder (fine-tuned) and a new head, or with `start` (a
+    classifier of that encoder and the same head) `start`'s weights."""
+    model = build_module({"family": "fixmatch", "init_args": dict(
         mode="finetune", encoder_path=cfg.encoder, head_hidden=cfg.head_hidden,
         encoder_lr_scale=cfg.encoder_lr_scale, threshold=cfg.threshold,
         optim=published_optim(cfg.fixmatch_lr), unlabelled_ratio=cfg.unlabelled_ratio,
         unlabelled_weight=cfg.unlabelled_weight, eval_ema=cfg.eval_ema, teacher_ema=cfg.teacher_ema,
-        seed=seed)}
+        seed=seed)})
+    if start is not None:
+        model.load_state_dict(start.state_dict())  # strict: the same encoder and head, every weight
+    return model
+
+
+def _fixmatch(cfg: SweepConfig, dm: FashionMNISTDataModule, seed: int,
+              start: Classifier | None = None) -> tuple[float, list[dict]]:
+    """`fixmatch_module(cfg, seed, start)` trained on the subset's labels and the training split's
+    images, read without labels: (test accuracy of the scored weights, the pseudo-label
+    diagnostic's history)."""
     monitor = PseudoLabelMonitor(cfg.monitor_every)
     trainer = {"max_epochs": -1, "max_steps": cfg.fixmatch_steps, "limit_val_batches": 0}
-    run = train(TrainConfig(model=model, data=dm, seed=seed, test="final", callbacks=[monitor],
-                            trainer=trainer))
+    run = train(TrainConfig(model=fixmatch_module(cfg, seed, start), data=dm, seed=seed, test="final",
+                            callbacks=[monitor], trainer=trainer))
     return float(run.test["test/acc"]), monitor.history
 
 
@@ -126,13 +137,14 @@ def _graph(codes: GraphCodes, method: str, budget: int | None, seed: int) -> flo
     return g.accuracy(_labelled(g, budget, seed), method)
 
 
-def _pseudo(cfg: SweepConfig, dm: FashionMNISTDataModule, codes: GraphCodes, net, budget: int | None,
-            seed: int) -> tuple[float, dict[str, str]]:
+def _pseudo(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, codes: GraphCodes, net,
+            budget: int | None, seed: int) -> tuple[float, dict[str, str]]:
     """The fine-tuned classifier trained `pseudo_passes` passes over the training images that
     Graphs.training_labels keeps, each with its label if in the subset, else the class the graph
     method `pseudo_graph` gives it from the subset's labels; the subset repeated to be
     `pseudo_labelled_share` of them (graph.repeated); then, with `pseudo_tune_steps`, that many
-    steps on the subset alone. Returns the test accuracy and a
+    steps on the subset alone, or for `pseudo_fixmatch`, FixMatch from those weights (its
+    diagnostic curve is not kept: fixmatch_curves.csv is FixMatch's). Returns the test accuracy and a
     diagnostic for the row: how many images were kept and how many of their labels were right
     (read from the training labels after the labels are made; nothing trains on it)."""
     g = codes(seed)
@@ -143,10 +155,11 @@ def _pseudo(cfg: SweepConfig, dm: FashionMNISTDataModule, codes: GraphCodes, net
     subset = dm.splits["train"]
     device = subset[0].device
     dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
-    if cfg.pseudo_tune_steps:
+    if method == "pseudo_fixmatch" or cfg.pseudo_tune_steps:
         model = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes, test=None)
-        dm.splits["train"] = subset  # then the given labels alone
-        acc = _deep(cfg, "finetune", dm, net, seed, steps=cfg.pseudo_tune_steps, model=model)
+        dm.splits["train"] = subset  # then the given labels alone (FixMatch: and the images unlabelled)
+        acc = (_fixmatch(cfg, dm, seed, start=model)[0] if method == "pseudo_fixmatch"
+               else _deep(cfg, "finetune", dm, net, seed, steps=cfg.pseudo_tune_steps, model=model))
     else:
         acc = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes)
     right = float((y[keep] == g.train_y[keep]).mean())
@@ -192,7 +205,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
         for budget, seed, method in todo:
             dm = FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=budget, seed=seed,
                                         batch_size=cfg.batch_size, val_size=cfg.val_size,
-                                        augment=cfg.augment and method not in SEMI)  # FixMatch: its own views
+                                        augment=cfg.augment and method not in OWN_VIEWS)
             scored_on(dm, cfg.score)  # a budget larger than the data fails here, with the class counts
             n_labels = len(dm.splits["train"][0])  # before `pseudo` puts every training image there
             start = time.perf_counter()
@@ -202,7 +215,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
             elif method in GRAPH:
                 acc = _graph(graph_codes, method, budget, seed)
             elif method in PSEUDO:
-                acc, extra = _pseudo(cfg, dm, graph_codes, net, budget, seed)
+                acc, extra = _pseudo(cfg, method, dm, graph_codes, net, budget, seed)
             elif method in SEMI:
                 acc, history = _fixmatch(cfg, dm, seed)
                 curves += [{"labels": n_labels, "seed": seed, **h} for h in history]
