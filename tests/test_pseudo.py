@@ -94,7 +94,9 @@ def test_pseudo_fixmatch_starts_from_the_pseudo_label_network(tiny_data, tmp_pat
     assert head and not all(torch.equal(fresh[k], from_pseudo[k]) for k in head)  # (a check that can fail)
     rows = {r["method"]: r for r in csv.DictReader(open("sw/sweep.csv"))}
     assert rows["pseudo_fixmatch"]["pseudo_images"] == str(20 + 165)
-    paired = compare_markdown({"a": ["sw/sweep.csv"]}).split("## Semi-supervised vs what it builds on")[1]
+    md = compare_markdown({"a": ["sw/sweep.csv"]})
+    assert "No other sweep ran a method of a's at one of its budgets" in md  # no empty table
+    paired = md.split("## Semi-supervised vs what it builds on")[1]
     for against in ("finetune", "fixmatch", "pseudo"):
         assert f"| a | 20 | pseudo_fixmatch | {against} |" in paired
 

@@ -137,6 +137,8 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
             runs = [sweeps[n].get((b, m), {}) for n in names]
             if runs[0] and any(runs[1:]):
                 rows.append((b, m, runs, [paired_by_seed(r, runs[0]) if r else None for r in runs[1:]]))
+    if not rows:
+        return f"No other sweep ran a method of {ref}'s at one of its budgets: nothing to pair.\n"
     all_tests = [t for *_, tests in rows for t in tests if t is not None]
     few = too_few_seeds(all_tests)
     head = ["labels", "method", *names, *(f"{n} - {ref}" for n in names[1:]), *([] if few else ["verdict"])]
