@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,14 @@ from aecls.data.idx import write_idx
 from aecls.data.locate import SPLIT_FILES
 
 N_TRAIN, N_TEST = 400, 100
+
+# scripts/test.sh runs the suite on pytest-xdist workers, one per core: each computes on one thread,
+# and so do the processes its tests start (through the environment), because more threads than
+# cores make the pools spin against each other and a test then runs many times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from aecls.speed import limit_threads
+
+    limit_threads(1)
 
 
 def synthetic_images(labels: np.ndarray, seed: int) -> np.ndarray:
