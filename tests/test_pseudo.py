@@ -99,6 +99,9 @@ def test_pseudo_fixmatch_starts_from_the_pseudo_label_network(tiny_data, tmp_pat
     paired = md.split("## Semi-supervised vs what it builds on")[1]
     for against in ("finetune", "fixmatch", "pseudo"):
         assert f"| a | 20 | pseudo_fixmatch | {against} |" in paired
+    # both FixMatch runs keep their pseudo-label diagnostic, each naming its method
+    curves = list(csv.DictReader(open("sw/fixmatch_curves.csv")))
+    assert sorted((c["method"], c["step"]) for c in curves) == [("fixmatch", "2"), ("pseudo_fixmatch", "2")]
 
 
 def test_poisson_mbo_with_a_keep_fraction_is_refused(tiny_data, tmp_path, capsys):

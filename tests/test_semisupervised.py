@@ -117,6 +117,17 @@ def test_a_run_stopped_after_its_curve_is_saved_leaves_its_curve_once(tiny_data,
     assert sorted((c["seed"], c["step"]) for c in curves) == [("0", "3"), ("1", "3")]
 
 
+def test_curves_from_before_they_named_their_method_are_fixmatchs(tmp_path):
+    from aecls.transfer.sweep import _read_curves
+
+    path = tmp_path / "fixmatch_curves.csv"
+    path.write_text("labels,seed,step,mask_rate,pseudo_acc,acc,scored_acc\n"
+                    "20,0,3,0.5,0.9,0.7,0.6\n20,1,3,0.5,0.9,0.7,0.6\n")
+    rows = [{"labels": "20", "seed": "0", "method": "fixmatch"},
+            {"labels": "20", "seed": "1", "method": "pseudo_fixmatch"}]  # seed 1: no fixmatch row
+    assert [(c["seed"], c["method"]) for c in _read_curves(path, rows)] == [("0", "fixmatch")]
+
+
 def test_an_ema_teacher_gives_the_pseudo_labels_and_is_not_trained(tiny_data, tmp_path):
     dm = FashionMNISTDataModule(data_dir=str(tiny_data), n_labels=BUDGET, seed=0, val_size=VAL, batch_size=16)
     model = FixMatch(mode="finetune", encoder_path=str(_encoder(tmp_path)), optim=OptimConfig(lr=3e-3),

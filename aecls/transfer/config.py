@@ -79,8 +79,8 @@ class SweepConfig:
     teacher_ema: float = field(default=0.0, metadata=_help(
         "fixmatch: 0 = pseudo-labels from the model itself; else an EMA teacher with this decay"))
     monitor_every: int = field(default=100, metadata=_help(
-        "fixmatch: every this many steps, pseudo-label rate and accuracy on 1,000 validation "
-        "images (a diagnostic: fixmatch_curves.csv/png)"))
+        "fixmatch, pseudo_fixmatch: every this many steps, pseudo-label rate and accuracy on 1,000 "
+        "validation images (a diagnostic: fixmatch_curves.csv/png, a line per run)"))
     graph_codes: list[str] | None = field(default=None, metadata=_help(
         "graph and pseudo methods: the encoders whose codes make the k-NN graph, comma-separated "
         "(several: their unit-length codes side by side); default the sweep's encoder"))

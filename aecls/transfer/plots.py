@@ -77,19 +77,20 @@ PSEUDO_PANELS = (("mask_rate", "confident share (mask rate)"),
 def pseudo_label_plot(curves: list[dict], path: Path, title: str) -> None:
     """FixMatch's diagnostic vs optimiser steps, measured on validation images: one panel per
     quantity in PSEUDO_PANELS (the trained weights' accuracy dashed in the last), one line per
-    (labels, seed) run. A falling pseudo-label accuracy with a rising mask rate is drift."""
+    (method, labels, seed) run: FixMatch alone and FixMatch started from the graph pseudo-labels
+    (pseudo_fixmatch). A falling pseudo-label accuracy with a rising mask rate is drift."""
     from aecls.plotting import plt, save_figure
 
-    runs: dict[tuple[int, int], list[dict]] = {}
+    runs: dict[tuple[str, int, int], list[dict]] = {}
     for c in curves:
-        runs.setdefault((int(c["labels"]), int(c["seed"])), []).append(c)
+        runs.setdefault((c.get("method") or "fixmatch", int(c["labels"]), int(c["seed"])), []).append(c)
     fig, axes = plt.subplots(1, len(PSEUDO_PANELS), figsize=(15, 4.5))
-    for i, ((labels, seed), points) in enumerate(sorted(runs.items())):
+    for i, ((method, labels, seed), points) in enumerate(sorted(runs.items())):
         steps = [int(p["step"]) for p in points]
         for ax, (key, _) in zip(axes, PSEUDO_PANELS, strict=True):
             values = [100 * float(p.get(key, p["acc"]) or np.nan) for p in points]
-            ax.plot(steps, values, color=f"C{i}", label=f"{labels} labels, seed {seed}")
-        axes[-1].plot(steps, [100 * float(p["acc"]) for p in points], color=f"C{i}", linestyle="--")
+            ax.plot(steps, values, color=f"C{i % 10}", label=f"{method}, {labels} labels, seed {seed}")
+        axes[-1].plot(steps, [100 * float(p["acc"]) for p in points], color=f"C{i % 10}", linestyle="--")
     for ax, (_, name) in zip(axes, PSEUDO_PANELS, strict=True):
         ax.set(xlabel="optimiser step", ylabel="%", title=name)
         ax.grid(alpha=0.3)

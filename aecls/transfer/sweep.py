@@ -138,15 +138,15 @@ def _graph(codes: GraphCodes, method: str, budget: int | None, seed: int) -> flo
 
 
 def _pseudo(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, codes: GraphCodes, net,
-            budget: int | None, seed: int) -> tuple[float, dict[str, str]]:
+            budget: int | None, seed: int) -> tuple[float, dict[str, str], list[dict]]:
     """The fine-tuned classifier trained `pseudo_passes` passes over the training images that
     Graphs.training_labels keeps, each with its label if in the subset, else the class the graph
     method `pseudo_graph` gives it from the subset's labels; the subset repeated to be
     `pseudo_labelled_share` of them (graph.repeated); then, with `pseudo_tune_steps`, that many
-    steps on the subset alone, or for `pseudo_fixmatch`, FixMatch from those weights (its
-    diagnostic curve is not kept: fixmatch_curves.csv is FixMatch's). Returns the test accuracy and a
-    diagnostic for the row: how many images were kept and how many of their labels were right
-    (read from the training labels after the labels are made; nothing trains on it)."""
+    steps on the subset alone, or for `pseudo_fixmatch`, FixMatch from those weights. Returns the
+    test accuracy, a diagnostic for the row (how many images were kept and how many of their
+    labels were right, read from the training labels after the labels are made; nothing trains on
+    it) and FixMatch's pseudo-label history (empty without FixMatch)."""
     g = codes(seed)
     labelled = _labelled(g, budget, seed)
     y, keep = g.training_labels(labelled, cfg.pseudo_graph, cfg.pseudo_keep)
@@ -155,15 +155,18 @@ def _pseudo(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, codes: Gr
     subset = dm.splits["train"]
     device = subset[0].device
     dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
+    history: list[dict] = []
     if method == "pseudo_fixmatch" or cfg.pseudo_tune_steps:
         model = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes, test=None)
         dm.splits["train"] = subset  # then the given labels alone (FixMatch: and the images unlabelled)
-        acc = (_fixmatch(cfg, dm, seed, start=model)[0] if method == "pseudo_fixmatch"
-               else _deep(cfg, "finetune", dm, net, seed, steps=cfg.pseudo_tune_steps, model=model))
+        if method == "pseudo_fixmatch":
+            acc, history = _fixmatch(cfg, dm, seed, start=model)
+        else:
+            acc = _deep(cfg, "finetune", dm, net, seed, steps=cfg.pseudo_tune_steps, model=model)
     else:
         acc = _deep(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes)
     right = float((y[keep] == g.train_y[keep]).mean())
-    return acc, {"pseudo_images": str(int(keep.sum())), "pseudo_label_acc": f"{right:.4f}"}
+    return acc, {"pseudo_images": str(int(keep.sum())), "pseudo_label_acc": f"{right:.4f}"}, history
 
 
 def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float:
@@ -209,19 +212,20 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
             scored_on(dm, cfg.score)  # a budget larger than the data fails here, with the class counts
             n_labels = len(dm.splits["train"][0])  # before `pseudo` puts every training image there
             start = time.perf_counter()
-            extra = {}
+            extra, history = {}, []
             if method in DEEP:
                 acc = _deep(cfg, method, dm, net, seed)
             elif method in GRAPH:
                 acc = _graph(graph_codes, method, budget, seed)
             elif method in PSEUDO:
-                acc, extra = _pseudo(cfg, method, dm, graph_codes, net, budget, seed)
+                acc, extra, history = _pseudo(cfg, method, dm, graph_codes, net, budget, seed)
             elif method in SEMI:
                 acc, history = _fixmatch(cfg, dm, seed)
-                curves += [{"labels": n_labels, "seed": seed, **h} for h in history]
-                runs.save(curves, out / CURVES_CSV, fields=())
             else:
                 acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
+            if history:  # kept before the row: a run stopped between the two runs again (_read_curves)
+                curves += [{"labels": n_labels, "seed": seed, "method": method, **h} for h in history]
+                runs.save(curves, out / CURVES_CSV, fields=CURVE_FIELDS)
             seconds = time.perf_counter() - start
             rows.append({"labels": str(n_labels),
                          "budget": runs.key(budget, seed, method)[0], "seed": str(seed),
@@ -245,15 +249,21 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     return rows
 
 
+# a curve row: its run (labels, seed, method), then the diagnostic at one step
+CURVE_FIELDS = ("labels", "seed", "method")
+
+
 def _read_curves(path: Path, rows: list[dict]) -> list[dict]:
     """The FixMatch diagnostic rows of the runs in `rows` (a diagnostic: not checked further).
     A run stopped after its curve was saved but before its row has no row, so it runs again:
-    its old curve is dropped here, or the rerun would add it twice."""
+    its old curve is dropped here, or the rerun would add it twice. Curves written before they
+    named their method are FixMatch's (pseudo_fixmatch's were not kept then)."""
     if not path.is_file():
         return []
-    kept = {(r["labels"], r["seed"]) for r in rows if r["method"] in SEMI}
+    kept = {(r["labels"], r["seed"], r["method"]) for r in rows if r["method"] in OWN_VIEWS}
     with open(path, newline="") as f:
-        return [c for c in csv.DictReader(f) if (c["labels"], c["seed"]) in kept]
+        curves = [{**c, "method": c.get("method") or "fixmatch"} for c in csv.DictReader(f)]
+    return [c for c in curves if (c["labels"], c["seed"], c["method"]) in kept]
 
 
 def runs_by_cell(rows: list[dict]) -> dict[tuple[int, str], list[float]]:
@@ -284,9 +294,9 @@ def markdown_table(rows: list[dict]) -> str:
 def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None
                   ) -> dict[str, Path]:
     """The summaries of a finished sweep beside its rows: sweep.md (mean ± std table), sweep.png
-    (accuracy vs labels); with FixMatch runs, fixmatch_curves.png (the pseudo-label diagnostic
-    vs steps). sweep.csv and fixmatch_curves.csv are written run by run, sweep.json (the encoder
-    and settings) by `runs.start`, all in `run_sweep`."""
+    (accuracy vs labels); with FixMatch runs (fixmatch, pseudo_fixmatch), fixmatch_curves.png
+    (the pseudo-label diagnostic vs steps). sweep.csv and fixmatch_curves.csv are written run by
+    run, sweep.json (the encoder and settings) by `runs.start`, all in `run_sweep`."""
     out.mkdir(parents=True, exist_ok=True)
     (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
     stats = summarise(rows)
