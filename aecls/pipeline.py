@@ -322,9 +322,13 @@ class SideProcesses:
         return names
 
     def close(self) -> None:
-        """End the group (stopping early, an error or Ctrl-C: the running stages stop too)."""
+        """End the group: its processes exit once idle (stopping early, an error or Ctrl-C: the
+        running stages are stopped)."""
         if self.pool is not None:
-            self.pool.terminate()
+            if self.running:
+                self.pool.terminate()
+            else:
+                self.pool.close()
             self.pool.join()
             self.pool = None
 
