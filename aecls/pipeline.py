@@ -322,13 +322,9 @@ class SideProcesses:
         return names
 
     def close(self) -> None:
-        """End the group: its processes exit once idle (stopping early, an error or Ctrl-C: the
-        running stages are stopped)."""
+        """End the group (stopping early, an error or Ctrl-C: the running stages stop too)."""
         if self.pool is not None:
-            if self.running:
-                self.pool.terminate()
-            else:
-                self.pool.close()
+            self.pool.terminate()
             self.pool.join()
             self.pool = None
 
