@@ -15,7 +15,6 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aecls.errors import AeclsError
 from aecls.hpo.best import format_best, rerun_best
@@ -139,19 +138,13 @@ class Stages:
             print(f"   ({row['stage']}: {row['seconds']:.0f} s)", flush=True)
             self._open = None
 
-    def todo(self, title: str, done: Path | None, beside: bool = False) -> bool:
-        """Is stage `title` still to do? If `done` exists, no: it is reused, and said so (`beside`:
-        inside the group of stages running side by side, which goes on)."""
+    def todo(self, title: str, done: Path | None) -> bool:
+        """Is stage `title` still to do? If `done` exists, no: it is reused, and said so."""
         if done is None or not done.exists():
             return True
-        row = {"stage": title, "seconds": 0.0, "reused": str(done)}
-        if beside:
-            print(f"   {title}: already done; reusing {done}", flush=True)
-            row["side"] = True
-        else:
-            self._close()
-            print(f"\n== {title}: already done; reusing {done}", flush=True)
-        self.rows.append(row)
+        self._close()
+        print(f"\n== {title}: already done; reusing {done}")
+        self.rows.append({"stage": title, "seconds": 0.0, "reused": str(done)})
         return False
 
     def __call__(self, title: str) -> None:
@@ -282,94 +275,69 @@ def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str 
         os.close(fd)
 
 
-class SideProcesses:
-    """The stages that run beside each other, each in a side process with its own thread count and
-    its output in logs/, timed as one group from the first that starts to `close()`. A stage
-    starts as soon as its inputs are finished and a process is free, not when a whole group is:
-    the sweep of an encoder starts while the other fits still run, so the cores do not wait for
-    the slowest stage of a group (docs/notebook.md, "Pipeline")."""
+def side_by_side(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> None:
+    """Run independent stages (title, stage): one after another in this process on a one-core
+    machine, else in `side_slots()` spawned processes with the cores split, each one's output in
+    logs/."""
+    n, threads = side_slots(tasks=len(tasks))
+    if n == 1 or len(tasks) <= 1:
+        for title, t in tasks:
+            timer(title)
+            t.fn(*t.args)
+        return
 
-    def __init__(self, timer: Stages, logs: Path, processes: int, threads: int) -> None:
-        self.timer, self.logs, self.processes, self.threads = timer, logs, processes, threads
-        self.pool = None
-        self.running: dict[str, tuple[str, Any, Path]] = {}  # title -> (name, its result, its log)
-
-    def start(self, title: str, stage: Stage) -> None:
-        if self.pool is None:
-            self.logs.mkdir(parents=True, exist_ok=True)
-            self.timer(f"stages side by side ({self.processes} processes x {self.threads} torch thread(s))")
-            print(f"   their output in {self.logs}/", flush=True)
-            self.pool = worker_context("aecls.pipeline").Pool(self.processes)  # as a study's workers
-        log = self.logs / (re.sub(r"[^a-z0-9]+", "_", stage.title.lower()) + ".log")
-        print(f"   {title}: started", flush=True)
-        self.running[title] = (stage.name, self.pool.apply_async(
-            _in_process, (stage.fn, stage.args, str(log), self.threads)), log)
-
-    def wait(self) -> list[str]:
-        """Wait until at least one running stage ends; the names of those that ended. A stage's
-        user error ends the pipeline with one line (a bug raises here, with its traceback)."""
-        while not (ended := [t for t, (_, result, _) in self.running.items() if result.ready()]):
+    logs.mkdir(parents=True, exist_ok=True)
+    timer(f"{len(tasks)} stages side by side ({n} processes x {threads} torch thread(s))")
+    print(f"   {', '.join(t.title for _, t in tasks)}; their output in {logs}/", flush=True)
+    log = {title: logs / (re.sub(r"[^a-z0-9]+", "_", t.title.lower()) + ".log") for title, t in tasks}
+    pool = worker_context("aecls.pipeline").Pool(n)  # as a study's workers start (why: there)
+    try:
+        running = {title: pool.apply_async(_in_process, (t.fn, t.args, str(log[title]), threads))
+                   for title, t in tasks}
+        while running:
+            for title, result in list(running.items()):
+                if not result.ready():
+                    continue
+                del running[title]
+                error, seconds = result.get()  # a bug in the stage raises here, with its traceback
+                timer.record(title, seconds)
+                print(f"   {title}: {seconds:.0f} s ({log[title]})", flush=True)
+                if error is not None:
+                    raise AeclsError(f"pipeline stage {title}: {error} (its output: {log[title]})")
             time.sleep(0.2)
-        names = []
-        for title in ended:
-            name, result, log = self.running.pop(title)
-            error, seconds = result.get()
-            self.timer.record(title, seconds)
-            print(f"   {title}: {seconds:.0f} s ({log})", flush=True)
-            if error is not None:
-                raise AeclsError(f"pipeline stage {title}: {error} (its output: {log})")
-            names.append(name)
-        return names
-
-    def close(self) -> None:
-        """End the group (stopping early, an error or Ctrl-C: the running stages stop too)."""
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
+        pool.close()
+    finally:
+        pool.terminate()  # stopping early (an error, Ctrl-C): the other stages stop too
+        pool.join()
 
 
 def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
-    """Run `stages` in the order their `needs` allow, each as soon as its inputs are finished: a
-    finished stage is reused; one that runs `alone` waits until nothing else runs, then runs by
-    itself in this process (before stages ready beside it); the others run side by side in
-    `side_slots()` processes, or one after another in this process on a one-core machine.
-    Stage k of N is titled "k/N NAME"."""
+    """Run `stages` in the order its `needs` allow: a finished stage is reused; of the stages whose
+    inputs are all finished, one that runs `alone` goes first, by itself, else they all run side
+    by side. Stage k of N is titled "k/N NAME"."""
     title = {t.name: f"{k}/{len(stages)} {t.title}" for k, t in enumerate(stages, 1)}
+    names = set(title)
     for t in stages:
-        unknown = set(t.needs) - set(title)
+        unknown = set(t.needs) - names
         if unknown:
             raise ValueError(f"pipeline stage {t.name} needs {sorted(unknown)}, which no stage makes")
-    processes, threads = side_slots(tasks=sum(not t.alone for t in stages))
-    side = SideProcesses(timer, logs, processes, threads)
     finished: set[str] = set()
     left = list(stages)
-    try:
-        while left or side.running:
-            ready = [t for t in left if set(t.needs) <= finished]
-            alone = [t for t in ready if t.alone]
-            # nothing to start, every process busy, or a stage alone waiting for the cores
-            if side.running and (alone or not ready or len(side.running) >= processes):
-                finished.update(side.wait())
-                continue
-            if not ready:
-                raise ValueError(f"pipeline stages {[t.name for t in left]} wait on each other")
-            if alone:
-                side.close()  # the group ends: this stage runs by itself
-            for t in alone[:1] or ready:
-                if len(side.running) >= processes:
-                    break  # the others start as processes free up
-                left.remove(t)
-                if not timer.todo(title[t.name], t.done(), beside=side.pool is not None):
-                    finished.add(t.name)
-                elif t.alone or processes == 1:
-                    timer(title[t.name])
-                    t.fn(*t.args)
-                    finished.add(t.name)
-                else:
-                    side.start(title[t.name], t)
-    finally:
-        side.close()
+    while left:
+        ready = [t for t in left if set(t.needs) <= finished]
+        if not ready:
+            raise ValueError(f"pipeline stages {[t.name for t in left]} wait on each other")
+        alone = [t for t in ready if t.alone]
+        wave = alone[:1] or ready
+        todo = [t for t in wave if timer.todo(title[t.name], t.done())]
+        if alone:
+            for t in todo:
+                timer(title[t.name])
+                t.fn(*t.args)
+        else:
+            side_by_side(timer, [(title[t.name], t) for t in todo], logs)
+        finished |= {t.name for t in wave}
+        left = [t for t in left if t.name not in finished]
 
 
 def export_best(spec, storage: str, seeds: int, data_dir: str | None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -100,37 +99,6 @@ def test_stages_run_in_the_order_their_inputs_allow(monkeypatch, capsys):
     with pytest.raises(ValueError, match="wait on each other"):
         pipeline.run_stages([S("f", "f", _note, needs=("g",)), S("g", "g", _note, needs=("f",))], timer,
                             Path("logs"))
-
-
-def _timed(name: str, seconds: float) -> None:
-    start = time.perf_counter()
-    time.sleep(seconds)
-    Path(f"{name}.t").write_text(f"{start} {time.perf_counter()}")
-
-
-def test_a_stage_starts_when_its_inputs_are_finished_not_when_its_group_is(monkeypatch):
-    from multiprocessing.pool import ThreadPool
-
-    class Threads:  # the side processes as threads: the schedule is under test, not the processes
-        Pool = ThreadPool
-
-    monkeypatch.setattr(pipeline, "worker_context", lambda preload: Threads)
-    monkeypatch.setattr(pipeline, "_in_process", lambda fn, args, log, threads: (fn(*args), 0.0))
-    monkeypatch.setattr(pipeline, "side_slots", lambda cores=None, tasks=None: (2, 1))
-    S = pipeline.Stage
-    stages = [S("slow", "slow", _timed, ("slow", 1.0)),
-              S("fast", "fast", _timed, ("fast", 0.05)),
-              S("queued", "queued", _timed, ("queued", 0.05)),  # ready at once, but both processes busy
-              S("next", "next", _timed, ("next", 0.05), needs=("fast",)),
-              S("alone", "alone", _timed, ("alone", 0.0), needs=("slow", "next"), alone=True)]
-    timer = pipeline.Stages()
-    pipeline.run_stages(stages, timer, Path("logs"))
-    t = {s.name: [float(x) for x in Path(f"{s.name}.t").read_text().split()] for s in stages}
-    assert t["queued"][0] >= t["fast"][1]  # it waited for a free process
-    assert t["next"][0] < t["slow"][1]  # it started beside the slow stage, not after it
-    assert t["alone"][0] >= max(t[n][1] for n in t if n != "alone")  # by itself, after every other
-    assert timer.rows[0]["stage"].startswith("stages side by side (2 processes")
-    assert [r.get("side", False) for r in timer.rows] == [False, True, True, True, True, False]
 
 
 @pytest.mark.parametrize(("cores", "tasks", "slots"), [
