@@ -15,9 +15,9 @@ fi
 # Lint first (pyproject.toml's [tool.ruff]): a style or import error fails the run like a test.
 echo "== ruff check"
 .venv/bin/ruff check aecls tests scripts || exit 1
-# One pytest-xdist worker per core (two on CI's machine), each on one thread (tests/conftest.py):
-# most tests are small single-threaded fits or processes that wait, so two side by side finish in
-# about two thirds of the time one runs them (docs/developing.md). AECLS_TEST_WORKERS=0: in-process.
+# Two pytest-xdist workers (CI's machine has two cores), each on one thread (tests/conftest.py):
+# most tests are small fits or processes that wait, so two side by side keep both cores busy
+# (what it saves: docs/developing.md). AECLS_TEST_WORKERS=N for another number, 0 for one process.
 .venv/bin/python -m pytest -q -n "${AECLS_TEST_WORKERS:-2}" "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then

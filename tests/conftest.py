@@ -13,7 +13,7 @@ from aecls.data.locate import SPLIT_FILES
 
 N_TRAIN, N_TEST = 400, 100
 
-# scripts/test.sh runs the suite on pytest-xdist workers, one per core: each computes on one thread,
+# scripts/test.sh runs the suite on pytest-xdist workers (two): each computes on one thread,
 # and so do the processes its tests start (through the environment), because more threads than
 # cores make the pools spin against each other and a test then runs many times slower.
 if os.environ.get("PYTEST_XDIST_WORKER"):

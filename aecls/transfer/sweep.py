@@ -260,7 +260,7 @@ def _read_curves(path: Path, rows: list[dict]) -> list[dict]:
     named their method are FixMatch's (pseudo_fixmatch's were not kept then)."""
     if not path.is_file():
         return []
-    kept = {(r["labels"], r["seed"], r["method"]) for r in rows if r["method"] in OWN_VIEWS}
+    kept = {(r["labels"], r["seed"], r["method"]) for r in rows if r["method"] in OWN_VIEWS}  # FixMatch's
     with open(path, newline="") as f:
         curves = [{**c, "method": c.get("method") or "fixmatch"} for c in csv.DictReader(f)]
     return [c for c in curves if (c["labels"], c["seed"], c["method"]) in kept]
