@@ -83,7 +83,7 @@ def pseudo_label_plot(curves: list[dict], path: Path, title: str) -> None:
 
     runs: dict[tuple[str, int, int], list[dict]] = {}
     for c in curves:
-        runs.setdefault((c.get("method") or "fixmatch", int(c["labels"]), int(c["seed"])), []).append(c)
+        runs.setdefault((c["method"], int(c["labels"]), int(c["seed"])), []).append(c)
     fig, axes = plt.subplots(1, len(PSEUDO_PANELS), figsize=(15, 4.5))
     for i, ((method, labels, seed), points) in enumerate(sorted(runs.items())):
         steps = [int(p["step"]) for p in points]

@@ -223,7 +223,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
                 acc, history = _fixmatch(cfg, dm, seed)
             else:
                 acc = _logreg(dm, net.latent_dim if method == "logreg_pca" else None, seed)
-            if history:  # kept before the row: a run stopped between the two runs again (_read_curves)
+            if history:  # saved before the row; a run stopped in between runs again (see _read_curves)
                 curves += [{"labels": n_labels, "seed": seed, "method": method, **h} for h in history]
                 runs.save(curves, out / CURVES_CSV, fields=CURVE_FIELDS)
             seconds = time.perf_counter() - start
@@ -260,7 +260,8 @@ def _read_curves(path: Path, rows: list[dict]) -> list[dict]:
     named their method are FixMatch's (pseudo_fixmatch's were not kept then)."""
     if not path.is_file():
         return []
-    kept = {(r["labels"], r["seed"], r["method"]) for r in rows if r["method"] in OWN_VIEWS}  # FixMatch's
+    # the runs that have a curve: the methods that run FixMatch (and so draw their own views)
+    kept = {(r["labels"], r["seed"], r["method"]) for r in rows if r["method"] in OWN_VIEWS}
     with open(path, newline="") as f:
         curves = [{**c, "method": c.get("method") or "fixmatch"} for c in csv.DictReader(f)]
     return [c for c in curves if (c["labels"], c["seed"], c["method"]) in kept]
