@@ -348,7 +348,7 @@ def export_best(spec, storage: str, seeds: int, data_dir: str | None) -> None:
 
 
 def sweep(cfg: SweepConfig) -> None:
-    print(markdown_table(run_sweep(cfg, progress=False)))
+    print(markdown_table(run_sweep(cfg, progress=False), cfg.score))
 
 
 def study_stage(spec, storage: str, workers: int, data_dir: str | None) -> None:

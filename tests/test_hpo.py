@@ -98,7 +98,7 @@ def test_rerun_best_exports_a_loadable_encoder(tiny_data):
     info = rerun_best(spec, study, seeds=2, data_dir=str(tiny_data))
     saved = json.loads(Path("artifacts/best/best.json").read_text())
     assert saved["trial"] == study.best_trial.number and len(saved["runs"]) == 2
-    assert saved["params"]["hidden"] == 16 and saved["test"]["test/mse"]["std"] >= 0
+    assert saved["params"]["hidden"] == 16 and saved["test"]["test/mse"]["sd"] >= 0
     encoder, net, kind = load_encoder("artifacts/best")
     assert kind == "cae" and net.hidden == 16
     from aecls.checkpoints import load_module

@@ -154,7 +154,9 @@ def test_a_sweep_scored_on_validation_images_does_not_depend_on_the_test_set(tin
                      "--epochs", "1", "--min-steps", "3", "--data-dir", str(data), "--val-size", "50",
                      "--no-progress", "--methods", "finetune,pseudo,graph_laplace,logreg_pixels",
                      "--score", score, "--out", out]) == 0
-        return [r["test_acc"] for r in csv.DictReader(open(f"{out}/sweep.csv"))]
+        rows = list(csv.DictReader(open(f"{out}/sweep.csv")))
+        assert all(set(r) & {"test_acc", "val_acc"} == {f"{score}_acc"} for r in rows)  # named for it
+        return [r[f"{score}_acc"] for r in rows]
 
     assert accuracies(tiny_data, "val") == accuracies(other, "val")
     assert accuracies(tiny_data, "test") != accuracies(other, "test")

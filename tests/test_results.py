@@ -50,14 +50,14 @@ def test_a_block_is_generated_from_its_rows_and_checked(capsys):
     assert text.endswith("<!-- /results -->\nafter\n") and "stale" not in text
     # the block in brief: alike, the best of the budget tested against its runner-up, provenance
     assert "same settings but the encoder" in text and "[results/r/compare.md](results/r/compare.md)" in text
-    assert "- 100 labels: b frozen, 70.33 ± 3.68 %; over the runner-up, a frozen: +5.33 ± 0.47 (3 seeds, " \
+    assert "- 100 labels: b frozen, 70.33 ± 4.51 %; over the runner-up, a frozen: +5.33 ± 0.58 (3 seeds, " \
         "p = 0.0039), b frozen beats a frozen" in text
     assert "Rows: 12 rows, 2026-12-01 to 2026-12-03, from 1 command(s) on x86_64 2 cores, no GPU" in text
     # every table in compare.md, rewritten with it
     full = Path("results/r/compare.md").read_text()
-    assert "| 100 | frozen | 65.00 ± 4.08 | 70.33 ± 3.68 | +5.33 ± 0.47 (3 seeds, p = 0.0039) | b beats a |" \
+    assert "| 100 | frozen | 65.00 ± 5.00 | 70.33 ± 4.51 | +5.33 ± 0.58 (3 seeds, p = 0.0039) | b beats a |" \
         in full
-    assert "| 100 | b | frozen | 70.33 ± 3.68 | +18.00 ± 5.72 (3 seeds, p = 0.047): better |" in full
+    assert "| 100 | b | frozen | 70.33 ± 4.51 | +18.00 ± 7.00 (3 seeds, p = 0.047): better |" in full
     assert "| 12 | 2026-12-01 to 2026-12-03 | `aecls transfer sweep --encoder x` | abc1234 |" in full
     assert main(["results", "--check"]) == 0
     # a row changed: the check fails until the block is regenerated
@@ -84,11 +84,11 @@ def test_the_headline_names_the_best_and_holm_adjusts_its_tests(capsys):
     text = Path("RESULTS.md").read_text()
     (row,) = [line for line in text.splitlines() if line.startswith("| 100 |")]
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[1] == "a frozen 75.00 ± 4.08" and cells[2] == "b frozen 74.00 ± 4.08"
+    assert cells[1] == "a frozen 75.00 ± 5.00" and cells[2] == "b frozen 74.00 ± 5.00"
     # three tests, Holm-adjusted over the three: p ~ 0 stays; 0.0091 is the second smallest, x 2
     assert cells[3] == "+1.00 ± 0.00 (3 seeds, p < 0.001), Holm p < 0.001: **better**"
-    assert cells[4] == "+6.00 ± 0.82 (3 seeds, p = 0.0091), Holm p = 0.018: **better**"
-    assert cells[5] == "+1.33 ± 0.47 (3 seeds, p = 0.057), Holm p = 0.057: **no difference**"
+    assert cells[4] == "+6.00 ± 1.00 (3 seeds, p = 0.0091), Holm p = 0.018: **better**"
+    assert cells[5] == "+1.33 ± 0.58 (3 seeds, p = 0.057), Holm p = 0.057: **no difference**"
     assert "this table holds 3 of them" in text and main(["results", "--check"]) == 0
     # a headline over unlike sweeps is refused
     record_settings(b, epochs=3)

@@ -169,14 +169,14 @@ def test_compare_pairs_seeds_and_gives_verdicts(tmp_path, capsys):
     md = paired_section(Path("cmp/compare.md").read_text())
     rows = {line.split("|")[2].strip(): line for line in md.splitlines() if line.startswith("| 100 |")}
     assert set(rows) == {"frozen", "finetune"}  # only the modes that use the encoder
-    assert "65.00 ± 4.08" in rows["frozen"] and "+5.00 ± 0.00 (3 seeds, p < 0.001)" in rows["frozen"]
+    assert "65.00 ± 5.00" in rows["frozen"] and "+5.00 ± 0.00 (3 seeds, p < 0.001)" in rows["frozen"]
     assert "probe beats recon" in rows["frozen"] and "probe ties recon" in rows["finetune"]
-    assert "+0.00 ± 8.16 (3 seeds, p = 1)" in rows["finetune"]
+    assert "+0.00 ± 10.00 (3 seeds, p = 1)" in rows["finetune"]
     # every pretrained cell against scratch and raw pixels on the same subsets (scratch: a's)
     base = Path("cmp/compare.md").read_text().split("## Against scratch and raw pixels")[1].split("\n## ")[0]
     rows = {tuple(c.strip() for c in line.split("|")[2:4]): line for line in base.splitlines()
             if line.startswith("| 100 |")}
-    assert "+15.00 ± 4.08 (3 seeds, p = 0.035): better" in rows[("recon", "frozen")]
+    assert "+15.00 ± 5.00 (3 seeds, p = 0.035): better" in rows[("recon", "frozen")]
     assert "+20.00 ± 0.00 (3 seeds, p < 0.001): better" in rows[("recon", "finetune")]
     assert rows[("probe", "frozen")].endswith("| - |")  # no logreg_pixels in either sweep
     assert Path("cmp/compare.png").stat().st_size > 1000
@@ -230,9 +230,12 @@ def test_compare_lays_three_tiny_sweeps_side_by_side(tiny_data, tmp_path, capsys
     semi = md.split("## Semi-supervised vs what it builds on")[1]
     assert "| simclr | 20 | fixmatch | finetune |" in semi and "(2 seeds)" in semi
     assert Path("cmp/compare.png").stat().st_size > 5000
-    # a run in two CSVs of one name is refused
+    # a CSV given twice is refused, under one name or two
     assert main(["transfer", "compare", "cae=sw_cae", "cae=sw_cae", "dae=sw_dae", "--out", "cmp2"]) == 2
-    assert "is in two of its CSVs" in capsys.readouterr().err
+    assert "sw_cae/sweep.csv is given twice (cae and cae)" in capsys.readouterr().err
+    assert main(["transfer", "compare", "cae=sw_cae", "dae=sw_cae/sweep.csv", "--out", "cmp2"]) == 2
+    assert "sw_cae/sweep.csv is given twice (cae and dae)" in capsys.readouterr().err
+    assert not Path("cmp2").exists()
 
 
 UNLIKE_ACC = {(100, "frozen"): [0.70, 0.60, 0.65], (100, "scratch"): [0.5, 0.5, 0.5]}
@@ -286,7 +289,8 @@ def test_compare_bad_inputs(tmp_path, capsys):
     assert main(["transfer", "compare", f"a={tmp_path}/none", f"b={tmp_path}/none"]) == 2
     assert "no sweep CSV" in capsys.readouterr().err
     (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
-    assert main(["transfer", "compare", f"a={tmp_path}/bad.csv", f"b={tmp_path}/bad.csv"]) == 2
+    (tmp_path / "bad2.csv").write_text("x,y\n1,2\n")
+    assert main(["transfer", "compare", f"a={tmp_path}/bad.csv", f"b={tmp_path}/bad2.csv"]) == 2
     assert "not a transfer sweep CSV" in capsys.readouterr().err
     assert main(["transfer", "compare", f"a={tmp_path}/bad.csv"]) == 2
     assert "at least two" in capsys.readouterr().err

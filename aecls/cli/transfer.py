@@ -136,7 +136,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
     cfg = sweep_config(args)
     rows = run_sweep(cfg, progress=args.progress)
-    print(markdown_table(rows))
+    print(markdown_table(rows, cfg.score))
     print(f"written: {cfg.out}/sweep.csv, sweep.md, sweep.png")
 
 

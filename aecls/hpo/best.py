@@ -22,7 +22,7 @@ from aecls.hpo.space import StudySpec
 from aecls.modules.encoders import export_encoder
 from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
-from aecls.stats import spread
+from aecls.stats import sample_sd, spread
 from aecls.train import build_module, train
 from aecls.training import quiet_lightning
 
@@ -121,7 +121,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
         "loss_varies_with": spec.searched_loss_keys, "test_settings": test_settings,
         "net": asdict(net), "epochs": spec.epochs, "seeds": seed_list,
         "test": {m: {"mean": float(np.mean([r["test"][m] for r in runs])),
-                     "std": float(np.std([r["test"][m] for r in runs]))} for m in metrics},
+                     "sd": sample_sd([r["test"][m] for r in runs])} for m in metrics},
         "runs": [{k: v for k, v in r.items() if k != "module"} for r in runs],
         "encoder": {"path": str(out / ENCODER_FILE), "seed": chosen["seed"],
                     "checkpoint": chosen["checkpoint"]},
@@ -140,7 +140,7 @@ def format_best(info: dict[str, Any]) -> str:
         lines.append(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
                      f"({'identical' if rep['identical'] else 'differs: see RESULTS.md, Reproducibility'})")
     n = len(info["seeds"])
-    lines += [f"  {name:12s} {spread(s['mean'], s['std'], n)}{note}" for name, s, note in test_rows(info)]
+    lines += [f"  {name:12s} {spread(s['mean'], s['sd'], n)}{note}" for name, s, note in test_rows(info)]
     lines.append(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
                  f"record: {Path(info['encoder']['path']).with_name(BEST_FILE)}")
     return "\n".join(lines)

@@ -42,7 +42,8 @@ from aecls.report import figures
 from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
 from aecls.stats import spread
 from aecls.transfer.compare import compare_markdown, read_record
-from aecls.transfer.runs import read_rows
+from aecls.transfer.config import SCORES
+from aecls.transfer.runs import read_rows, score_of
 from aecls.transfer.sweep import markdown_table, summarise
 
 N_SHOW = 10  # images per row: one per class
@@ -227,9 +228,9 @@ def study(r: Report) -> None:
         if "select" in best else ""
     r.lines += ["", f"Best trial {best['trial']}{rule}: `{json.dumps(best['params'])}`, re-trained "
                 f"{best['epochs']} epochs x {_n_seeds(best['seeds'])} seeds:", "",
-                "| metric | mean ± std |", "|---|---|"]
+                "| metric | mean ± sd (sample sd, n − 1) |", "|---|---|"]
     n = _n_seeds(best["seeds"])
-    r.lines += [f"| {m}{note} | {spread(s['mean'], s['std'], n)} |" for m, s, note in test_rows(best)]
+    r.lines += [f"| {m}{note} | {spread(s['mean'], s['sd'], n)} |" for m, s, note in test_rows(best)]
     r.lines.append(f"\nEncoder: `{shown(best['encoder']['path'])}` (seed {best['encoder']['seed']}, "
                    f"checkpoint `{shown(best['encoder']['checkpoint'])}`).")
 
@@ -244,10 +245,11 @@ def transfer(r: Report) -> None:
         encoder = _sweep_encoder(folder)
         if encoder:
             r.lines.append(f"Encoder: {encoder}.\n")
-        r.lines.append(markdown_table(rows))
+        score = score_of(folder / SWEEP_CSV)
+        r.lines.append(markdown_table(rows, score))
         shutil.copy(folder / SWEEP_PNG, r.png("transfer.png"))
         r.image(r.png("transfer.png"), "transfer")
-        _classifier_baselines(r, rows, folder / SWEEP_CSV, encoder)
+        _classifier_baselines(r, rows, folder / SWEEP_CSV, encoder, score)
     compared = r.artifacts / "transfer_compare"
     if (compared / COMPARE_JSON).is_file():  # optional: `aecls transfer compare` over sweeps
         r.section("Few labels: which pretraining, which method (`aecls transfer compare`)")
@@ -309,7 +311,8 @@ def _sweep_encoder(folder: Path) -> str:
     return what
 
 
-def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path, encoder: str = "") -> None:
+def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path, encoder: str = "",
+                          score: str = "test") -> None:
     """Baseline rows for the classifiers: the sweep's largest budget, mean over seeds."""
     stats = summarise(rows)
     top = max(b for b, _ in stats)
@@ -319,7 +322,7 @@ def _classifier_baselines(r: Report, rows: list[dict], csv_path: Path, encoder: 
             pca, raw = pct.get("logreg_pca", "-"), pct.get("logreg_pixels", "-")
             on = f", encoder: {encoder}" if encoder and m != "scratch" else ""
             r.baselines.append(f"| classifier, {m} ({top} labels{on}; `{shown(csv_path)}`) | "
-                               f"accuracy {pct[m]} | PCA + logreg: {pca} | {raw} |")
+                               f"{SCORES[score]} {pct[m]} | PCA + logreg: {pca} | {raw} |")
 
 
 def without_empty_sections(lines: list[str]) -> list[str]:

@@ -20,22 +20,23 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
-from aecls.stats import Paired, mean_sd, paired, rule, too_few_seeds
-from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, PAIRED_AGAINST, SEMI_SUPERVISED
+from aecls.stats import SPREAD, Paired, mean_and_sd, mean_sd, paired, rule, too_few_seeds
+from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, PAIRED_AGAINST, SCORES, SEMI_SUPERVISED
 from aecls.transfer.plots import panels_plot
-from aecls.transfer.runs import read_rows, recorded
+from aecls.transfer.runs import accuracy, read_rows, recorded, score_of, sweep_settings
 
 PRETRAINED = ("frozen", "finetune", *SEMI_SUPERVISED, *GRAPH)  # the methods that use the encoder
 BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
 COMPARED = ("encoder",)  # the setting a comparison of sweeps is about
 NO_VERDICT = "no verdict (unlike sweeps)"
-Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: test accuracy}
+Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: accuracy}
 
 
 def _csv_path(path: str | Path) -> Path:
@@ -47,22 +48,24 @@ def _csv_path(path: str | Path) -> Path:
 
 
 def read_sweep(path: str | Path) -> Sweep:
-    """{(labels, method): {seed: test accuracy}} from a sweep.csv (or its folder)."""
+    """{(labels, method): {seed: accuracy}} from a sweep.csv (or its folder)."""
     return read_runs(path)[0]
 
 
-def read_runs(path: str | Path) -> tuple[Sweep, float]:
-    """(the sweep, its runs' seconds summed) from a sweep.csv (or its folder)."""
+def read_runs(path: str | Path) -> tuple[Sweep, float, str]:
+    """(the sweep, its runs' seconds summed, the images it was scored on: runs.score_of) from a
+    sweep.csv (or its folder)."""
     path = _csv_path(path)
     out: Sweep = {}
     seconds = 0.0
     try:
+        score = score_of(path)
         for r in read_rows(path):
-            out.setdefault((int(r["labels"]), r["method"]), {})[int(r["seed"])] = float(r["test_acc"])
+            out.setdefault((int(r["labels"]), r["method"]), {})[int(r["seed"])] = float(accuracy(r))
             seconds += float(r.get("seconds") or 0)
-    except (KeyError, ValueError, csv.Error) as e:
+    except (KeyError, ValueError, csv.Error, UnicodeDecodeError) as e:
         raise AeclsError(f"{path} is not a transfer sweep CSV ({e})") from e
-    return out, seconds
+    return out, seconds, score
 
 
 def merge(parts: list[tuple[Sweep, str]], name: str) -> Sweep:
@@ -76,11 +79,26 @@ def merge(parts: list[tuple[Sweep, str]], name: str) -> Sweep:
             merged.setdefault(key, {}).update(runs)
     return merged
 
+def check_vary(vary: tuple[str, ...] | list[str]) -> None:
+    """`vary` names sweep settings, and never `score`: validation and test accuracies are not one
+    quantity, so no comparison sets them side by side."""
+    check("score" not in vary, "score is never a setting a comparison may vary: a validation "
+          "accuracy and a test accuracy are not one quantity; compare sweeps scored on the same images",
+          "vary")
+    known = [k for k in sweep_settings() if k not in COMPARED]
+    unknown = [k for k in vary if k not in known]
+    check(not unknown, f"unknown settings {unknown} to vary; the sweep settings are {', '.join(known)}",
+          "vary")
+
+
 def differences(paths: dict[str, list[str]],
                 vary: tuple[str, ...] | list[str] = ()) -> tuple[list[str], list[str]]:
-    """(unlike, varied): one line per setting in which the sweeps' CSVs differ where it matters
-    (for the methods their rows hold), besides the encoder; `varied` for the settings in `vary`,
-    `unlike` for the others and for CSVs that recorded no settings."""
+    """(unlike, varied): one line per setting in which the sweeps' CSVs differ where it matters,
+    besides the encoder (and the score, which `read_compared` refuses to mix): a setting counts
+    between the CSVs that ran a method reading it (config.METHOD_SETTINGS; a setting no method
+    reads, between all). `varied` for the settings in `vary`, `unlike` for the others and for CSVs
+    that recorded no settings."""
+    check_vary(vary)
     name_of = {p: name for name, ps in paths.items() for p in ps}
     made = {p: recorded(p) for p in name_of}
     unlike = [f"{name_of[p]} ({p}): no settings recorded beside it ({Path(p).with_suffix('.json').name})"
@@ -88,28 +106,33 @@ def differences(paths: dict[str, list[str]],
     known = {p: s for p, s in made.items() if s is not None}
     methods = {p: {m for _, m in read_sweep(p)} for p in known}
     varied = []
-    for key in sorted({k for s in known.values() for k in s} - set(COMPARED)):
-        only = {m for m, keys in METHOD_SETTINGS.items() if key in keys}
-        values = {p: known[p].get(key) for p in known if not only or methods[p] & only}
-        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
-            shown = dict.fromkeys(f"{name_of[p]} {v!r}" for p, v in values.items())  # once per name
-            line = f"{key}: " + ", ".join(shown)
-            (varied if key in vary else unlike).append(line)
+    for key in sorted({k for s in known.values() for k in s} - {*COMPARED, "score"}):
+        readers = [m for m, keys in METHOD_SETTINGS.items() if key in keys]
+        # the groups of CSVs that must agree on `key`: those that ran one method that reads it
+        groups = [[p for p in known if m in methods[p]] for m in readers] if readers else [list(known)]
+        shown: dict[str, None] = {}
+        for group in groups:
+            values = {p: known[p].get(key) for p in group}
+            if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+                shown.update(dict.fromkeys(f"{name_of[p]} {v!r}" for p, v in values.items()))
+        if shown:
+            (varied if key in vary else unlike).append(f"{key}: " + ", ".join(shown))
     return unlike, varied
 
 
 def check_alike(unlike: list[str], allow_unlike: bool) -> None:
-    """Unlike sweeps are a user error unless allowed (then every verdict across them is dropped)."""
+    """Unlike sweeps are a user error unless allowed (then every verdict across them is dropped);
+    the error names every setting that differs."""
     check(not unlike or allow_unlike,
-          f"the sweeps are unlike ({unlike[0] if unlike else ''}): a difference between them would "
-          "measure that setting as well as the encoders; compare sweeps made with the same settings, "
-          "name a setting the comparison is about (vary), or allow unlike sweeps (no verdict across "
+          f"the sweeps are unlike ({'; '.join(unlike)}): a difference between them would "
+          "measure those settings as well as the encoders; compare sweeps made with the same settings, "
+          "name the settings the comparison is about (vary), or allow unlike sweeps (no verdict across "
           "them)", setting=("vary", "allow_unlike"))
 
 
 def _stats(sweep: Sweep) -> dict[tuple[int, str], tuple[float, float]]:
-    """{(labels, method): (mean, std) over seeds}, as the figure wants them."""
-    return {k: (float(np.mean(list(v.values()))), float(np.std(list(v.values())))) for k, v in sweep.items()}
+    """{(labels, method): (mean, sample sd) over seeds}, as the figure wants them."""
+    return {k: mean_and_sd(list(v.values())) for k, v in sweep.items()}
 
 
 def _pm(v: list[float] | np.ndarray) -> str:
@@ -123,8 +146,8 @@ def paired_by_seed(a: dict[int, float], b: dict[int, float]) -> Paired:
 
 
 def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED,
-                  verdicts: bool = True) -> str:
-    """Markdown: per label budget and method, each encoder's mean ± std and the paired difference
+                  verdicts: bool = True, score: str = "test") -> str:
+    """Markdown: per label budget and method, each encoder's mean ± sd and the paired difference
     of every later encoder to the first (the reference), with the verdict of a paired test; a row
     wherever the reference and another sweep have the cell ("-" for the sweeps without it). A
     table none of whose tests has the seeds says so once above it, with no verdict column."""
@@ -151,9 +174,14 @@ def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED
             cells.append("; ".join(said if verdicts else [NO_VERDICT]))
         lines.append(f"| {b} | {m} | " + " | ".join(cells) + " |")
     n_tests = sum(t.p is not None for t in all_tests)
-    return (_above(few) + "\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds; differences "
+    return (_above(few) + "\n".join(lines) + f"\n\n{_legend(score)}; differences "
             "paired by seed (same labelled subset), with the test's p-value. "
             f"{rule()}.{uncorrected(n_tests)}\n")
+
+
+def _legend(score: str) -> str:
+    """What every accuracy table says first: which images scored it, and what its ± is."""
+    return f"{SCORES[score].capitalize()} (%), {SPREAD}"
 
 
 def _above(few: str | None) -> str:
@@ -223,13 +251,16 @@ def best_per_budget(sweeps: dict[str, Sweep], verdicts: bool = True) -> list[str
     return lines
 
 
-BEST_TEXT = ("Highest mean per budget, and its paired difference to the runner-up (both picked on the "
-             "same test accuracies, so the margin is optimistic; one test per budget, each answering "
-             "its own budget's question, so uncorrected)")
+def best_text(score: str) -> str:
+    """What the list of `best_per_budget` says above itself."""
+    return ("Highest mean per budget, and its paired difference to the runner-up (both picked on the "
+            f"same {SCORES[score]} that is tested, so the margin is optimistic; one test per budget, "
+            "each answering its own budget's question, so uncorrected)")
 
 
-def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: bool = True) -> str:
-    """Markdown: per label budget and method (baselines last), every sweep's mean ± std, the best
+def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: bool = True,
+                 score: str = "test") -> str:
+    """Markdown: per label budget and method (baselines last), every sweep's mean ± sd, the best
     cell of each budget in bold (and tested against the runner-up); then each sweep's summed run
     time."""
     names = list(sweeps)
@@ -245,9 +276,9 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: 
             if any(c != "-" for c in row):
                 lines.append(f"| {b} | {m} | " + " | ".join(row) + " |")
     times = ", ".join(f"{n} {seconds[n]:.0f} s" for n in names)
-    return ("\n".join(lines) + "\n\nTest accuracy (%), mean ± std over seeds (the highest mean of each "
+    return ("\n".join(lines) + f"\n\n{_legend(score)} (the highest mean of each "
             "budget in bold; logreg_pixels does not use the encoder, so it is the same wherever it ran). "
-            f"{BEST_TEXT}; {rule()}:\n\n" + "\n".join(best_per_budget(sweeps, verdicts))
+            f"{best_text(score)}; {rule()}:\n\n" + "\n".join(best_per_budget(sweeps, verdicts))
             + f"\n\nRun time, summed over each sweep's runs: {times}.\n")
 
 
@@ -271,14 +302,22 @@ def semi_vs_supervised(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
     return _above(few) + "\n".join(lines) + f"\n\n{rule()}.\n"
 
 
-def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[str, float]]:
-    """(sweeps by name, summed run seconds by name) from NAME -> its sweep CSVs (merged)."""
-    sweeps, seconds = {}, {}
+def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[str, float], str]:
+    """(sweeps by name, summed run seconds by name, the images every run was scored on) from
+    NAME -> its sweep CSVs (merged). Sweeps scored on other images are refused, whatever else
+    allows unlike sweeps: a validation accuracy is no test accuracy."""
+    sweeps, seconds, scores = {}, {}, {}
     for name, ps in paths.items():
         read = [(*read_runs(p), p) for p in ps]
-        sweeps[name] = merge([(sweep, p) for sweep, _, p in read], name)
-        seconds[name] = sum(t for _, t, _ in read)
-    return sweeps, seconds
+        sweeps[name] = merge([(sweep, p) for sweep, _, _, p in read], name)
+        seconds[name] = sum(t for _, t, _, _ in read)
+        scores.update({p: score for _, _, score, p in read})
+    if len(set(scores.values())) > 1:
+        said = "; ".join(f"{SCORES[sc]}: " + ", ".join(p for p, s in scores.items() if s == sc)
+                         for sc in SCORES if sc in scores.values())
+        raise AeclsError(f"the sweeps were scored on different images ({said}): validation and test "
+                         "accuracies are not compared; compare sweeps of one score", setting="runs")
+    return sweeps, seconds, next(iter(scores.values()), "test")
 
 
 def settings_text(unlike: list[str], varied: list[str]) -> str:
@@ -294,15 +333,26 @@ def settings_text(unlike: list[str], varied: list[str]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Compared:
+    """Sweeps read for a comparison: by name, their summed run seconds, the images they were scored
+    on (`score`, one for all), and the settings in which they differ (`differences`)."""
+
+    sweeps: dict[str, Sweep]
+    seconds: dict[str, float]
+    score: str
+    unlike: list[str]
+    varied: list[str]
+
+
 def read_checked(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
-                 allow_unlike: bool = False) -> tuple[dict[str, Sweep], dict[str, float], list[str],
-                                                      list[str]]:
-    """(sweeps, their run seconds, unlike, varied): the sweeps read (each CSV a sweep's first), then
-    their settings compared (`differences`) and unlike sweeps refused unless allowed."""
-    sweeps, seconds = read_compared(paths)
+                 allow_unlike: bool = False) -> Compared:
+    """The sweeps read (each CSV a sweep's first; one score for all), then their settings compared
+    (`differences`) and unlike sweeps refused unless allowed."""
+    sweeps, seconds, score = read_compared(paths)
     unlike, varied = differences(paths, vary)
     check_alike(unlike, allow_unlike)
-    return sweeps, seconds, unlike, varied
+    return Compared(sweeps, seconds, score, unlike, varied)
 
 
 def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
@@ -310,14 +360,15 @@ def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[s
     """The comparison as Markdown sections (the settings, side by side, paired differences to the
     first sweep, semi-supervised vs what it builds on), computed from the sweeps' CSVs: what compare.md
     holds under its title, and what the report shows. Unlike sweeps: see `check_alike`."""
-    sweeps, seconds, unlike, varied = read_checked(paths, vary, allow_unlike)
-    v = not unlike
+    c = read_checked(paths, vary, allow_unlike)
+    v = not c.unlike
     sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
-    return (f"{sources}\n\n{settings_text(unlike, varied)}"
-            f"\n## Side by side\n\n{side_by_side(sweeps, seconds, v)}"
-            f"\n## Paired differences to {next(iter(sweeps))}\n\n{compare_table(sweeps, verdicts=v)}"
-            f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(sweeps, v)}"
-            f"\n## Semi-supervised vs what it builds on, same encoder\n\n{semi_vs_supervised(sweeps, v)}")
+    return (f"{sources}\n\n{settings_text(c.unlike, c.varied)}"
+            f"\n## Side by side\n\n{side_by_side(c.sweeps, c.seconds, v, c.score)}"
+            f"\n## Paired differences to {next(iter(c.sweeps))}\n\n"
+            f"{compare_table(c.sweeps, verdicts=v, score=c.score)}"
+            f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(c.sweeps, v)}"
+            f"\n## Semi-supervised vs what it builds on, same encoder\n\n{semi_vs_supervised(c.sweeps, v)}")
 
 
 def provenance(paths: dict[str, list[str]]) -> str:
@@ -386,11 +437,17 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
     several paths merges them; unlike sweeps are refused (`vary`, `allow_unlike`: see the module)."""
     pairs = list(runs.items()) if isinstance(runs, dict) else list(runs)
     paths: dict[str, list[str]] = {}
+    named: dict[Path, str] = {}
     for name, path in pairs:
-        paths.setdefault(name, []).append(str(_csv_path(path)))
+        csv_path = _csv_path(path)
+        again = named.setdefault(csv_path.resolve(), name)
+        check(again == name and str(csv_path) not in paths.get(name, []),
+              f"{csv_path} is given twice ({again} and {name}): a sweep compared with itself differs "
+              "by nothing; give each sweep once", "runs")
+        paths.setdefault(name, []).append(str(csv_path))
     check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
     markdown = compare_markdown(paths, vary, allow_unlike)  # refuses unlike sweeps: nothing written
-    sweeps, _ = read_compared(paths)
+    sweeps, _, score = read_compared(paths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{markdown}"
@@ -398,5 +455,5 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
     options = {**({"vary": sorted(vary)} if vary else {}), **({"allow_unlike": True} if allow_unlike else {})}
     (out / COMPARE_JSON).write_text(json.dumps({"runs": paths, **options}, indent=2))
     panels_plot({name: _stats(sweep) for name, sweep in sweeps.items()}, PRETRAINED, BASELINES,
-                out / COMPARE_PNG, "encoders compared, one panel per method")
+                out / COMPARE_PNG, "encoders compared, one panel per method", SCORES[score])
     return {name: out / name for name in (COMPARE_MD, COMPARE_PNG, COMPARE_JSON)}

@@ -26,13 +26,45 @@ PAIRED_AGAINST = {"fixmatch": ("finetune",), "pseudo": ("finetune",),
                   "pseudo_fixmatch": ("finetune", "fixmatch", "pseudo")}
 METHODS = (*DEEP, *SEMI, *PSEUDO, *GRAPH, "logreg_pixels", "logreg_pca")
 DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
-# Settings that change only these methods' runs: two sweeps that differ in one are still alike for
-# every other method (a FixMatch setting says nothing of a frozen encoder's runs).
+# What a sweep's runs are scored on (SweepConfig.score), in the words every line, table, column and
+# figure of the sweep uses: a validation score is never called a test score.
+SCORES = {"test": "test accuracy", "val": "validation accuracy"}
+
+
+def score_column(score: str) -> str:
+    """The sweep.csv column that holds a run's accuracy: test_acc, or val_acc for `score` "val"."""
+    return f"{score}_acc"
+
+
+# The settings each method's runs read (besides the encoder, and val_size and score, which every
+# run reads: they fix the images it trains and is scored on). Two sweeps are alike for a method
+# when these agree: a FixMatch setting says nothing of a frozen encoder's runs, the training
+# length nothing of a graph method's.
+_EVERY = ("val_size", "score")
+_HEAD = ("batch_size", "lr", "head_hidden")  # a classifier head trained on the labels
 _FIXMATCH = ("fixmatch_steps", "fixmatch_lr", "threshold", "unlabelled_ratio", "unlabelled_weight",
              "eval_ema", "teacher_ema", "monitor_every")
-_PSEUDO = ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes", "pseudo_labelled_share")
-METHOD_SETTINGS = {"fixmatch": _FIXMATCH, **{m: ("graph_codes",) for m in GRAPH},
-                   "pseudo": (*_PSEUDO, "pseudo_tune_steps"), "pseudo_fixmatch": (*_PSEUDO, *_FIXMATCH)}
+_PSEUDO = ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes", "pseudo_labelled_share",
+           "min_steps", *_HEAD, "encoder_lr_scale")
+_READS = {
+    "scratch": (*_HEAD, "epochs", "min_steps", "augment"),
+    "frozen": (*_HEAD, "epochs", "min_steps", "augment"),
+    "finetune": (*_HEAD, "epochs", "min_steps", "augment", "encoder_lr_scale"),
+    "fixmatch": ("batch_size", "head_hidden", "encoder_lr_scale", *_FIXMATCH),  # FixMatch's own views
+    **{m: ("graph_codes",) for m in GRAPH},
+    "pseudo": (*_PSEUDO, "augment", "pseudo_tune_steps"),
+    "pseudo_fixmatch": (*_PSEUDO, *_FIXMATCH),
+    "logreg_pixels": (), "logreg_pca": (),
+}
+METHOD_SETTINGS = {m: (*_EVERY, *keys) for m, keys in _READS.items()}
+
+
+def check_seeds(seeds: list[int], given: object = None) -> None:
+    """Seeds as every multi-seed command takes them: at least one, none below 0, none twice."""
+    check(len(seeds) >= 1 and min(seeds) >= 0, f"seeds must be >= 1 (a count) or a list of seeds >= 0, "
+          f"got {seeds if given is None else given}", "seeds")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    check(not twice, f"seeds {twice} given twice: each seed is one run per budget and method", "seeds")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -102,11 +134,7 @@ class SweepConfig:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def validate(self) -> SweepConfig:
-        seeds = self.seed_list()
-        check(len(seeds) >= 1 and min(seeds) >= 0, f"seeds must be >= 1 (a count) or a list of seeds >= 0, "
-              f"got {self.seeds}", "seeds")
-        twice = sorted({s for s in seeds if seeds.count(s) > 1})
-        check(not twice, f"seeds {twice} given twice: each seed is one run per budget and method", "seeds")
+        check_seeds(self.seed_list(), self.seeds)
         check(self.lr > 0 and self.epochs >= 1 and self.min_steps >= 1,
               "lr must be > 0, epochs and min_steps >= 1")
         check(self.head_hidden >= 0, f"head_hidden must be >= 0, got {self.head_hidden}", "head_hidden")
@@ -134,5 +162,8 @@ class SweepConfig:
               "graph_codes")
         check(self.score in ("test", "val"), f"score must be test or val, got {self.score!r}", "score")
         unknown = set(self.methods) - set(METHODS)
-        check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+        check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}", "methods")
+        twice = sorted({m for m in self.methods if self.methods.count(m) > 1})
+        check(not twice, f"methods {twice} given twice: each method is one run per budget and seed",
+              "methods")
         return self

@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 
 
-def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str) -> None:
-    """Test accuracy (%) vs labels (log x): one error-bar line per (stats from `summarise`,
-    method, matplotlib style) in `curves`; methods a sweep did not run are left out."""
+def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str,
+                  scored: str = "test accuracy") -> None:
+    """Accuracy (%, `scored`: what the runs were scored on) vs labels (log x): one error-bar line
+    (mean ± sample sd) per (stats from `summarise`, method, matplotlib style) in `curves`; methods
+    a sweep did not run are left out."""
     from aecls.plotting import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for stats, method, style in curves:
         _errorbars(ax, stats, method, style)
-    ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
+    ax.set(xscale="log", xlabel="labelled training images", ylabel=f"{scored} (%)",
            title=f"Label efficiency: {title}")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -23,11 +25,11 @@ def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str) 
 
 
 def panels_plot(stats: dict[str, dict], methods: tuple[str, ...], baselines: tuple[str, ...],
-                path: Path, title: str) -> None:
-    """Sweeps compared, one panel per method in `methods` that any of them ran (test accuracy (%)
+                path: Path, title: str, scored: str = "test accuracy") -> None:
+    """Sweeps compared, one panel per method in `methods` that any of them ran (`scored` (%)
     vs labels, log x, one colour per sweep, shared y), each panel with the `baselines` (from the
     first sweep that ran them) in black: a reader compares encoders within a method and every
-    method with the baselines. `stats`: NAME -> {(labels, method): (mean, std)}."""
+    method with the baselines. `stats`: NAME -> {(labels, method): (mean, sample sd)}."""
     from aecls.plotting import plt, save_figure
 
     ran = [m for m in methods if any(m == mm for st in stats.values() for _, mm in st)]
@@ -48,7 +50,7 @@ def panels_plot(stats: dict[str, dict], methods: tuple[str, ...], baselines: tup
     for ax in axes.flat[len(ran):]:
         ax.axis("off")
     for ax in axes[:, 0]:
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(f"{scored} (%)")
     # One legend for every panel: a sweep or baseline may be drawn in some panels only.
     drawn = {}
     for ax in axes.flat:

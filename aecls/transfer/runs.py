@@ -24,11 +24,37 @@ from pathlib import Path
 
 from aecls.errors import AeclsError
 from aecls.paths import SWEEP_CSV, SWEEP_JSON
-from aecls.transfer.config import METHODS, SweepConfig
+from aecls.transfer.config import METHODS, SCORES, SweepConfig, score_column
 
-# One row: the run (budget asked, labels it had, seed, method), its score and what reproduces it.
-FIELDS = ("labels", "budget", "seed", "method", "test_acc", "seconds",
-          "command", "commit", "date", "machine", "threads", "torch")
+# One row: the run (budget asked, labels it had, seed, method), its accuracy (in a column named for
+# the images it was scored on: config.score_column) and what reproduces it.
+RUN = ("labels", "budget", "seed", "method")
+STAMP = ("seconds", "command", "commit", "date", "machine", "threads", "torch")
+
+
+def fields_for(score: str) -> tuple[str, ...]:
+    """The leading columns of a sweep.csv whose runs are scored on `score` ("test" or "val")."""
+    return (*RUN, score_column(score), *STAMP)
+
+
+def score_of(path: str | Path) -> str:
+    """What the rows of the sweep CSV `path` are scored on: the score its
+    settings record (the JSON beside it), else the one its accuracy column names. A sweep written
+    before the column was named for its score calls a validation score test_acc; its settings say
+    val, and they win. A val_acc column beside settings that say test is no sweep aecls wrote."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    columns = [s for s in SCORES if score_column(s) in header]
+    made = recorded(path)
+    if len(columns) != 1 or (made is not None and columns == ["val"] and made.get("score") != "val"):
+        raise AeclsError(f"{path} is not a transfer sweep CSV (want one accuracy column, test_acc or val_acc, "
+                         f"agreeing with the settings beside it; found {columns or 'none'})")
+    return made["score"] if made is not None and made.get("score") in SCORES else columns[0]
+
+
+def accuracy(row: dict[str, str]) -> str:
+    """A row's accuracy as written, whichever images scored it (score_of says which)."""
+    return row.get(score_column("val")) or row.get(score_column("test")) or ""
 # The settings that do not change a run's result: which runs there are, where they go, where the
 # data is read from. Every other field of SweepConfig must match to add rows to a sweep.
 NOT_SETTINGS = ("labels", "seeds", "methods", "out", "data_dir")
@@ -43,6 +69,11 @@ def settings(cfg: SweepConfig) -> dict:
     """The settings that make a run what it is (the encoder among them)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
             if k not in NOT_SETTINGS}
+
+
+def sweep_settings() -> list[str]:
+    """The names of the settings a sweep records (SweepConfig's fields but NOT_SETTINGS)."""
+    return [f.name for f in fields(SweepConfig) if f.name not in NOT_SETTINGS]
 
 
 def _defaults() -> dict:
@@ -106,18 +137,19 @@ def _fail(path: Path, row: int | None, what: str) -> AeclsError:
                       f"{path.parent} to start that sweep again)", setting="out")
 
 
-def _checked(path: Path, n: int, r: dict) -> dict:
-    """Row `n` of `path`, checked: every field there, numbers that parse, a known method."""
-    missing = [f for f in ("labels", "budget", "seed", "method", "test_acc") if not r.get(f)]
+def _checked(path: Path, n: int, r: dict, column: str) -> dict:
+    """Row `n` of `path`, checked: every field there (its accuracy in `column`), numbers that
+    parse, a known method."""
+    missing = [f for f in (*RUN, column) if not r.get(f)]
     if missing:
         raise _fail(path, n, f"not a sweep row (no {', '.join(missing)})")
     try:
         int(r["labels"]), int(r["seed"]), key(r["budget"], r["seed"], r["method"])
-        acc = float(r["test_acc"])
+        acc = float(r[column])
     except ValueError as e:
         raise _fail(path, n, f"not a sweep row ({e})") from None
     if r["method"] not in METHODS or not 0 <= acc <= 1:
-        raise _fail(path, n, f"not a sweep row (method {r['method']!r}, test_acc {r['test_acc']})")
+        raise _fail(path, n, f"not a sweep row (method {r['method']!r}, {column} {r[column]})")
     return r
 
 
@@ -138,10 +170,15 @@ def load(out: Path, cfg: SweepConfig) -> list[dict]:
         k = changed[0]
         raise _fail(path, None, f"its rows were made with {k}={made.get(k)!r}, this sweep has "
                                 f"{k}={now.get(k)!r}; rows of different settings do not mix")
+    column = score_column(cfg.score)
     try:
-        rows = [_checked(path, n, r) for n, r in enumerate(read_rows(path), 1)]
+        read = read_rows(path)
     except (csv.Error, UnicodeDecodeError) as e:
         raise _fail(path, None, f"not a readable CSV ({e})") from None
+    for r in read:  # a validation sweep from before the column was named for its score
+        if column not in r and "test_acc" in r and cfg.score == "val":
+            r[column] = r.pop("test_acc")
+    rows = [_checked(path, n, r, column) for n, r in enumerate(read, 1)]
     seen: set[tuple] = set()
     for n, r in enumerate(rows, 1):
         k = key(r["budget"], r["seed"], r["method"])
@@ -167,7 +204,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save(rows: list[dict], path: Path, fields: tuple[str, ...] = FIELDS) -> None:
+def save(rows: list[dict], path: Path, fields: tuple[str, ...]) -> None:
     """All rows to `path` as CSV, atomically (`fields` first, the rows' other columns after, in
     the order they first appear)."""
     import io

@@ -35,11 +35,21 @@ from aecls.modules.encoders import load_encoder
 from aecls.modules.semisupervised import FixMatch, PseudoLabelMonitor, published_optim
 from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.progress import in_terminal
-from aecls.stats import mean_sd
+from aecls.stats import SPREAD, mean_and_sd, mean_sd
 from aecls.train import TrainConfig, build_module, train
 from aecls.training import quiet_lightning
 from aecls.transfer import graph, runs
-from aecls.transfer.config import DEEP, GRAPH, METHODS, OWN_VIEWS, PSEUDO, SEMI, SweepConfig
+from aecls.transfer.config import (
+    DEEP,
+    GRAPH,
+    METHODS,
+    OWN_VIEWS,
+    PSEUDO,
+    SCORES,
+    SEMI,
+    SweepConfig,
+    score_column,
+)
 from aecls.transfer.labelling import frozen_codes, side_by_side
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 
@@ -179,6 +189,18 @@ def _logreg(dm: FashionMNISTDataModule, pca_dim: int | None, seed: int) -> float
     return float(clf.score(flat(x_test), y_test))
 
 
+def _preflight(cfg: SweepConfig) -> None:
+    """What would stop the sweep at its first runs, checked before it writes anything: the data
+    (its folder and files) and the largest label budget (a subset of that many must fit the
+    training split; every smaller one then does), and each encoder whose codes make the graph."""
+    budgets = [b for b in cfg.labels if b is not None]
+    FashionMNISTDataModule(data_dir=cfg.data_dir, n_labels=max(budgets, default=None),
+                           seed=cfg.seed_list()[0], val_size=cfg.val_size).load_arrays()
+    if any(m in GRAPH or m in PSEUDO for m in cfg.methods):
+        for path in cfg.graph_codes or []:
+            load_encoder(path)
+
+
 def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     """Every (budget, seed, method) once; returns the rows and writes them (see `write_outputs`).
 
@@ -195,12 +217,17 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     if len(todo) < len(plan):
         print(f"transfer sweep: {len(plan) - len(todo)} of {len(plan)} runs already in {out / SWEEP_CSV}; "
               f"reusing them, {len(todo)} to run", flush=True)
+    _preflight(cfg)  # every refusal before sweep.json is written
+    if cfg.score == "test":
+        print("transfer sweep: every run is scored on the test set; to choose settings, score them on "
+              "the validation images first (--score val), then run the chosen ones here", flush=True)
     encoder = {"encoder": str(cfg.encoder), "family": source, "latent_dim": net.latent_dim}
     runs.start(out, cfg, encoder)
     curves = _read_curves(out / CURVES_CSV, rows)
     stamp = runs.provenance()
     graph_codes = GraphCodes(cfg)
     quiet_lightning()
+    scored, column = SCORES[cfg.score], score_column(cfg.score)
     finished = len(plan) - len(todo)
     # a bar in a terminal; in a log (or without progress) a line per finished run instead
     bar = tqdm(total=len(todo), desc="transfer sweep", unit="run", disable=not (progress and in_terminal()))
@@ -229,15 +256,15 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
             seconds = time.perf_counter() - start
             rows.append({"labels": str(n_labels),
                          "budget": runs.key(budget, seed, method)[0], "seed": str(seed),
-                         "method": method, "test_acc": str(acc),
+                         "method": method, column: str(acc),
                          "seconds": f"{seconds:.2f}", **stamp,
                          "date": datetime.datetime.now().isoformat(timespec="seconds"), **extra})
-            runs.save(rows, out / SWEEP_CSV)  # this run is kept, whatever happens next
+            runs.save(rows, out / SWEEP_CSV, runs.fields_for(cfg.score))  # kept, whatever happens next
             finished += 1
             bar.update()
             if bar.disable:
                 print(f"run {finished}/{len(plan)}: {rows[-1]['labels']} labels, seed {seed}, {method}: "
-                      f"test accuracy {100 * acc:.2f} % ({seconds:.0f} s)", flush=True)
+                      f"{scored} {100 * acc:.2f} % ({seconds:.0f} s)", flush=True)
     except (KeyboardInterrupt, FitInterrupted):
         bar.close()
         left = len(plan) - finished
@@ -245,7 +272,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
                           f"{out / SWEEP_CSV}; the same command runs the other {left}") from None
     bar.close()
     write_outputs(rows, out, title=f"{Path(cfg.encoder).name} ({source}, latent {net.latent_dim})",
-                  curves=curves)
+                  curves=curves, score=cfg.score)
     return rows
 
 
@@ -268,19 +295,20 @@ def _read_curves(path: Path, rows: list[dict]) -> list[dict]:
 
 
 def runs_by_cell(rows: list[dict]) -> dict[tuple[int, str], list[float]]:
-    """{(labels, method): test accuracies over seeds}."""
+    """{(labels, method): accuracies over seeds}."""
     groups: dict[tuple[int, str], list[float]] = {}
     for r in rows:
-        groups.setdefault((int(r["labels"]), r["method"]), []).append(float(r["test_acc"]))
+        groups.setdefault((int(r["labels"]), r["method"]), []).append(float(runs.accuracy(r)))
     return groups
 
 
 def summarise(rows: list[dict]) -> dict[tuple[int, str], tuple[float, float]]:
-    """{(labels, method): (mean, std) of test accuracy over seeds}."""
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in runs_by_cell(rows).items()}
+    """{(labels, method): (mean, sample sd) of the accuracy over seeds}."""
+    return {k: mean_and_sd(v) for k, v in runs_by_cell(rows).items()}
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], score: str) -> str:
+    """Markdown: per budget, each method's accuracy on the `score` images, mean ± sd over seeds."""
     runs = runs_by_cell(rows)
     budgets = sorted({k[0] for k in runs})
     methods = [m for m in METHODS if any(k[1] == m for k in runs)]
@@ -289,19 +317,20 @@ def markdown_table(rows: list[dict]) -> str:
     for b in budgets:
         cells = [mean_sd(runs[(b, m)], scale=100) if (b, m) in runs else "-" for m in methods]
         lines.append(f"| {b} | {' | '.join(cells)} |")
-    return "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {seeds} seed(s).\n"
+    return "\n".join(lines) + f"\n\n{SCORES[score].capitalize()} (%), {SPREAD} ({seeds} seed(s)).\n"
 
 
-def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None
-                  ) -> dict[str, Path]:
-    """The summaries of a finished sweep beside its rows: sweep.md (mean ± std table), sweep.png
+def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None,
+                  score: str = "test") -> dict[str, Path]:
+    """The summaries of a finished sweep beside its rows, each naming the images its runs were
+    scored on (`score`): sweep.md (mean ± sd table), sweep.png
     (accuracy vs labels); with FixMatch runs (fixmatch, pseudo_fixmatch), fixmatch_curves.png
     (the pseudo-label diagnostic vs steps). sweep.csv and fixmatch_curves.csv are written run by
     run, sweep.json (the encoder and settings) by `runs.start`, all in `run_sweep`."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows))
+    (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows, score))
     stats = summarise(rows)
-    accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / SWEEP_PNG, title)
+    accuracy_plot([(stats, m, {"label": m}) for m in METHODS], out / SWEEP_PNG, title, SCORES[score])
     names = [SWEEP_CSV, SWEEP_MD, SWEEP_PNG]
     if curves:
         pseudo_label_plot(curves, out / CURVES_PNG, title)
