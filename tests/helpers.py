@@ -51,6 +51,26 @@ def record_settings(csv_path: Path, **changed) -> Path:
     return path
 
 
+def write_sweep(path: Path, acc: dict[tuple[int, str], list[float]], **changed) -> Path:
+    """A sweep folder written by hand, with its recorded settings (defaults, `changed` on top; its
+    accuracy column named for `changed`'s score, as a sweep names it)."""
+    import csv
+
+    from aecls.transfer.config import score_column
+
+    path.mkdir(parents=True)
+    record_settings(path / "sweep.csv", **changed)
+    column = score_column(changed.get("score", "test"))
+    with open(path / "sweep.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["labels", "budget", "seed", "method", column, "seconds"])
+        w.writeheader()
+        for (labels, method), values in acc.items():
+            for seed, a in enumerate(values):
+                w.writerow({"labels": labels, "budget": labels, "seed": seed, "method": method,
+                            column: a, "seconds": 1.0})
+    return path
+
+
 def finished(study):
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 

@@ -16,7 +16,7 @@ from aecls.modules.encoders import export_encoder
 from aecls.nets import NetConfig
 from aecls.train import train
 from aecls.transfer.config import DEFAULT_METHODS as METHODS  # what a sweep runs unless told
-from tests.helpers import record_settings
+from tests.helpers import write_sweep
 
 
 def _encoder(tmp_path) -> Path:
@@ -145,25 +145,11 @@ def test_mnist_pretraining_transfers_to_fashion(tiny_data, tmp_path, capsys):
     assert [r["method"] for r in rows] == ["scratch", "finetune"]
 
 
-def _write_sweep(path: Path, acc: dict[tuple[int, str], list[float]], **changed) -> Path:
-    """A sweep folder written by hand, with its recorded settings (defaults, `changed` on top)."""
-    path.mkdir(parents=True)
-    record_settings(path / "sweep.csv", **changed)
-    with open(path / "sweep.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["labels", "budget", "seed", "method", "test_acc", "seconds"])
-        w.writeheader()
-        for (labels, method), values in acc.items():
-            for seed, a in enumerate(values):
-                w.writerow({"labels": labels, "budget": labels, "seed": seed, "method": method,
-                            "test_acc": a, "seconds": 1.0})
-    return path
-
-
 def test_compare_pairs_seeds_and_gives_verdicts(tmp_path, capsys):
-    a = _write_sweep(tmp_path / "a", {(100, "frozen"): [0.70, 0.60, 0.65], (100, "finetune"): [0.7, 0.7, 0.7],
+    a = write_sweep(tmp_path / "a", {(100, "frozen"): [0.70, 0.60, 0.65], (100, "finetune"): [0.7, 0.7, 0.7],
                                       (100, "scratch"): [0.5, 0.5, 0.5]})
     # b: +5 points on every seed for frozen (a paired win despite the seeds' spread), finetune mixed
-    b = _write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70], (100, "finetune"): [0.8, 0.6, 0.7],
+    b = write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70], (100, "finetune"): [0.8, 0.6, 0.7],
                                       (100, "scratch"): [0.5, 0.5, 0.5]})
     assert main(["transfer", "compare", f"recon={a}", f"probe={b / 'sweep.csv'}", "--out", "cmp"]) == 0
     md = paired_section(Path("cmp/compare.md").read_text())
@@ -246,8 +232,8 @@ UNLIKE_ACC = {(100, "frozen"): [0.70, 0.60, 0.65], (100, "scratch"): [0.5, 0.5, 
     ({"min_steps": 50}, "min_steps: a 300, b 50"), ({"val_size": 1000}, "val_size: a 5000, b 1000"),
 ])
 def test_compare_refuses_unlike_sweeps_naming_the_setting(tmp_path, capsys, changed, setting):
-    a = _write_sweep(tmp_path / "a", UNLIKE_ACC)
-    b = _write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70]}, **changed)
+    a = write_sweep(tmp_path / "a", UNLIKE_ACC)
+    b = write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70]}, **changed)
     assert main(["transfer", "compare", f"a={a}", f"b={b}", "--out", "cmp"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("aecls: error: the sweeps are unlike") and setting in err
@@ -263,15 +249,15 @@ def test_compare_refuses_unlike_sweeps_naming_the_setting(tmp_path, capsys, chan
 
 
 def test_compare_alike_where_it_matters_and_a_varied_setting(tmp_path, capsys):
-    a = _write_sweep(tmp_path / "a", UNLIKE_ACC)
+    a = write_sweep(tmp_path / "a", UNLIKE_ACC)
     # a FixMatch setting is no difference for sweeps without FixMatch rows
-    b = _write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70]}, eval_ema=0.0)
+    b = write_sweep(tmp_path / "b", {(100, "frozen"): [0.75, 0.65, 0.70]}, eval_ema=0.0)
     assert main(["transfer", "compare", f"a={a}", f"b={b}", "--out", "cmp"]) == 0
     assert "same settings but the encoder" in Path("cmp/compare.md").read_text()
     # ... and a difference where both have them; `--vary` makes it the subject, verdicts kept
     fm = {(100, "fixmatch"): [0.8, 0.7, 0.75]}
-    c = _write_sweep(tmp_path / "c", fm)
-    d = _write_sweep(tmp_path / "d", {(100, "fixmatch"): [0.85, 0.75, 0.8]}, eval_ema=0.0)
+    c = write_sweep(tmp_path / "c", fm)
+    d = write_sweep(tmp_path / "d", {(100, "fixmatch"): [0.85, 0.75, 0.8]}, eval_ema=0.0)
     both = ["transfer", "compare", f"ema={c}", f"weights={d}"]
     assert main([*both, "--out", "cmp2"]) == 2
     assert "eval_ema: ema 0.999, weights 0.0" in capsys.readouterr().err

@@ -254,8 +254,8 @@ def best_per_budget(sweeps: dict[str, Sweep], verdicts: bool = True) -> list[str
 def best_text(score: str) -> str:
     """What the list of `best_per_budget` says above itself."""
     return ("Highest mean per budget, and its paired difference to the runner-up (both picked on the "
-            f"same {SCORES[score]} that is tested, so the margin is optimistic; one test per budget, "
-            "each answering its own budget's question, so uncorrected)")
+            f"same {SCORES[score]} that is tested, so the margin is optimistic; one uncorrected test per "
+            "budget, each its own budget's question)")
 
 
 def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: bool = True,
