@@ -5,6 +5,7 @@ one training function."""
 from __future__ import annotations
 
 import warnings
+from argparse import ArgumentError
 from pathlib import Path
 
 import lightning as L
@@ -55,7 +56,8 @@ class AeclsCLI(LightningCLI):
             configs = cfg.get("config") or []
             name = Path(str(configs[-1])).stem if configs else "lightning_logs"
             cfg.trainer.logger = Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger",
-                                           init_args=Namespace(save_dir=LOG_DIR, name=name))
+                                           init_args=Namespace(save_dir=LOG_DIR, name=name,
+                                                               default_hp_metric=False))
         ckpt = cfg.get("ckpt_path")
         if ckpt == "last":
             resolve_last(cfg)
@@ -139,6 +141,13 @@ def run_lightning(argv: list[str]) -> None:
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     # The modules configure their own optimiser (`optim`): LightningCLI's --optimizer and
     # --lr_scheduler would silently replace it.
-    AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True, args=argv,
-             auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
-             seed_everything_default=0)
+    try:
+        # exit_on_error off: a bad flag or config raises here, to be said in one line (jsonargparse
+        # would print the whole usage, some 80 lines, before its message)
+        AeclsCLI(BaseModule, FashionMNISTDataModule, subclass_mode_model=True, args=argv,
+                 auto_configure_optimizers=False, save_config_kwargs={"overwrite": True},
+                 seed_everything_default=0, parser_kwargs={"exit_on_error": False})
+    except ArgumentError as e:
+        command = " ".join(["aecls", *argv[:1]])
+        said = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise AeclsError(f"{said} (see `{command} --help`)") from None

@@ -435,6 +435,6 @@ def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
           f"   report:      {timer.report}\n"
           f"   study:       {ARTIFACTS}/{spec.name}/ (plots, best.json, best_encoder.pt)\n"
           f"   transfer:    {TRANSFER_OUT}/sweep.md, pretexts compared: {COMPARE_OUT}/compare.md\n"
-          f"   TensorBoard: {tool_command('tensorboard', '--logdir', LOG_DIR)}\n"
+          f"   TensorBoard: {tool_command('tensorboard', '--logdir', Path(LOG_DIR).resolve())}\n"
           f"   dashboard:   {dashboard_command(storage)}")
     return timer.report

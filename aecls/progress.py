@@ -54,8 +54,8 @@ class EpochLines(Callback):
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         shown = ", ".join(f"{k} {v:.5g}" for k, v in sorted(metrics.items()))
-        last = "" if trainer.max_epochs in (None, -1) else f" of 0-{trainer.max_epochs - 1}"
-        print(f"epoch {trainer.current_epoch}{last}: {shown}", flush=True)
+        of = "" if trainer.max_epochs in (None, -1) else f" of {trainer.max_epochs}"
+        print(f"epoch {trainer.current_epoch + 1}{of}: {shown}", flush=True)  # counted from 1
 
 
 def bar_here(wanted: Any) -> bool:

@@ -21,7 +21,6 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import instantiate_class
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from aecls.checkpoints import load_datamodule, load_module
 from aecls.data import FashionMNISTDataModule
@@ -31,7 +30,7 @@ from aecls.modules.base import check_resume
 from aecls.modules.encoders import read_checkpoint
 from aecls.modules.registry import family, module_classes
 from aecls.paths import FIT_BEST, LOG_DIR, read_config
-from aecls.training import make_trainer
+from aecls.training import make_trainer, tensorboard_logger
 
 # The checkpoint every config-file fit keeps (`aecls fit` and the pipeline): the best epoch on
 # val/loss and last.ckpt (what `--ckpt_path last` resumes).
@@ -253,5 +252,5 @@ def load_train_config(path: str | Path, data_dir: str | None = None, log_dir: st
     module_class(model, where=str(path))  # an unknown class fails here, naming the file
     return TrainConfig(model=model, data=data, trainer=trainer,
                        seed=None if seed is False else seed,
-                       logger=TensorBoardLogger(log_dir, name=name), callbacks=callbacks,
+                       logger=tensorboard_logger(log_dir, name), callbacks=callbacks,
                        checkpoint=ModelCheckpoint(**FIT_CHECKPOINT), test="report", quiet=quiet)

@@ -9,9 +9,16 @@ from typing import Any
 
 import lightning as L
 import torch.distributed as dist
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from aecls.progress import EpochLines, bar_here, in_terminal
 from aecls.speed import SPEED_KEYS, Speed
+
+
+def tensorboard_logger(save_dir: str, name: str, version: int | str | None = None) -> TensorBoardLogger:
+    """The TensorBoard logger of every aecls run: its `hp_metric` is the family's score, declared by
+    the module at fit start (BaseModule.on_fit_start), so no -1 placeholder (Lightning's default)."""
+    return TensorBoardLogger(save_dir, name=name, version=version, default_hp_metric=False)
 
 
 def _destroy_group() -> None:

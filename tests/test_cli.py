@@ -135,7 +135,7 @@ def test_outside_a_terminal_progress_is_a_line_per_step_not_bar_frames(tiny_data
     out, err = capsys.readouterr()
     assert "\r" not in out + err
     lines = [line for line in out.splitlines() if line.startswith("epoch ")]
-    assert [line.split(":")[0] for line in lines] == ["epoch 0 of 0-1", "epoch 1 of 0-1"]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1 of 2", "epoch 2 of 2"]
     assert "val/loss" in lines[0] and "test/mse" in out  # the test after the fit, without a bar
     path = str(write_study("logged", epochs=1))
     assert main(["study", "run", path, "--n-trials", "2", "--data-dir", str(tiny_data)]) == 0

@@ -130,9 +130,11 @@ def test_printed_commands_are_shell_quoted(tiny_data, capsys):
     out = capsys.readouterr().out
     dashboard = next(ln for ln in out.splitlines() if ln.startswith("dashboard: "))
     tensorboard = next(ln for ln in out.splitlines() if ln.startswith("TensorBoard: "))
+    here = Path.cwd()  # absolute paths: the commands work pasted in any folder
     assert shlex.split(dashboard.removeprefix("dashboard: "))[1:] == [
-        storage, "--artifact-dir", str(folder / "o_artifacts")]
-    assert shlex.split(tensorboard.removeprefix("TensorBoard: "))[1:] == ["--logdir", "my logs/spaced"]
+        f"sqlite:///{here / folder / 'o.db'}", "--artifact-dir", str(here / folder / "o_artifacts")]
+    logs = str(here / "my logs/spaced")
+    assert shlex.split(tensorboard.removeprefix("TensorBoard: "))[1:] == ["--logdir", logs]
 
 
 def test_whole_epochs_and_no_one_parameter_importance(tiny_data, capsys):

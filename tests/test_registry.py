@@ -125,3 +125,19 @@ def test_a_checkpoint_records_its_family_and_older_ones_are_matched(tmp_path):
     del old[FAMILY_KEY]
     torch.save(old, tmp_path / "old.ckpt")
     assert load_encoder(tmp_path / "old.ckpt")[2] == "cae"
+
+
+def test_every_module_documents_each_init_argument():
+    """LightningCLI's help (jsonargparse, through docstring-parser) reads an argument's text from
+    its class docstring's Args: a docstring that does not parse, or sits below a class attribute
+    (then it is no docstring at all), loses them all."""
+    import inspect
+
+    import docstring_parser
+
+    for name, fam in families().items():
+        doc = fam.module.__doc__
+        assert doc, f"{name}: {fam.module.__name__} has no docstring"
+        documented = {p.arg_name for p in docstring_parser.parse(doc).params}
+        wanted = [a for a in inspect.signature(fam.module.__init__).parameters if a != "self"]
+        assert not set(wanted) - documented, (name, sorted(set(wanted) - documented))

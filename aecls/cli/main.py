@@ -9,6 +9,7 @@
     aecls study plots STUDY                     the study's summary and PNG plots
     aecls transfer sweep --encoder PATH [--labels 100,1000,all] [--seeds 3]   label efficiency
     aecls transfer compare A=PATH B=PATH        two or more sweeps side by side
+    aecls transfer labelling --encoder NAME=PATH   graph pseudo-labels scored on validation images
     aecls report [--name main]                  reports/NAME/report.md from what is on disk
     aecls pipeline [--full] [--fresh]            the whole chain, finished stages skipped
     aecls results [--check]                     RESULTS.md's few-label tables from the rows in results/
@@ -22,14 +23,15 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import NoReturn
 
 from aecls.cli.options import add_test_settings, given_test_settings
 from aecls.errors import AeclsError, FitInterrupted, Interrupted, mask_secrets
 from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 
 LIGHTNING_COMMANDS = ("fit", "validate")
-# The flag that sets each setting a library error names (AeclsError.setting): the library says
-# what is wrong, the command line which flag fixes it.
+
+
 def _test(args: argparse.Namespace) -> None:
     from aecls.train import evaluate_checkpoint
 
@@ -101,6 +103,10 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """A bad command line in one line, exit 2 (argparse's own prints the whole usage first)."""
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:

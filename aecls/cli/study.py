@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from aecls.cli.options import add_test_settings, given_test_settings
 from aecls.constants import SERVE_HOST, SERVE_PORT
@@ -114,9 +115,10 @@ def _storage(args: argparse.Namespace) -> str:
     return args.storage
 
 
-def _spec(args: argparse.Namespace):
+def _spec(args: argparse.Namespace, reads: bool = False):
     """The study file given, or, for a bare name that is no file, the one its study on --storage
-    was last run from."""
+    was last run from; for a command that `reads` a study, a --storage that is not there is
+    what is missing."""
     from aecls.errors import AeclsError
     from aecls.hpo.space import StudyFileNotFound, load_study
     from aecls.hpo.study import recorded_study_file
@@ -124,6 +126,10 @@ def _spec(args: argparse.Namespace):
     try:
         return load_study(args.study)
     except StudyFileNotFound as e:
+        if reads and args.storage != DEFAULT_STORAGE:
+            from aecls.hpo.storage import make_storage
+
+            make_storage(_storage(args), create=False)
         recorded = recorded_study_file(args.study, _storage(args))
         if recorded is None:
             raise AeclsError(f"{e}, and no study {args.study} on {_storage(args)} records one; give the "
@@ -147,7 +153,8 @@ def _run(args: argparse.Namespace) -> None:
     print(text)
     print(f"plots: {', '.join(str(p) for p in plots)}")
     print(f"dashboard: {dashboard_command(storage, args.artifacts)}")
-    print(f"TensorBoard: {tool_command('tensorboard', '--logdir', f'{args.log_dir}/{spec.name}')}")
+    logs = (Path(args.log_dir) / spec.name).resolve()  # absolute: pasted in another folder
+    print(f"TensorBoard: {tool_command('tensorboard', '--logdir', logs)}")
 
 
 def _best(args: argparse.Namespace) -> None:
@@ -157,7 +164,7 @@ def _best(args: argparse.Namespace) -> None:
     from aecls.hpo.storage import claim_outputs
 
     check(args.seeds >= 1, f"--seeds must be >= 1, got {args.seeds}")
-    spec = _spec(args)
+    spec = _spec(args, reads=True)
     study = open_study(spec, args.storage, allow_changes=args.allow_changes, create=False)
     claim_outputs(spec.name, args.storage, args.log_dir, args.out)
     info = rerun_best(spec, study, args.seeds, args.data_dir, args.log_dir, args.out, select=args.select,
@@ -170,7 +177,7 @@ def _plots(args: argparse.Namespace) -> None:
     from aecls.hpo.storage import claim_outputs
     from aecls.hpo.summary import study_outputs
 
-    spec = _spec(args)
+    spec = _spec(args, reads=True)
     study = open_study(spec, args.storage, allow_changes=args.allow_changes, create=False)
     claim_outputs(spec.name, args.storage, args.out)
     text, plots = study_outputs(spec, study, f"{args.out}/{spec.name}")

@@ -7,6 +7,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 
 from aecls.paths import COMPARE_MD, COMPARE_OUT, DATA_DIR_ALIASES, LABELLING_MD, LABELLING_OUT
+from aecls.transfer import graph
 from aecls.transfer.config import SweepConfig
 
 
@@ -72,8 +73,9 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--labels", type=_budgets, default=[100, 1000], help="label budgets (default 100,1000)")
     g.add_argument("--seeds", type=_seeds, default=3, help="a count or a list, as the sweep's (default 3)")
     g.add_argument("--algorithms", type=_names, default=None,
-                   help="comma-separated graph algorithms (default all: poisson, laplace, poisson_priors, "
-                        "poisson_mbo)")
+                   help=f"comma-separated graph algorithms (default {','.join(graph.FAST)}; "
+                        f"also {','.join(a for a in graph.ALGORITHMS if a not in graph.FAST)}: "
+                        "Poisson-MBO, minutes a solve on the training + validation graph)")
     g.add_argument("--fractions", type=_fractions, default=None,
                    help="fractions of the validation images kept, surest first (default 0.25,0.5,0.75,1)")
     g.add_argument(*DATA_DIR_ALIASES, dest="data_dir", default=None,
@@ -86,9 +88,13 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _named(text: str) -> tuple[str, str]:
+    """NAME=PATH; a path that exists is a path, named by its file's stem (a Lightning checkpoint,
+    best-epoch=0.ckpt, has a "=" of its own)."""
+    if Path(text).exists():
+        return Path(text).stem, text
     name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"want NAME=PATH, got {text!r}")
+    if not sep or not name or not path or "/" in name:
+        raise argparse.ArgumentTypeError(f"want NAME=PATH (or a path that exists), got {text!r}")
     return name, path
 
 
@@ -150,18 +156,14 @@ def _compare(args: argparse.Namespace) -> None:
 
 def _labelling(args: argparse.Namespace) -> None:
     from aecls.errors import check
-    from aecls.transfer import graph, labelling
+    from aecls.transfer import labelling
 
     encoders = dict(args.encoders)
-    check(len(encoders) == len(args.encoders), "each --encoder NAME once", "encoder")
-    algorithms = args.algorithms or tuple(graph.ALGORITHMS)
-    unknown = sorted(set(algorithms) - set(graph.ALGORITHMS))
-    check(not unknown, f"unknown algorithms {unknown}; choose from {list(graph.ALGORITHMS)}", "algorithms")
+    check(len(encoders) == len(args.encoders), "each --encoder NAME once", "encoders")
     seeds = list(range(args.seeds)) if isinstance(args.seeds, int) else args.seeds
-    check(all(b is not None for b in args.labels), "--labels: budgets only ('all' leaves nothing to label)",
-          "labels")
-    rows = labelling.measure(encoders, args.labels, seeds, algorithms, args.fractions or labelling.FRACTIONS,
-                             args.data_dir, args.val_size, args.progress)
+    rows = labelling.measure(encoders, args.labels, seeds, args.algorithms or graph.FAST,
+                             args.fractions or labelling.FRACTIONS, args.data_dir, args.val_size,
+                             args.progress)
     written = labelling.write(rows, Path(args.out))
     print(written[LABELLING_MD].read_text())
     print(f"written: {', '.join(map(str, written.values()))}")

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.trial import FrozenTrial
 
 from aecls.errors import check
@@ -24,7 +23,7 @@ from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.probe import PROBE_METRIC, LatentProbe
 from aecls.stats import sample_sd, spread
 from aecls.train import build_module, train
-from aecls.training import quiet_lightning
+from aecls.training import quiet_lightning, tensorboard_logger
 
 
 def select_trial(spec: StudySpec, study: optuna.Study, rule: str | None = None) -> tuple[FrozenTrial, str]:
@@ -63,7 +62,7 @@ def _fit_and_test(spec: StudySpec, params: dict[str, Any], model: dict[str, Any]
     ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / version / "checkpoints", monitor)
     cfg = spec.train_config(params, seed, data_dir, checkpoint=ckpt, test="best",
                             callbacks=[LatentProbe()] if spec.uses_probe else [],
-                            logger=TensorBoardLogger(log_dir, name=spec.name, version=version))
+                            logger=tensorboard_logger(log_dir, spec.name, version))
     cfg.model = model
     run = train(cfg)
     return {"seed": seed, "threads": torch.get_num_threads(), "val_score": run.best_score,

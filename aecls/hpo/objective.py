@@ -13,7 +13,6 @@ from pathlib import Path
 import optuna
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
@@ -24,6 +23,7 @@ from aecls.modules.base import GRID_IMAGES
 from aecls.paths import LOG_DIR
 from aecls.probe import LatentProbe
 from aecls.train import prepare, train
+from aecls.training import tensorboard_logger
 
 USER_MASTER_PORT = os.environ.get("MASTER_PORT")
 
@@ -64,7 +64,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
         else:
             os.environ["MASTER_PORT"] = USER_MASTER_PORT
     cfg = spec.train_config(params, seed, data_dir, checkpoint=ckpt, callbacks=callbacks,
-                            logger=TensorBoardLogger(log_dir, name=spec.name, version=version))
+                            logger=tensorboard_logger(log_dir, spec.name, version))
     run = prepare(cfg)
     grid = Path(log_dir) / spec.name / version / "reconstructions.png"
     start = time.perf_counter()

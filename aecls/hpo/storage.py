@@ -243,8 +243,12 @@ def dashboard_command(storage: str, artifacts: str | None = None) -> str:
     where to point it instead, as optuna-dashboard reads databases, not the proxy)."""
     if is_grpc(storage):
         return "optuna-dashboard reads the database behind the proxy: give it that URL"
-    target = str(journal_path(storage)) if is_journal(storage) else safe_url(storage)
-    return tool_command("optuna-dashboard", target, "--artifact-dir", str(artifact_dir(storage, artifacts)))
+    # absolute paths: the command is pasted in another terminal, often in another folder
+    path = storage_file(storage)
+    target = safe_url(storage) if path is None else \
+        str(path.resolve()) if is_journal(storage) else f"sqlite:///{path.resolve()}"
+    return tool_command("optuna-dashboard", target, "--artifact-dir",
+                        str(artifact_dir(storage, artifacts).resolve()))
 
 
 OWNER_FILE = ".aecls_storage"  # in each output folder of a study: the storage it belongs to

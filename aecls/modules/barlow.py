@@ -38,7 +38,9 @@ def barlow_twins_loss(p1: torch.Tensor, p2: torch.Tensor, off_diagonal: float) -
 
 
 class BarlowTwins(TwoViews):
-    """Args:
+    """Barlow Twins: two views' projections made to correlate as the identity matrix.
+
+    Args:
         net: encoder architecture (conv or cnn; its code is what transfers).
         optim: optimiser and schedule.
         proj_dim: width of the projector's layers (the correlation matrix is proj_dim^2).

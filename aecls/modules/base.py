@@ -77,6 +77,14 @@ def cannot_resume(total: int, why: str) -> AeclsError:
                       "resumed longer)", setting="ckpt_path")
 
 
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optim/lr": ...} from {"optim": {"lr": ...}}: hyper-parameters as TensorBoard lists them."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}/") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def scalar_step(trainer: L.Trainer) -> int:
     """The step Lightning logs this epoch's val/* scalars at, for an image logged beside them.
     Why a private counter: validation runs before the epoch's last optimiser step is counted for
@@ -194,11 +202,34 @@ class BaseModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "test")
 
+    def family(self):
+        """The registry family this module was built as (or, built from a class path, the one its
+        class and hyper-parameters match); None for a class no family registers."""
+        from aecls.modules.registry import families
+
+        if self.family_name is not None:
+            return families().get(self.family_name)
+        return for_checkpoint(type(self).__name__, dict(self.hparams))
+
+    def on_fit_start(self) -> None:
+        # TensorBoard's HPARAMS tab pairs `hp_metric` with the run's hyper-parameters. Declared
+        # here, with no value: Lightning's own declaration logs -1 at step 0 as a placeholder, so
+        # the loggers aecls makes turn it off (default_hp_metric=False).
+        if isinstance(self.logger, TensorBoardLogger) and self.trainer.is_global_zero \
+                and not getattr(self.logger, "_default_hp_metric", True):
+            from torch.utils.tensorboard.summary import hparams
+
+            flat = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                    for k, v in _flat(dict(self.hparams)).items()}
+            writer = self.logger.experiment._get_file_writer()  # as Lightning's log_hyperparams does
+            for summary in hparams(flat, {"hp_metric": 0}):  # names the metric; logs no value
+                writer.add_summary(summary)
+
     def on_validation_epoch_end(self) -> None:
         means = self._log_epoch("val")
-        if "loss" in means:
-            # TensorBoard's HPARAMS tab pairs this with the run's hyper-parameters.
-            self.log("hp_metric", means["loss"], sync_dist=self.trainer.world_size > 1, batch_size=1)
+        score = (fam.score if (fam := self.family()) is not None else "val/loss").removeprefix("val/")
+        if score in means:  # the family's score: what its studies compare, one quantity across runs
+            self.log("hp_metric", means[score], sync_dist=self.trainer.world_size > 1, batch_size=1)
         if self._grid_batch is not None and isinstance(self.logger, TensorBoardLogger):
             if not self.trainer.sanity_checking:
                 self.logger.experiment.add_image("val/images", self.image_grid(self._grid_batch),

@@ -48,7 +48,9 @@ class EncoderFreezer(BaseFinetuning):
 
 
 class Classifier(BaseModule):
-    """Args:
+    """An encoder and a head trained on labels: from scratch, on a frozen encoder, or fine-tuned.
+
+    Args:
         net: encoder architecture (taken from the pretrained encoder when `encoder_path` is set;
             a `latent_dim` that disagrees with it is an error).
         optim: optimiser and schedule (lr is the head's; the encoder gets lr * encoder_lr_scale).

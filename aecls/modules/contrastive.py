@@ -84,7 +84,9 @@ class TwoViews(BaseModule):
 
 
 class SimCLR(TwoViews):
-    """Args:
+    """SimCLR: two views of an image pulled together, every other image pushed away (NT-Xent).
+
+    Args:
         net: encoder architecture (conv or cnn; its code is what transfers).
         optim: optimiser and schedule.
         temperature: NT-Xent temperature.

@@ -79,8 +79,18 @@ class EvalEMA(EMAWeightAveraging):
 
 
 class FixMatch(Classifier):
-    """A Classifier (`mode` finetune or scratch) trained with FixMatch. Args as Classifier (optim
-    default: `published_optim()`), and:
+    """A Classifier (`mode` finetune or scratch) trained with FixMatch. The labelled batch gets the
+    weak view (random crop + flip) every step, drawn here: the DataModule's own `augment` must be off.
+
+    Args:
+        net: as Classifier's.
+        optim: as Classifier's (default: `published_optim()`, SGD as published).
+        mode: finetune or scratch, as Classifier's.
+        encoder_path: as Classifier's.
+        head_hidden: as Classifier's.
+        freeze_epochs: as Classifier's.
+        encoder_lr_scale: as Classifier's.
+        encoder_source: as Classifier's.
         threshold: confidence a pseudo-label needs to count.
         unlabelled_ratio: unlabelled images per labelled image in a step (the paper's mu).
         unlabelled_weight: weight of the unlabelled loss.
@@ -90,8 +100,6 @@ class FixMatch(Classifier):
             of an exponential moving average of the model (torch's AveragedModel) that gives the
             pseudo-labels instead, in eval mode: a slower, steadier teacher (as in Mean Teacher).
         seed: seeds the unlabelled batches and every view (with the step).
-    The labelled batch gets the weak view (random crop + flip) every step, drawn here: the
-    DataModule's own `augment` must be off.
     """
 
     def __init__(self, net: NetConfig | dict | None = None, optim: OptimConfig | dict | None = None,

@@ -34,15 +34,17 @@ def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
 
 
 class VAE(BaseModule):
-    test_settings = ("nll_samples",)
+    """A variational autoencoder: reparameterised Gaussian codes, Bernoulli pixels, KL to N(0, I).
 
-    """Args:
+    Args:
         net: encoder/decoder architecture (the encoder outputs 2 * latent_dim: mean, log-variance).
         optim: optimiser and schedule.
         beta: weight of the KL term in the training loss (1 = the ELBO).
         kl_warmup_epochs: ramp the KL weight linearly from 1/n to `beta` over this many epochs.
         nll_samples: importance samples k for the test NLL bound (IWAE, k >= 100 is tight enough).
     """
+
+    test_settings = ("nll_samples",)
 
     def __init__(self, net: NetConfig | None = None, optim: OptimConfig | None = None,
                  beta: float = 1.0, kl_warmup_epochs: int = 0, nll_samples: int = 100) -> None:

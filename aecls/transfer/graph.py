@@ -38,6 +38,9 @@ K = 10  # neighbours of each node: the paper's and the earlier check's choice
 # algorithm -> (graphlearning's class, with class priors)
 ALGORITHMS = {"poisson": ("poisson", False), "laplace": ("laplace", False),
               "poisson_priors": ("poisson", True), "poisson_mbo": ("poisson_mbo", True)}
+# The algorithms `transfer labelling` measures unless told: Poisson-MBO is opt-in, minutes a solve on
+# the graph of the training and validation images (graphlearning's volume projections).
+FAST = tuple(a for a in ALGORITHMS if a != "poisson_mbo")
 # sweep method -> (algorithm, test images in the graph)
 METHODS = {
     "graph": ("poisson", True),

@@ -22,10 +22,12 @@ from tqdm import tqdm
 
 from aecls.data import FashionMNISTDataModule
 from aecls.data.subsets import stratified_subset
+from aecls.errors import check
 from aecls.paths import LABELLING_CSV, LABELLING_MD, LABELLING_PNG
 from aecls.progress import in_terminal
-from aecls.stats import mean_sd
+from aecls.stats import SPREAD, mean_sd
 from aecls.transfer import graph, runs
+from aecls.transfer.config import check_seeds
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 SPLITS = ("train", "val")
@@ -55,12 +57,23 @@ def accuracy_by_fraction(pred: np.ndarray, margin: np.ndarray, truth: np.ndarray
     return {f: float(right[: max(1, round(f * len(order)))].mean()) for f in fractions}
 
 
+def check_asked(budgets: list[int | None], seeds: list[int], algorithms: tuple[str, ...]) -> None:
+    """What `measure` is asked, checked before anything runs or is written."""
+    check_seeds(seeds)
+    check(bool(budgets) and all(b is not None and b >= 10 for b in budgets),
+          "label budgets must be numbers >= 10 ('all' leaves nothing to label)", "labels")
+    unknown = sorted(set(algorithms) - set(graph.ALGORITHMS))
+    check(bool(algorithms) and not unknown,
+          f"unknown algorithms {unknown}; choose from {list(graph.ALGORITHMS)}", "algorithms")
+
+
 def measure(encoders: dict[str, str], budgets: list[int], seeds: list[int],
-            algorithms: tuple[str, ...] = tuple(graph.ALGORITHMS), fractions: tuple[float, ...] = FRACTIONS,
+            algorithms: tuple[str, ...] = graph.FAST, fractions: tuple[float, ...] = FRACTIONS,
             data_dir: str | None = None, val_size: int = 5000, progress: bool = True) -> list[dict]:
     """One row per (codes, labels, seed, algorithm, fraction): the validation accuracy of the
     pseudo-labels. `encoders`: NAME -> encoder; the codes are each alone and, with two or more,
     all side by side (NAME+NAME)."""
+    check_asked(budgets, seeds, algorithms)
     names = list(encoders)
     combos = [[n] for n in names] + ([names] if len(names) > 1 else [])
     total = len(seeds) * len(combos) * len(budgets) * len(algorithms)
@@ -96,7 +109,7 @@ def measure(encoders: dict[str, str], budgets: list[int], seeds: list[int],
 
 def table(rows: list[dict]) -> str:
     """Markdown: one line per (codes, labels, algorithm), validation accuracy (%) per fraction kept,
-    mean ± std over seeds."""
+    mean ± sd over seeds."""
     cells: dict[tuple, dict[float, list[float]]] = {}
     for r in rows:
         cells.setdefault((r["codes"], int(r["labels"]), r["algorithm"]), {}).setdefault(
@@ -109,7 +122,7 @@ def table(rows: list[dict]) -> str:
                      + " | ".join(mean_sd(by[f], scale=100) for f in fractions) + " |")
     seeds = len({r["seed"] for r in rows})
     return ("\n".join(lines) + f"\n\nAccuracy (%) of the graph's labels on the validation images it is "
-            f"surest of (largest margin), by the fraction kept; mean ± std over {seeds} seed(s).\n")
+            f"surest of (largest margin), by the fraction kept; {SPREAD} ({seeds} seed(s)).\n")
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -47,8 +47,8 @@ def score_of(path: str | Path) -> str:
     columns = [s for s in SCORES if score_column(s) in header]
     made = recorded(path)
     if len(columns) != 1 or (made is not None and columns == ["val"] and made.get("score") != "val"):
-        raise AeclsError(f"{path} is not a transfer sweep CSV (want one accuracy column, test_acc or val_acc, "
-                         f"agreeing with the settings beside it; found {columns or 'none'})")
+        raise AeclsError(f"{path} is not a transfer sweep CSV (want one accuracy column, test_acc or "
+                         f"val_acc, agreeing with the settings beside it; found {columns or 'none'})")
     return made["score"] if made is not None and made.get("score") in SCORES else columns[0]
 
 
