@@ -107,3 +107,27 @@ def test_hp_metric_is_the_family_score_with_no_placeholder(tiny_data, capsys):
     assert all(v != -1 for _, v in hp)
     loss = [e.value for e in events.Scalars("val/loss")]
     assert [v for _, v in hp] != pytest.approx(loss)  # beta 3: the loss is another quantity
+
+
+def test_a_study_can_look_quickly_below_one_epoch(tiny_data, capsys):
+    import torch
+
+    from aecls.hpo.run import run_study
+    from aecls.hpo.space import load_study
+    from tests.helpers import write_study
+
+    spec = load_study(write_study("quick", epochs=1, n_trials=1, train_fraction=0.25))
+    study = run_study(spec, 1, "sqlite:///q.db", data_dir=str(tiny_data), progress=False)
+    (trial,) = study.trials
+    ckpt = torch.load(trial.user_attrs["checkpoint"], weights_only=True)
+    assert ckpt["global_step"] == 1  # 350 training images, batch 64: 6 batches, a quarter of them
+    assert study.user_attrs["spec"]["train_fraction"] == 0.25
+    # a continued study cannot mix lengths
+    whole = load_study(write_study("quick", epochs=1, n_trials=2))
+    assert main(["study", "run", "quick.yaml", "--storage", "sqlite:///q.db",
+                 "--data-dir", str(tiny_data), "--no-progress"]) == 2
+    assert "train_fraction changed" in one_line_error(capsys)
+    assert whole.train_fraction == 1.0 and "train_fraction" not in whole.fingerprint()
+    for bad in (0, 1.5, "half"):
+        with pytest.raises(Exception, match="train_fraction must be in"):
+            load_study(write_study("bad", train_fraction=bad))

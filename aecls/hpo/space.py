@@ -68,6 +68,9 @@ class StudySpec:
     model: str = "cae"
     config: str | None = None  # model config the space's defaults come from (default configs/<model>.yaml)
     epochs: int = 10
+    # the share of each epoch's training batches a trial (and its re-run) trains on: < 1 for a quick
+    # look at a study (Lightning's limit_train_batches); recorded, so a continued study keeps it
+    train_fraction: float = 1.0
     objective: str = "recon"  # recon | probe | multi (see OBJECTIVES)
     pruner: str = "median"  # median | hyperband | threshold | none (multi: none, Optuna cannot prune it)
     pruner_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments of that pruner
@@ -88,6 +91,9 @@ class StudySpec:
                   f"study {self.name}: {key} must be a whole number, got {value!r}")
         fam = self.family
         check(self.epochs >= 1, f"study {self.name}: epochs must be >= 1")
+        check(isinstance(self.train_fraction, (int, float)) and not isinstance(self.train_fraction, bool)
+              and 0 < self.train_fraction <= 1, f"study {self.name}: train_fraction must be in (0, 1] "
+              f"(the share of each epoch's training batches), got {self.train_fraction!r}")
         check(self.n_trials >= 1, f"study {self.name}: n_trials must be >= 1")
         check(self.pruner in PRUNERS, f"study {self.name}: pruner must be one of {list(PRUNERS)}")
         check(self.objective in OBJECTIVES,
@@ -280,8 +286,10 @@ class StudySpec:
         return self.trainer["devices"] > 1 or "ddp" in str(self.trainer.get("strategy", ""))
 
     def fingerprint(self) -> dict[str, Any]:
-        """What a continued study must not change (stored in the study as user attr `spec`)."""
-        return yaml.safe_load(yaml.safe_dump({k: getattr(self, k) for k in FINGERPRINT_KEYS}))
+        """What a continued study must not change (stored in the study as user attr `spec`); the
+        train fraction only where it is below 1, so a study recorded before it existed continues."""
+        keys = (*FINGERPRINT_KEYS, *(("train_fraction",) if self.train_fraction < 1 else ()))
+        return yaml.safe_load(yaml.safe_dump({k: getattr(self, k) for k in keys}))
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw (or fix) every parameter of the space for `trial`."""
@@ -310,8 +318,10 @@ class StudySpec:
                      **kwargs: Any) -> TrainConfig:
         """What a trial (or the best-trial re-run) trains: this study's model, data and trainer
         with `params` drawn, seeded with `seed`; `kwargs`: TrainConfig's logger, checkpoint, ..."""
+        length = {"max_epochs": self.epochs,
+                  **({"limit_train_batches": self.train_fraction} if self.train_fraction < 1 else {})}
         return TrainConfig(model=self.model_config(params), data={"data_dir": data_dir, **self.data},
-                           trainer={"max_epochs": self.epochs, **self.trainer}, seed=seed, **kwargs)
+                           trainer={**length, **self.trainer}, seed=seed, **kwargs)
 
     def build_module(self, params: dict[str, Any]) -> BaseModule:
         """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""

@@ -60,7 +60,7 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
                          "another name or use another storage")
     now, before = spec.fingerprint(), study.user_attrs.get("spec")
     if before is not None and before != now and not allow_changes:
-        changed = [k for k in now if before.get(k) != now[k]]
+        changed = [k for k in {**before, **now} if before.get(k) != now.get(k)]
         raise AeclsError(f"study {spec.name} on {safe_url(storage)} was created from a different study "
                          f"file ({', '.join(changed)} changed); allow the changes to continue it "
                          "anyway, or give the study another name", setting="allow_changes")
