@@ -152,3 +152,50 @@ def test_a_refused_sweep_writes_nothing(tiny_data, tmp_path, capsys, argv, said)
     assert main([*args, *argv]) == 2
     assert said in one_line_error(capsys)
     assert not Path("refused").exists()
+
+
+def test_a_headline_without_tests_says_so(capsys):
+    """Two seeds give no paired test: the headline says there is no verdict, not "Holm-adjusted
+    over the 0"."""
+    from aecls.transfer.compare import compare_sweeps
+
+    a = write_sweep(Path("results/h/a"), {(100, "frozen"): [0.7, 0.6], (100, "scratch"): [0.5, 0.5]})
+    b = write_sweep(Path("results/h/b"), {(100, "frozen"): [0.75, 0.65]})
+    compare_sweeps({"a": str(a), "b": str(b)}, "results/h")
+    Path("RESULTS.md").write_text("# R\n<!-- headline: results/h -->\n<!-- /results -->\n")
+    assert main(["results"]) == 0
+    text = Path("RESULTS.md").read_text()
+    assert "over the 0" not in text and "no cell has the 3 paired seeds a test needs" in text
+
+
+def _pairs(text: str) -> set[tuple[str, str]]:
+    import re
+
+    return set(re.findall(r"(\d+\.\d+) ± (\d+\.\d+)", text))
+
+
+def test_results_md_claims_are_true_of_its_rows():
+    """A spread written by hand beside a mean that a generated block holds is that block's (the
+    sample sd); the FixMatch-from-pseudo-labels section says which setting saw the test set and
+    which FixMatch it beats."""
+    import re
+
+    text = (ROOT / "RESULTS.md").read_text()
+    blocks = "".join(m.group(0) for m in re.finditer(r"<!-- (results|headline): .*?<!-- /results -->",
+                                                     text, re.S))
+    prose = re.sub(r"<!-- (results|headline): .*?<!-- /results -->", "", text, flags=re.S)
+    generated = {}
+    for mean, sd in _pairs(blocks):
+        generated.setdefault(mean, set()).add(sd)
+    stale = [(m, s) for m, s in _pairs(prose) if m in generated and s not in generated[m]]
+    assert not stale, f"hand-written spreads that differ from the generated rows: {stale}"
+    section = text.split("### FixMatch started from the graph pseudo-labels")[1].split("\n## ")[0]
+    assert "nothing chosen on the test set" not in section
+    assert "Seen the test set" in section and "--pseudo-tune-steps 300" in section
+    assert "weight average" in section and "stronger variant" in section
+
+
+def test_the_docs_say_pseudo_fixmatch_curves_are_kept():
+    for page in ("docs/transfer.md", "docs/notebook.md"):
+        text = " ".join((ROOT / page).read_text().split())
+        assert "curve is not kept" not in text and "curves are not kept for `pseudo_fixmatch`" not in text

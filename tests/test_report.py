@@ -4,6 +4,7 @@ partial run says what is missing instead of crashing."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,10 @@ def test_full_tiny_run(tiny_data, capsys):
     assert main(["transfer", "sweep", "--encoder", "artifacts/rep", "--labels", "20,all", "--seeds", "3",
                  "--epochs", "1", "--min-steps", "2", "--data-dir", str(tiny_data), "--val-size", "50",
                  "--no-progress"]) == 0
-    # the same sweep twice (3 seeds: a verdict): a tie on every row, and it shows up in the report
-    assert main(["transfer", "compare", "a=artifacts/transfer", "b=artifacts/transfer"]) == 0
+    # the same rows in two sweeps (3 seeds: a verdict): a tie on every row, and it shows up in the
+    # report (one CSV given twice is refused: a copy is another sweep of the same numbers)
+    shutil.copytree("artifacts/transfer", "artifacts/transfer_copy")
+    assert main(["transfer", "compare", "a=artifacts/transfer", "b=artifacts/transfer_copy"]) == 0
     assert main(["report", "--study", "rep", "--data-dir", str(tiny_data)]) == 0
     text = _check_report(Path("reports/main/report.md"))
     assert "## Missing" not in text, text.split("## Missing")[-1][:500]

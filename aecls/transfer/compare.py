@@ -316,7 +316,7 @@ def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[s
         said = "; ".join(f"{SCORES[sc]}: " + ", ".join(p for p, s in scores.items() if s == sc)
                          for sc in SCORES if sc in scores.values())
         raise AeclsError(f"the sweeps were scored on different images ({said}): validation and test "
-                         "accuracies are not compared; compare sweeps of one score", setting="runs")
+                         "accuracies are not compared; compare sweeps of one score")
     return sweeps, seconds, next(iter(scores.values()), "test")
 
 
@@ -443,7 +443,7 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
         again = named.setdefault(csv_path.resolve(), name)
         check(again == name and str(csv_path) not in paths.get(name, []),
               f"{csv_path} is given twice ({again} and {name}): a sweep compared with itself differs "
-              "by nothing; give each sweep once", "runs")
+              "by nothing; give each sweep once")
         paths.setdefault(name, []).append(str(csv_path))
     check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
     markdown = compare_markdown(paths, vary, allow_unlike)  # refuses unlike sweeps: nothing written
