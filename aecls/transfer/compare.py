@@ -6,7 +6,7 @@ FixMatch x label budgets, beside the raw-pixel and PCA baselines), or two encode
 It reads the sweeps' CSVs and recomputes nothing; one NAME given several CSVs merges them (a
 sweep run in parts, e.g. FixMatch apart). Differences are paired by seed: seed s draws the same
 labelled subset in every sweep and method, so `B_s - A_s` removes the subset's own luck, and the
-tables give their mean ± std over seeds and a paired t-test's verdict (aecls.stats.paired).
+tables give their mean ± sd (the sample sd) over seeds and a paired t-test's verdict (aecls.stats.paired).
 
 Such a difference measures the encoders only when the sweeps were made alike: the settings each
 sweep recorded (sweep.json, or NAME.json beside a copied NAME.csv) must agree in everything but
@@ -78,6 +78,7 @@ def merge(parts: list[tuple[Sweep, str]], name: str) -> Sweep:
                              f"is in two of its CSVs (the second: {path}); give each run once")
             merged.setdefault(key, {}).update(runs)
     return merged
+
 
 def check_vary(vary: tuple[str, ...] | list[str]) -> None:
     """`vary` names sweep settings, and never `score`: validation and test accuracies are not one
