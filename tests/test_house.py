@@ -71,7 +71,7 @@ def test_no_import_circles_in_aecls():
     assert find_circle(graph) is None
 
 
-# Layers, lowest first (DESIGN.md): a module imports its own layer and those before it only. The
+# Layers, lowest first: a module imports its own layer and those before it only. The
 # ground floor is what every layer may use; "train" is the one train function and what reads its
 # checkpoints; the pipeline and the CLI sit on top.
 LAYERS = [

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from aecls.cli import main
-from aecls.modules.registry import KINDS, families, family
+from aecls.modules.registry import families, family
 from aecls.paths import find_config
 from aecls.train import load_train_config, train
 from tests.helpers import finished, one_line_error
@@ -41,8 +41,26 @@ def _fit(name: str, tiny_data: Path):
 def test_the_registry_is_whole():
     assert {"cae", "dae", "vae", "simclr", "classifier", "fixmatch"} <= set(FAMILIES)
     for name, f in families().items():
-        assert f.kind in KINDS and f.name == name
+        assert f.name == name
         assert find_config(f.config_name).is_file()  # every family has its default config
+
+
+@pytest.mark.parametrize(("changed", "message"), [
+    ({"kind": "regressor"}, "kind must be one of"),
+    ({"loss_keys": {"noise_sigma"}, "study_keys": {"loss"}},
+     r"loss_keys \['noise_sigma'\] are not study keys"),
+    ({"score": "val/loss", "maximize": True}, "val/loss is minimised"),
+])
+def test_a_family_breaking_a_rule_is_refused_at_construction(changed, message):
+    """The registry's rules hold because Family refuses, when it is built, a family that breaks
+    them (a kind it does not know, a loss key the study cannot search, a loss maximised)."""
+    from aecls.modules.registry import Family
+
+    cae = family("cae")
+    fields = {"name": "broken", "module": cae.module, "kind": cae.kind, **changed}
+    with pytest.raises(ValueError, match=message):
+        Family(**fields)
+    assert Family(**{**fields, **{k: getattr(cae, k) for k in changed}}).name == "broken"  # else fine
 
 
 @pytest.mark.parametrize("name", FAMILIES)
