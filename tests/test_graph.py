@@ -11,8 +11,11 @@ from scipy.sparse.csgraph import connected_components
 
 from aecls.cli import main
 from aecls.transfer import graph
-from aecls.transfer.config import GRAPH
+from aecls.transfer.methods import method_names
+
 from tests.test_transfer import _encoder
+
+GRAPH = method_names(kind="graph")
 
 
 def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -127,13 +127,12 @@ def test_compare_counts_only_the_settings_a_shared_method_reads(tmp_path, capsys
 
 
 def test_every_setting_is_read_by_some_method():
-    """config.METHOD_SETTINGS names each recorded setting but the encoder for some method (else no
+    """The methods' registry names each recorded setting but the encoder for some method (else no
     comparison would ever check it), and only settings that exist."""
-    from aecls.transfer.config import METHOD_SETTINGS, METHODS
+    from aecls.transfer.methods import settings_read
     from aecls.transfer.runs import sweep_settings
 
-    read = {k for keys in METHOD_SETTINGS.values() for k in keys}
-    assert set(METHOD_SETTINGS) == set(METHODS)
+    read = {k for keys in settings_read().values() for k in keys}
     assert read == set(sweep_settings()) - {"encoder"}
 
 

@@ -186,14 +186,16 @@ def test_every_setting_an_error_names_has_a_flag():
     assert flags_for(["report"], "select") == ""  # a setting the command has no flag for: no hint
 
 
-def test_the_sweeps_method_tables_name_only_methods_and_settings():
-    """A method added to the sweep is added to its tables too: every semi-supervised method is
-    paired in a comparison against what it builds on, and every setting a method owns is a
-    SweepConfig field (else two sweeps differing in it would be taken as alike, or unlike)."""
-    from aecls.transfer.config import METHOD_SETTINGS, METHODS, OWN_VIEWS, PAIRED_AGAINST, SEMI_SUPERVISED
+def test_every_sweep_method_is_paired_and_reads_only_settings():
+    """The sweep's methods are one registry (aecls.transfer.methods): every semi-supervised method
+    is paired in a comparison against what it builds on, every method it is paired against is
+    registered, and every setting a method reads is a sweep setting (else two sweeps differing in
+    it would be taken as alike, or unlike)."""
+    from aecls.transfer.methods import method_names, methods
+    from aecls.transfer.runs import sweep_settings
 
-    assert set(PAIRED_AGAINST) == set(SEMI_SUPERVISED)
-    assert all(set(against) <= set(METHODS) - {m} for m, against in PAIRED_AGAINST.items())
-    assert set(METHOD_SETTINGS) <= set(METHODS) and set(OWN_VIEWS) <= set(SEMI_SUPERVISED)
-    settings = {f.name for f in fields(SweepConfig)}
-    assert all(set(keys) <= settings for keys in METHOD_SETTINGS.values()), METHOD_SETTINGS
+    known = methods()
+    assert all(known[m].paired_against for m in method_names(kind="semi-supervised"))
+    assert all(set(m.paired_against) <= set(known) - {m.name} for m in known.values())
+    assert all(known[m].kind == "semi-supervised" for m in method_names(own_views=True))
+    assert all(set(m.settings) <= set(sweep_settings()) for m in known.values())

@@ -69,7 +69,7 @@ def test_a_sweep_trains_on_the_pseudo_labelled_images(tiny_data, tmp_path):
 
 
 def test_pseudo_fixmatch_starts_from_the_pseudo_label_network(tiny_data, tmp_path, monkeypatch):
-    import aecls.transfer.sweep as sweep
+    import aecls.transfer.runners as sweep
 
     started = []  # the weights each FixMatch run began from, before any step
 

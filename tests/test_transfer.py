@@ -45,7 +45,7 @@ def test_sweep_writes_csv_markdown_png(tiny_data, tmp_path, capsys):
 
 
 def test_pca_baseline_with_a_latent_wider_than_the_budget(tiny_data, tmp_path, monkeypatch):
-    import aecls.transfer.sweep as sweep
+    import aecls.transfer.runners as sweep
 
     kept = []
 
@@ -75,7 +75,7 @@ def test_budget_larger_than_data_is_a_clear_error(tiny_data, tmp_path, capsys):
 
 
 def test_sweep_settings_reach_the_classifier_and_data(tiny_data, tmp_path, monkeypatch):
-    import aecls.transfer.sweep as transfer
+    import aecls.transfer.runners as transfer
 
     seen = []
 

@@ -30,15 +30,14 @@ from aecls.transfer.compare import (
     provenance_line,
     read_checked,
     read_record,
+    references,
     settings_text,
 )
 from aecls.transfer.config import SCORES
+from aecls.transfer.methods import methods
 
 BLOCK = re.compile(r"(<!-- (?P<kind>results|headline): (?P<folder>[^ ]+) -->\n)(?P<body>.*?)"
                    r"(<!-- /results -->)", re.S)
-# Methods that use no pretrained encoder: one cell each, whichever sweep ran it.
-BASELINE_NAMES = {"scratch": "scratch (no pretraining)", "logreg_pixels": "raw pixels (logistic regression)",
-                  "logreg_pca": "PCA + logistic regression"}
 
 
 class OutOfStep(AeclsError):
@@ -64,10 +63,11 @@ def _candidates(sweeps: dict[str, Sweep], b: int) -> dict[str, dict[int, float]]
     """{label: {seed: accuracy}} of every cell at budget `b`: "ENCODER METHOD" for the methods that
     use an encoder, one cell per baseline (the first sweep that ran it)."""
     out: dict[str, dict[int, float]] = {}
+    known = methods()
     for name, sweep in sweeps.items():
         for (bb, m), runs in sweep.items():
             if bb == b:
-                out.setdefault(BASELINE_NAMES.get(m, f"{name} {m}"), runs)
+                out.setdefault(f"{name} {m}" if known[m].uses_encoder else known[m].label, runs)
     return out
 
 
@@ -85,7 +85,7 @@ def headline(folder: str) -> str:
         cells = _candidates(sweeps, b)
         ranked = sorted(cells, key=lambda k: -np.mean(list(cells[k].values())))
         best, others = ranked[0], ranked[1:]
-        against = [others[0] if others else None, BASELINE_NAMES["scratch"], BASELINE_NAMES["logreg_pixels"]]
+        against = [others[0] if others else None, *(methods()[m].label for m in references())]
         row = {"b": b, "best": best, "cells": cells, "vs": []}
         for i, other in enumerate(against):
             if other is None or other == best or other not in cells or other in against[:i]:
@@ -109,8 +109,10 @@ def headline(folder: str) -> str:
         shown = "< 0.001" if p < 0.001 else f"= {p:.2g}"
         return f"{t.difference()}, Holm p {shown}: **{word}**"
 
-    lines = ["| labels | best | runner-up | best − runner-up | best − scratch | best − raw pixels |",
-             "|---:|---|---|---|---|---|"]
+    # a column per reference, named by the words before its label's parenthesis ("raw pixels")
+    refs = [methods()[m].label.split(" (")[0] for m in references()]
+    lines = ["| labels | best | runner-up | best − runner-up | "
+             + " | ".join(f"best − {r}" for r in refs) + " |", "|---:|---|---|---|" + "---|" * len(refs)]
     for r in rows:
         cells, best = r["cells"], r["best"]
         runner = r["vs"][0][0] if r["vs"][0] else "-"

@@ -28,13 +28,22 @@ import numpy as np
 from aecls.errors import AeclsError, check
 from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
 from aecls.stats import SPREAD, Paired, mean_and_sd, mean_sd, paired, rule, too_few_seeds
-from aecls.transfer.config import GRAPH, METHOD_SETTINGS, METHODS, PAIRED_AGAINST, SCORES, SEMI_SUPERVISED
+from aecls.transfer.config import SCORES
+from aecls.transfer.methods import method_names, methods, settings_read
 from aecls.transfer.plots import panels_plot
 from aecls.transfer.runs import accuracy, read_rows, recorded, score_of, sweep_settings
 
-PRETRAINED = ("frozen", "finetune", *SEMI_SUPERVISED, *GRAPH)  # the methods that use the encoder
-BASELINES = ("scratch", "logreg_pixels")  # what every pretrained result must beat to count
-COMPARED = ("encoder",)  # the setting a comparison of sweeps is about
+COMPARED = ("encoder",)
+
+
+def pretrained() -> tuple[str, ...]:
+    """The methods whose result depends on the encoder: what a comparison of encoders is about."""
+    return method_names(uses_encoder=True)
+
+
+def references() -> tuple[str, ...]:
+    """What every pretrained result must beat to count (scratch, raw pixels)."""
+    return method_names(reference=True)  # the setting a comparison of sweeps is about
 NO_VERDICT = "no verdict (unlike sweeps)"
 Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: accuracy}
 
@@ -96,7 +105,7 @@ def differences(paths: dict[str, list[str]],
                 vary: tuple[str, ...] | list[str] = ()) -> tuple[list[str], list[str]]:
     """(unlike, varied): one line per setting in which the sweeps' CSVs differ where it matters,
     besides the encoder (and the score, which `read_compared` refuses to mix): a setting counts
-    between the CSVs that ran a method reading it (config.METHOD_SETTINGS; a setting no method
+    between the CSVs that ran a method reading it (the methods' registry; a setting no method
     reads, between all). `varied` for the settings in `vary`, `unlike` for the others and for CSVs
     that recorded no settings."""
     check_vary(vary)
@@ -108,7 +117,7 @@ def differences(paths: dict[str, list[str]],
     methods = {p: {m for _, m in read_sweep(p)} for p in known}
     varied = []
     for key in sorted({k for s in known.values() for k in s} - {*COMPARED, "score"}):
-        readers = [m for m, keys in METHOD_SETTINGS.items() if key in keys]
+        readers = [m for m, keys in settings_read().items() if key in keys]
         # the groups of CSVs that must agree on `key`: those that ran one method that reads it
         groups = [[p for p in known if m in methods[p]] for m in readers] if readers else [list(known)]
         shown: dict[str, None] = {}
@@ -146,12 +155,13 @@ def paired_by_seed(a: dict[int, float], b: dict[int, float]) -> Paired:
     return paired([a[s] for s in seeds], [b[s] for s in seeds])
 
 
-def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] = PRETRAINED,
+def compare_table(sweeps: dict[str, dict], methods: tuple[str, ...] | None = None,
                   verdicts: bool = True, score: str = "test") -> str:
     """Markdown: per label budget and method, each encoder's mean ± sd and the paired difference
     of every later encoder to the first (the reference), with the verdict of a paired test; a row
     wherever the reference and another sweep have the cell ("-" for the sweeps without it). A
     table none of whose tests has the seeds says so once above it, with no verdict column."""
+    methods = pretrained() if methods is None else methods
     names = list(sweeps)
     ref = names[0]
     budgets = sorted({b for s in sweeps.values() for b, m in s if m in methods})
@@ -197,18 +207,18 @@ def against_baselines(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
     base = {}
     for sweep in sweeps.values():
         for (b, m), runs in sweep.items():
-            if m in BASELINES:
+            if m in references():
                 base.setdefault((b, m), runs)
     rows = [(b, m, name, runs, [paired_by_seed(runs, base[(b, bm)]) if (b, bm) in base else None
-                                for bm in BASELINES])
+                                for bm in references()])
             for (b, m), name, runs in sorted((k, n, r) for n, s in sweeps.items() for k, r in s.items()
-                                             if k[1] in PRETRAINED)]
+                                             if k[1] in pretrained())]
     if not base or not rows:
         return "No sweep ran a baseline (scratch, logreg_pixels) beside a pretrained method.\n"
     all_tests = [t for *_, tests in rows for t in tests if t is not None]
     few = too_few_seeds(all_tests)
-    lines = ["| labels | encoder | method | accuracy | " + " | ".join(f"- {m}" for m in BASELINES) + " |",
-             "|---:|---|---|---:|" + "---:|" * len(BASELINES)]
+    lines = ["| labels | encoder | method | accuracy | " + " | ".join(f"- {m}" for m in references()) + " |",
+             "|---:|---|---|---:|" + "---:|" * len(references())]
     for b, m, name, runs, tests in rows:
         cells = ["-" if t is None else t.difference() if few else
                  f"{t.difference()}: {t.verdict if verdicts else NO_VERDICT}" for t in tests]
@@ -226,8 +236,8 @@ def uncorrected(n: int) -> str:
 
 
 def _cells(sweeps: dict[str, Sweep], b: int) -> dict[tuple[str, str], list[float]]:
-    """{(method, sweep): accuracies} at budget `b`, methods in METHODS order."""
-    return {(m, n): list(s[(b, m)].values()) for m in METHODS for n, s in sweeps.items() if (b, m) in s}
+    """{(method, sweep): accuracies} at budget `b`, methods in table order."""
+    return {(m, n): list(s[(b, m)].values()) for m in methods() for n, s in sweeps.items() if (b, m) in s}
 
 
 def best_per_budget(sweeps: dict[str, Sweep], verdicts: bool = True) -> list[str]:
@@ -266,12 +276,12 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: 
     time."""
     names = list(sweeps)
     budgets = sorted({b for s in sweeps.values() for b, _ in s})
-    methods = [m for m in METHODS if any(m == k[1] for s in sweeps.values() for k in s)]
+    ran = [m for m in methods() if any(m == k[1] for s in sweeps.values() for k in s)]
     lines = ["| labels | method | " + " | ".join(names) + " |", "|---:|---|" + "---:|" * len(names)]
     for b in budgets:
         cells = _cells(sweeps, b)
         top = max(cells, key=lambda k: np.mean(cells[k]))
-        for m in methods:
+        for m in ran:
             row = [(f"**{_pm(cells[(m, n)])}**" if (m, n) == top and verdicts else _pm(cells[(m, n)]))
                    if (m, n) in cells else "-" for n in names]
             if any(c != "-" for c in row):
@@ -284,12 +294,12 @@ def side_by_side(sweeps: dict[str, Sweep], seconds: dict[str, float], verdicts: 
 
 
 def semi_vs_supervised(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
-    """Markdown: per sweep and budget, each semi-supervised method minus each method it is paired
-    against (config.PAIRED_AGAINST: fine-tuning, ...) from the same encoder, paired by seed, with
-    the paired test's verdict."""
+    """Markdown: per sweep and budget, each method minus each method it is paired against (its
+    registry entry's paired_against: a semi-supervised method against fine-tuning, ...) from the
+    same encoder, paired by seed, with the paired test's verdict."""
     rows = [(name, b, m, against, base, semi, paired_by_seed(semi, base))
             for name, sweep in sweeps.items() for (b, m), semi in sorted(sweep.items())
-            for against in PAIRED_AGAINST.get(m, ()) if (base := sweep.get((b, against)))]
+            for against in methods()[m].paired_against if (base := sweep.get((b, against)))]
     if not rows:
         return ("No sweep has a semi-supervised method beside one it builds on (finetune, ...) at the "
                 "same budget.\n")
@@ -455,6 +465,6 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
                                   f"\n## Where the rows came from\n\n{provenance(paths)}")
     options = {**({"vary": sorted(vary)} if vary else {}), **({"allow_unlike": True} if allow_unlike else {})}
     (out / COMPARE_JSON).write_text(json.dumps({"runs": paths, **options}, indent=2))
-    panels_plot({name: _stats(sweep) for name, sweep in sweeps.items()}, PRETRAINED, BASELINES,
+    panels_plot({name: _stats(sweep) for name, sweep in sweeps.items()}, pretrained(), references(),
                 out / COMPARE_PNG, "encoders compared, one panel per method", SCORES[score])
     return {name: out / name for name in (COMPARE_MD, COMPARE_PNG, COMPARE_JSON)}

@@ -6,26 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aecls.constants import CLASSIFIER_MODES, FIXMATCH_EMA, FIXMATCH_LR, FIXMATCH_MU, FIXMATCH_THRESHOLD
+from aecls.constants import FIXMATCH_EMA, FIXMATCH_LR, FIXMATCH_MU, FIXMATCH_THRESHOLD
 from aecls.errors import check
 from aecls.paths import TRANSFER_OUT
 from aecls.transfer import graph
+from aecls.transfer.methods import method_names, methods
 
-DEEP = CLASSIFIER_MODES
-SEMI = ("fixmatch",)  # semi-supervised: also trains on the training images outside the subset, unlabelled
-# Poisson or Laplace learning on the k-NN graph of the frozen codes, test images in the graph or not
-GRAPH = tuple(graph.METHODS)
-# the fine-tuned classifier trained on every training image, labelled by a graph method first; then
-# (pseudo_fixmatch) FixMatch from the weights that gave
-PSEUDO = ("pseudo", "pseudo_fixmatch")
-OWN_VIEWS = ("fixmatch", "pseudo_fixmatch")  # FixMatch draws its own views: the data's augment stays off
-SEMI_SUPERVISED = (*SEMI, *PSEUDO)  # both read the training images outside the subset
-# What a comparison pairs each semi-supervised method against (same encoder, same subsets): the
-# supervised method it adds to, and for pseudo_fixmatch each of its two halves alone.
-PAIRED_AGAINST = {"fixmatch": ("finetune",), "pseudo": ("finetune",),
-                  "pseudo_fixmatch": ("finetune", "fixmatch", "pseudo")}
-METHODS = (*DEEP, *SEMI, *PSEUDO, *GRAPH, "logreg_pixels", "logreg_pca")
-DEFAULT_METHODS = (*DEEP, "logreg_pixels", "logreg_pca")  # fixmatch and graph are opt-in
+# What each method is, reads and is paired against: aecls.transfer.methods (the registry).
+DEFAULT_METHODS = method_names(default=True)  # fixmatch, the pseudo-label and graph methods are opt-in
 # What a sweep's runs are scored on (SweepConfig.score), in the words every line, table, column and
 # figure of the sweep uses: a validation score is never called a test score.
 SCORES = {"test": "test accuracy", "val": "validation accuracy"}
@@ -34,29 +22,6 @@ SCORES = {"test": "test accuracy", "val": "validation accuracy"}
 def score_column(score: str) -> str:
     """The sweep.csv column that holds a run's accuracy: test_acc, or val_acc for `score` "val"."""
     return f"{score}_acc"
-
-
-# The settings each method's runs read (besides the encoder, and val_size and score, which every
-# run reads: they fix the images it trains and is scored on). Two sweeps are alike for a method
-# when these agree: a FixMatch setting says nothing of a frozen encoder's runs, the training
-# length nothing of a graph method's.
-_EVERY = ("val_size", "score")
-_HEAD = ("batch_size", "lr", "head_hidden")  # a classifier head trained on the labels
-_FIXMATCH = ("fixmatch_steps", "fixmatch_lr", "threshold", "unlabelled_ratio", "unlabelled_weight",
-             "eval_ema", "teacher_ema", "monitor_every")
-_PSEUDO = ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_passes", "pseudo_labelled_share",
-           "min_steps", *_HEAD, "encoder_lr_scale")
-_READS = {
-    "scratch": (*_HEAD, "epochs", "min_steps", "augment"),
-    "frozen": (*_HEAD, "epochs", "min_steps", "augment"),
-    "finetune": (*_HEAD, "epochs", "min_steps", "augment", "encoder_lr_scale"),
-    "fixmatch": ("batch_size", "head_hidden", "encoder_lr_scale", *_FIXMATCH),  # FixMatch's own views
-    **{m: ("graph_codes",) for m in GRAPH},
-    "pseudo": (*_PSEUDO, "augment", "pseudo_tune_steps"),
-    "pseudo_fixmatch": (*_PSEUDO, *_FIXMATCH),
-    "logreg_pixels": (), "logreg_pca": (),
-}
-METHOD_SETTINGS = {m: (*_EVERY, *keys) for m, keys in _READS.items()}
 
 
 def check_seeds(seeds: list[int], given: object = None) -> None:
@@ -97,7 +62,7 @@ class SweepConfig:
         "the images every run is scored on: test, or val (the validation images: to choose a "
         "method's settings without the test set; the chosen ones then run with test)"))
     methods: tuple[str, ...] = field(default=DEFAULT_METHODS, metadata=_help(
-        f"comma-separated subset of {','.join(METHODS)}"))
+        f"comma-separated subset of {','.join(method_names())}"))
     fixmatch_steps: int = field(default=2000, metadata=_help("fixmatch: optimiser steps per run"))
     fixmatch_lr: float = field(default=FIXMATCH_LR, metadata=_help(
         "fixmatch: lr of SGD (Nesterov 0.9, weight decay 5e-4, cos(7 pi k / 16 K) decay), as published"))
@@ -161,8 +126,9 @@ class SweepConfig:
         check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",
               "graph_codes")
         check(self.score in ("test", "val"), f"score must be test or val, got {self.score!r}", "score")
-        unknown = set(self.methods) - set(METHODS)
-        check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}", "methods")
+        known = methods()
+        unknown = set(self.methods) - set(known)
+        check(not unknown, f"unknown methods {sorted(unknown)}; choose from {list(known)}", "methods")
         twice = sorted({m for m in self.methods if self.methods.count(m) > 1})
         check(not twice, f"methods {twice} given twice: each method is one run per budget and seed",
               "methods")

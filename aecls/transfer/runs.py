@@ -24,7 +24,8 @@ from pathlib import Path
 
 from aecls.errors import AeclsError
 from aecls.paths import SWEEP_CSV, SWEEP_JSON
-from aecls.transfer.config import METHODS, SCORES, SweepConfig, score_column
+from aecls.transfer.config import SCORES, SweepConfig, score_column
+from aecls.transfer.methods import methods
 
 # One row: the run (budget asked, labels it had, seed, method), its accuracy (in a column named for
 # the images it was scored on: config.score_column) and what reproduces it.
@@ -148,7 +149,7 @@ def _checked(path: Path, n: int, r: dict, column: str) -> dict:
         acc = float(r[column])
     except ValueError as e:
         raise _fail(path, n, f"not a sweep row ({e})") from None
-    if r["method"] not in METHODS or not 0 <= acc <= 1:
+    if r["method"] not in methods() or not 0 <= acc <= 1:
         raise _fail(path, n, f"not a sweep row (method {r['method']!r}, {column} {r[column]})")
     return r
 
