@@ -12,7 +12,6 @@ from scipy.sparse.csgraph import connected_components
 from aecls.cli import main
 from aecls.transfer import graph
 from aecls.transfer.methods import method_names
-
 from tests.test_transfer import _encoder
 
 GRAPH = method_names(kind="graph")
