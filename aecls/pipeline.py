@@ -12,8 +12,10 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 from aecls.errors import AeclsError
@@ -277,7 +279,7 @@ def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str 
         os.close(fd)
 
 
-def side_by_side(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> None:
+def run_beside(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> None:
     """Run independent stages (title, stage): one after another in this process on a one-core
     machine, else in `side_slots()` spawned processes with the cores split, each one's output in
     logs/."""
@@ -292,43 +294,49 @@ def side_by_side(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> N
     timer(f"{len(tasks)} stages side by side ({n} processes x {threads} torch thread(s))")
     print(f"   {', '.join(t.title for _, t in tasks)}; their output in {logs}/", flush=True)
     log = {title: logs / (re.sub(r"[^a-z0-9]+", "_", t.title.lower()) + ".log") for title, t in tasks}
-    pool = worker_context("aecls.pipeline").Pool(n)  # as a study's workers start (why: there)
+    # the processes start as a study's workers do (why: worker_context)
+    pool = ProcessPoolExecutor(n, mp_context=worker_context("aecls.pipeline"))
     try:
-        running = {title: pool.apply_async(_in_process, (t.fn, t.args, str(log[title]), threads))
+        running = {pool.submit(_in_process, t.fn, t.args, str(log[title]), threads): title
                    for title, t in tasks}
-        while running:
-            for title, result in list(running.items()):
-                if not result.ready():
-                    continue
-                del running[title]
-                error, seconds = result.get()  # a bug in the stage raises here, with its traceback
-                timer.record(title, seconds)
-                print(f"   {title}: {seconds:.0f} s ({log[title]})", flush=True)
-                if error is not None:
-                    raise AeclsError(f"pipeline stage {title}: {error} (its output: {log[title]})")
-            time.sleep(0.2)
-        pool.close()
-    finally:
-        pool.terminate()  # stopping early (an error, Ctrl-C): the other stages stop too
-        pool.join()
+        for future in as_completed(running):  # each as it ends
+            title = running[future]
+            error, seconds = future.result()  # a bug in the stage raises here, with its traceback
+            timer.record(title, seconds)
+            print(f"   {title}: {seconds:.0f} s ({log[title]})", flush=True)
+            if error is not None:
+                raise AeclsError(f"pipeline stage {title}: {error} (its output: {log[title]})")
+    except BaseException:
+        # stopping early (an error, Ctrl-C): the other stages stop too. The executor cancels only
+        # stages not started (terminate_workers() arrives in Python 3.14), so its processes are
+        # ended here.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
-    """Run `stages` in the order its `needs` allow: a finished stage is reused; of the stages whose
-    inputs are all finished, one that runs `alone` goes first, by itself, else they all run side
-    by side. Stage k of N is titled "k/N NAME"."""
+    """Run `stages` in the order their `needs` allow (graphlib): a finished stage is reused; of the
+    stages whose inputs are all finished, one that runs `alone` goes first, by itself, else they
+    all run side by side, as one wave (measured faster than starting each as soon as its inputs
+    are ready: docs/notebook.md). Stage k of N is titled "k/N NAME"."""
     title = {t.name: f"{k}/{len(stages)} {t.title}" for k, t in enumerate(stages, 1)}
-    names = set(title)
+    by_name = {t.name: t for t in stages}
     for t in stages:
-        unknown = set(t.needs) - names
+        unknown = set(t.needs) - set(by_name)
         if unknown:
             raise ValueError(f"pipeline stage {t.name} needs {sorted(unknown)}, which no stage makes")
-    finished: set[str] = set()
-    left = list(stages)
-    while left:
-        ready = [t for t in left if set(t.needs) <= finished]
-        if not ready:
-            raise ValueError(f"pipeline stages {[t.name for t in left]} wait on each other")
+    order = TopologicalSorter({t.name: t.needs for t in stages})
+    try:
+        order.prepare()
+    except CycleError as e:
+        raise ValueError(f"pipeline stages {e.args[1]} wait on each other") from None
+    ready: list[Stage] = []
+    while order.is_active():
+        ready += [by_name[n] for n in order.get_ready()]
+        ready.sort(key=stages.index)  # the stage list's order within a wave
         alone = [t for t in ready if t.alone]
         wave = alone[:1] or ready
         todo = [t for t in wave if timer.todo(title[t.name], t.done())]
@@ -337,9 +345,9 @@ def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
                 timer(title[t.name])
                 t.fn(*t.args)
         else:
-            side_by_side(timer, [(title[t.name], t) for t in todo], logs)
-        finished |= {t.name for t in wave}
-        left = [t for t in left if t.name not in finished]
+            run_beside(timer, [(title[t.name], t) for t in todo], logs)
+        ready = [t for t in ready if t not in wave]
+        order.done(*(t.name for t in wave))
 
 
 def export_best(spec, storage: str, seeds: int, data_dir: str | None) -> None:

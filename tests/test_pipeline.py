@@ -110,3 +110,21 @@ def test_stages_run_in_the_order_their_inputs_allow(monkeypatch, capsys):
 ])
 def test_side_slots_split_the_cores(cores, tasks, slots):
     assert pipeline.side_slots(cores, tasks) == slots
+
+
+@pytest.mark.slow
+def test_a_failed_side_stage_stops_the_others(monkeypatch):
+    """Side stages run in processes, each waited for as it ends (no polling); the first to fail
+    stops the rest at once instead of waiting for them."""
+    import time
+
+    from aecls.errors import AeclsError, check
+
+    monkeypatch.setattr(pipeline, "side_slots", lambda cores=None, tasks=None: (2, 1))
+    S = pipeline.Stage
+    tasks = [("1/2 slow", S("slow", "slow", time.sleep, (60,))),
+             ("2/2 fails", S("fails", "fails", check, (False, "no data here")))]
+    start = time.perf_counter()
+    with pytest.raises(AeclsError, match="pipeline stage 2/2 fails: no data here"):
+        pipeline.run_beside(pipeline.Stages(), tasks, Path("logs"))
+    assert time.perf_counter() - start < 30

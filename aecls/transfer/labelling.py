@@ -43,7 +43,7 @@ def frozen_codes(encoder: str, dm: FashionMNISTDataModule, splits: tuple[str, ..
     return [t.cpu().numpy() for split in splits for t in coded.splits[split]]
 
 
-def side_by_side(codes: list[np.ndarray]) -> np.ndarray:
+def joined_codes(codes: list[np.ndarray]) -> np.ndarray:
     """Several encoders' codes of the same images as one code: each at unit length, so each
     encoder weighs the same in the graph's angles whatever its scale."""
     return codes[0] if len(codes) == 1 else np.hstack([graph.normalised(c) for c in codes])
@@ -84,8 +84,8 @@ def measure(encoders: dict[str, str], budgets: list[int], seeds: list[int],
         codes = {n: frozen_codes(encoders[n], dm, SPLITS) for n in names}
         train_y, val_y = codes[names[0]][1], codes[names[0]][3]
         for combo in combos:
-            train = side_by_side([codes[n][0] for n in combo])
-            val = side_by_side([codes[n][2] for n in combo])
+            train = joined_codes([codes[n][0] for n in combo])
+            val = joined_codes([codes[n][2] for n in combo])
             w, n, classes = graph.knn(np.vstack([train, val])), len(train), int(train_y.max()) + 1
             for budget in budgets:
                 labelled = stratified_subset(train_y, budget, seed)

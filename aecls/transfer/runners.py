@@ -20,7 +20,7 @@ from aecls.modules.semisupervised import FixMatch, PseudoLabelMonitor, published
 from aecls.train import TrainConfig, build_module, train
 from aecls.transfer import graph
 from aecls.transfer.config import SweepConfig
-from aecls.transfer.labelling import frozen_codes, side_by_side
+from aecls.transfer.labelling import frozen_codes, joined_codes
 from aecls.transfer.methods import Outcome, Run
 
 TESTED = ("train", "test")  # the splits a sweep run reads: it selects nothing on validation
@@ -109,7 +109,7 @@ class GraphCodes:
             dm = scored_on(FashionMNISTDataModule(data_dir=self.cfg.data_dir, seed=seed,
                                                   val_size=self.cfg.val_size), self.cfg.score)
             parts = [frozen_codes(e, dm, TESTED) for e in self.cfg.graph_codes or [self.cfg.encoder]]
-            train, test = (side_by_side([p[i] for p in parts]) for i in (0, 2))
+            train, test = (joined_codes([p[i] for p in parts]) for i in (0, 2))
             self.by_seed[seed] = graph.Graphs(train, parts[0][1], test, parts[0][3])
         return self.by_seed[seed]
 
