@@ -18,17 +18,9 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-from aecls.errors import AeclsError
-from aecls.hpo.best import format_best, rerun_best
-from aecls.hpo.run import DONE, open_study, run_study
-from aecls.hpo.space import load_study
-from aecls.hpo.storage import dashboard_command, make_storage
-from aecls.hpo.summary import study_outputs
-from aecls.hpo.workers import worker_context
-from aecls.locking import FileLock
-from aecls.modules.encoders import stale_export
-from aecls.modules.registry import ENCODER_KINDS, of_kind
-from aecls.paths import (
+from aecls.core.errors import AeclsError
+from aecls.core.locking import FileLock
+from aecls.core.paths import (
     ARTIFACTS,
     BEST_FILE,
     COMPARE_OUT,
@@ -43,9 +35,17 @@ from aecls.paths import (
     find_config,
     tool_command,
 )
+from aecls.hpo.best import format_best, rerun_best
+from aecls.hpo.run import DONE, open_study, run_study
+from aecls.hpo.space import load_study
+from aecls.hpo.storage import dashboard_command, make_storage
+from aecls.hpo.summary import study_outputs
+from aecls.hpo.workers import worker_context
+from aecls.modules.encoders import stale_export
+from aecls.modules.registry import ENCODER_KINDS, of_kind
+from aecls.modules.speed import limit_threads
 from aecls.report.build import build_report, latest
-from aecls.speed import limit_threads
-from aecls.train import load_train_config, train
+from aecls.training.train import load_train_config, train
 from aecls.transfer.compare import compare_sweeps
 from aecls.transfer.config import DEFAULT_METHODS, SweepConfig
 from aecls.transfer.sweep import markdown_table, run_sweep

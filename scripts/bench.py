@@ -105,10 +105,10 @@ def bench_fit(n_channels: int, latent_dim: int = 14, data_dir: str | None = None
 
     from aecls.data import FashionMNISTDataModule
     from aecls.modules import AutoEncoder, OptimConfig
+    from aecls.modules.speed import EpochTimes, Speed, sync
     from aecls.nets import NetConfig
-    from aecls.speed import EpochTimes, Speed, sync
-    from aecls.train import TrainConfig, train
-    from aecls.training import quiet_lightning
+    from aecls.training.train import TrainConfig, train
+    from aecls.training.trainer import quiet_lightning
 
     quiet_lightning()  # no banners between the table's rows
     dm = FashionMNISTDataModule(data_dir=data_dir, batch_size=batch_size, val_size=val_size, device=device)
@@ -205,9 +205,9 @@ def speed_parity(config: str = "cae", seeds: Iterable[int] = (0, 1, 2), epochs: 
     best val/loss. A speed default may change only where these agree within seed noise."""
     import lightning as L
 
-    from aecls.speed import Speed
-    from aecls.train import load_train_config, train
-    from aecls.training import quiet_lightning
+    from aecls.modules.speed import Speed
+    from aecls.training.train import load_train_config, train
+    from aecls.training.trainer import quiet_lightning
 
     class BestVal(L.Callback):
         """The lowest val/loss of a fit's epochs."""

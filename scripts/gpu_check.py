@@ -29,10 +29,10 @@ GPU_VARIANTS = ["before", "default", "channels_last", "bf16", "channels_last_bf1
 
 def cli_fit(epochs: int, out: Path, data_dir: str | None) -> dict:
     """`aecls fit --config configs/cae.yaml` on one GPU, as a user runs it; epoch seconds parsed
-    from aecls.speed.EpochTimes."""
+    from aecls.modules.speed.EpochTimes."""
     cmd = [sys.executable, "-m", "aecls.cli", "fit", "--config", "configs/cae.yaml",
            "--trainer.accelerator", "gpu", "--trainer.devices", "1", "--trainer.max_epochs", str(epochs),
-           "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=aecls.speed.EpochTimes",
+           "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=aecls.modules.speed.EpochTimes",
            "--trainer.logger.init_args.save_dir", str(out / "lightning_logs")]
     if data_dir:
         cmd += ["--data.data_dir", data_dir]

@@ -17,7 +17,7 @@ N_TRAIN, N_TEST = 400, 100
 # and so do the processes its tests start (through the environment), because more threads than
 # cores make the pools spin against each other and a test then runs many times slower.
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    from aecls.speed import limit_threads
+    from aecls.modules.speed import limit_threads
 
     limit_threads(1)
 

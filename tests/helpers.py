@@ -8,7 +8,7 @@ import yaml
 from optuna.trial import TrialState
 
 from aecls.cli import main
-from aecls.paths import FIT_BEST_GLOB
+from aecls.core.paths import FIT_BEST_GLOB
 
 SPACE = {
     "latent_dim": {"type": "int", "low": 2, "high": 8, "log": True},

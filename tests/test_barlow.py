@@ -40,7 +40,7 @@ def test_agreeing_decorrelated_views_cost_little_and_a_collapsed_code_much():
 
 
 def test_bad_values_are_one_line_errors():
-    from aecls.errors import AeclsError
+    from aecls.core.errors import AeclsError
 
     with pytest.raises(AeclsError, match="proj_dim must be >= 2"):
         BarlowTwins(proj_dim=1)

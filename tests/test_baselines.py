@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from aecls.baselines import independent_pixel_nll, pca_test_mse
+from aecls.evaluation.baselines import independent_pixel_nll, pca_test_mse
 
 
 def test_pca_mse_falls_with_components_and_is_exact_at_full_rank():

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from aecls.core.errors import AeclsError
 from aecls.data import FashionMNISTDataModule
-from aecls.errors import AeclsError
 from aecls.modules import VAE, AutoEncoder, Classifier, OptimConfig
 from aecls.modules.encoders import export_encoder, load_encoder
 from aecls.nets import NetConfig
-from aecls.training import make_trainer
+from aecls.training.trainer import make_trainer
 from tests.helpers import fit
 
 NET = NetConfig(latent_dim=6, n_channels=4, hidden=16, batch_norm=True)
@@ -64,7 +64,7 @@ def test_frozen_mode_freezes_encoder_and_bn(exported, tiny_data):
 
 
 def _ae_checkpoint(path: Path) -> Path:
-    from aecls.training import make_trainer
+    from aecls.training.trainer import make_trainer
 
     torch.manual_seed(1)
     trainer = make_trainer(1)
@@ -90,7 +90,7 @@ def test_finetune_changes_encoder_and_head(exported, tiny_data, tmp_path, freeze
 
 
 def test_encoder_from_checkpoints(tmp_path, tiny_data):
-    from aecls.training import make_trainer
+    from aecls.training.trainer import make_trainer
 
     for module, kind in ((AutoEncoder(NET), "cae"), (VAE(NET), "vae")):
         trainer = make_trainer(1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from aecls.cli import main
-from aecls.paths import FIT_LAST_GLOB
+from aecls.core.paths import FIT_LAST_GLOB
 from tests.helpers import CONFIGS, checkpoints, fit
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 from aecls.modules import AutoEncoder

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from aecls.core.errors import DataError
 from aecls.data import FashionMNISTDataModule, add_noise, augment, stratified_subset, train_val_split
 from aecls.data.locate import DATASETS, files_in
-from aecls.errors import DataError
 
 
 def _dm(tiny_data, **kw):

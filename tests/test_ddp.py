@@ -22,7 +22,7 @@ from aecls.hpo.run import open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.modules import AutoEncoder
 from aecls.nets import NetConfig
-from aecls.training import make_trainer
+from aecls.training.trainer import make_trainer
 from tests.helpers import SPACE, finished, write_study
 
 DDP_CPU = {"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}

@@ -71,15 +71,14 @@ def test_no_import_circles_in_aecls():
     assert find_circle(graph) is None
 
 
-# Layers, lowest first: a module imports its own layer and those before it only. The
-# ground floor is what every layer may use; "train" is the one train function and what reads its
-# checkpoints; the pipeline and the CLI sit on top.
+# Layers, lowest first: a module imports its own layer and those before it only. The ground floor
+# (core) is what every layer may use; the modules' speed options live beside them (modules/); how
+# results are judged (evaluation) sits on the modules (its baselines are models); training is the
+# one train function, the Trainer factory and what reads checkpoints; the pipeline and the CLI
+# (fit.py, LightningCLI's, among it) sit on top.
 LAYERS = [
-    ("ground", ("aecls.errors", "aecls.paths", "aecls.constants", "aecls.training", "aecls.speed",
-                "aecls.progress", "aecls.plotting", "aecls.stats", "aecls.locking")),
-    ("data", ("aecls.data",)), ("nets", ("aecls.nets",)), ("modules", ("aecls.modules",)),
-    ("train", ("aecls.train", "aecls.checkpoints", "aecls.probe", "aecls.classification",
-               "aecls.baselines", "aecls.fit")),
+    ("core", ("aecls.core",)), ("data", ("aecls.data",)), ("nets", ("aecls.nets",)),
+    ("modules", ("aecls.modules",)), ("evaluation", ("aecls.evaluation",)), ("training", ("aecls.training",)),
     ("hpo", ("aecls.hpo",)), ("transfer", ("aecls.transfer",)), ("report", ("aecls.report",)),
     ("top", ("aecls.pipeline", "aecls.cli")),
 ]

@@ -12,7 +12,7 @@ import torch
 from optuna.trial import TrialState
 
 from aecls.cli import main
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.best import rerun_best
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.space import load_study
@@ -101,14 +101,14 @@ def test_rerun_best_exports_a_loadable_encoder(tiny_data):
     assert saved["params"]["hidden"] == 16 and saved["test"]["test/mse"]["sd"] >= 0
     encoder, net, kind = load_encoder("artifacts/best")
     assert kind == "cae" and net.hidden == 16
-    from aecls.checkpoints import load_module
+    from aecls.training.checkpoints import load_module
 
     module, _ = load_module(info["encoder"]["checkpoint"])
     x = torch.rand(4, 1, 28, 28)
     encoder.eval(), module.eval()  # BatchNorm (the cae config has it): running statistics
     assert torch.equal(encoder(x), module.encoder(x))  # the exported encoder is the tested one
     chosen = next(r for r in saved["runs"] if r["seed"] == info["encoder"]["seed"])
-    from aecls.train import evaluate_checkpoint
+    from aecls.training.train import evaluate_checkpoint
 
     again = evaluate_checkpoint(info["encoder"]["checkpoint"], str(tiny_data), "cpu", baselines=False)
     assert math.isclose(again["test/mse"], chosen["test"]["test/mse"], rel_tol=1e-5)

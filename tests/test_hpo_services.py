@@ -16,7 +16,7 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 from tests.helpers import finished, join_together, write_study
@@ -37,7 +37,7 @@ def test_postgresql_study(tiny_data, postgres_url):
 
 WORKER = """
 import sys
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 spec = load_study(sys.argv[1])
@@ -133,7 +133,7 @@ def test_processes_started_together_all_join_a_new_postgresql_study(postgres_url
 
 HOST = """
 import sys
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.run import run_study
 from aecls.hpo.space import load_study
 spec = load_study(sys.argv[1])

@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
+from aecls.core.errors import DataError
 from aecls.data.idx import read_idx, read_images, read_labels, read_pair, write_idx
-from aecls.errors import DataError
 
 
 @pytest.mark.parametrize("name", ["imgs", "imgs.gz"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aecls.cli import main
+from aecls.core.errors import DataError
 from aecls.data.locate import locate
-from aecls.errors import DataError
 from tests.conftest import write_dataset
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aecls.checkpoints import load_module
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.modules import VAE, AutoEncoder, OptimConfig
 from aecls.modules.vae import kl_to_standard_normal
 from aecls.nets import NetConfig
+from aecls.training.checkpoints import load_module
 from tests.conftest import synthetic_images
 
 CONV = NetConfig(latent_dim=8, n_channels=4, hidden=32)
@@ -72,7 +72,7 @@ def test_overfits_one_batch(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_checkpoint_round_trip(name, tmp_path):
-    from aecls.training import make_trainer
+    from aecls.training.trainer import make_trainer
 
     model = MODELS[name]()
     trainer = make_trainer(1)
@@ -138,7 +138,7 @@ def test_train_metrics_are_the_batch_weighted_epoch_means(name, tiny_data):
     import lightning as L
 
     from aecls.data import FashionMNISTDataModule
-    from aecls.training import make_trainer
+    from aecls.training.trainer import make_trainer
 
     class Steps(L.Callback):
         def __init__(self) -> None:

@@ -17,12 +17,12 @@ import torch
 import yaml
 
 from aecls.cli import main
+from aecls.core.paths import find_config
 from aecls.modules import registry
 from aecls.modules.autoencoder import AutoEncoder
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family
 from aecls.nets import NetConfig
-from aecls.paths import find_config
 from tests.helpers import finished
 
 

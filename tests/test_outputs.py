@@ -11,8 +11,8 @@ import pytest
 
 from aecls.cli import main
 from aecls.cli.main import _parser
+from aecls.core.errors import AeclsError
 from aecls.data.subsets import stratified_subset
-from aecls.errors import AeclsError
 from aecls.hpo.space import load_study
 from aecls.modules import AutoEncoder
 from aecls.modules.encoders import export_encoder
@@ -82,9 +82,9 @@ def test_aecls_test_prints_no_advert_and_shows_progress(tiny_data, capsys, monke
     assert "litlogger" not in captured.out + captured.err
     # outside a terminal (pytest's capture): the cost said in one line, and no bar frames (#40, 10)
     assert "aecls: test/nll: 2 importance samples" in captured.out and "\r" not in captured.out
-    import aecls.progress
+    import aecls.core.progress
 
-    monkeypatch.setattr(aecls.progress, "in_terminal", lambda stream=None: True)
+    monkeypatch.setattr(aecls.core.progress, "in_terminal", lambda stream=None: True)
     assert main(["test", "--ckpt", str(best), "--accelerator", "cpu", "--nll-samples", "2"]) == 0
     captured = capsys.readouterr()
     assert "Testing" in captured.out + captured.err  # in a terminal: the bar over the test batches

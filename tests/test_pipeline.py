@@ -118,7 +118,7 @@ def test_a_failed_side_stage_stops_the_others(monkeypatch):
     stops the rest at once instead of waiting for them."""
     import time
 
-    from aecls.errors import AeclsError, check
+    from aecls.core.errors import AeclsError, check
 
     monkeypatch.setattr(pipeline, "side_slots", lambda cores=None, tasks=None: (2, 1))
     S = pipeline.Stage

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from aecls.cli import main
+from aecls.core.paths import find_config
 from aecls.modules.registry import families, family
-from aecls.paths import find_config
-from aecls.train import load_train_config, train
+from aecls.training.train import load_train_config, train
 from tests.helpers import finished, one_line_error
 
 FAMILIES = sorted(families())
@@ -127,8 +127,8 @@ def test_a_checkpoint_records_its_family_and_older_ones_are_matched(tmp_path):
     from aecls.modules.encoders import load_encoder
     from aecls.modules.registry import FAMILY_KEY
     from aecls.nets import NetConfig
-    from aecls.train import build_module
-    from aecls.training import make_trainer
+    from aecls.training.train import build_module
+    from aecls.training.trainer import make_trainer
 
     net = NetConfig(latent_dim=4, n_channels=2, hidden=8)
     # built as dae, but with no noise: dae's predicate alone would call it cae

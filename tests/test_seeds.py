@@ -38,7 +38,7 @@ def test_best_refuses_zero_seeds(capsys):
 
 
 def test_one_seed_shows_n_1_not_a_zero_spread():
-    from aecls.stats import mean_sd, spread
+    from aecls.evaluation.stats import mean_sd, spread
 
     assert spread(0.01027, 0.0, 1) == "0.01027 (n = 1)"
     assert mean_sd([0.5, 0.7], scale=100) == "60.00 ± 14.14"  # the sample sd

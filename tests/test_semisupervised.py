@@ -13,15 +13,15 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from aecls.core.errors import AeclsError
 from aecls.data import FashionMNISTDataModule
 from aecls.data.idx import read_labels, write_idx
 from aecls.data.subsets import stratified_subset, train_val_split
-from aecls.errors import AeclsError
 from aecls.modules import AutoEncoder, OptimConfig, semisupervised
 from aecls.modules.encoders import export_encoder
 from aecls.modules.semisupervised import EvalEMA, FixMatch, PseudoLabelMonitor, fixmatch_loss
 from aecls.nets import NetConfig
-from aecls.training import make_trainer
+from aecls.training.trainer import make_trainer
 from aecls.transfer.config import SweepConfig
 from aecls.transfer.sweep import run_sweep
 

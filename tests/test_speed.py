@@ -1,4 +1,4 @@
-"""Speed options (aecls.speed): channels_last, the fused optimiser and bf16 train the same thing,
+"""Speed options (aecls.modules.speed): channels_last, the fused optimiser and bf16 train the same thing,
 reach every way of training (aecls fit, a study's `trainer:`, make_trainer), and their checkpoints
 load and test like any other. (How much faster: scripts/bench_fit.py and BENCHMARKS.md.)"""
 
@@ -10,15 +10,15 @@ import lightning as L
 import pytest
 import torch
 
-from aecls.checkpoints import init_args
 from aecls.cli import main
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.run import visible_gpus, worker_plan
 from aecls.hpo.space import load_study
 from aecls.modules import AutoEncoder, Classifier, OptimConfig
+from aecls.modules.speed import Speed, speed_of
 from aecls.nets import NetConfig
-from aecls.speed import Speed, speed_of
-from aecls.training import make_trainer
+from aecls.training.checkpoints import init_args
+from aecls.training.trainer import make_trainer
 from tests.helpers import checkpoints, fit, write_study
 
 NET = NetConfig(latent_dim=8, n_channels=4, hidden=16, batch_norm=True)
@@ -154,9 +154,10 @@ def test_steps_per_call_is_gone(tiny_data):
 
 
 def test_epoch_times_callback_prints_each_epochs_seconds(tiny_data, capsys):
-    """docs/speed.md's `--trainer.callbacks+=aecls.speed.EpochTimes` (the benchmarks time with it too)."""
+    """docs/speed.md's `--trainer.callbacks+=aecls.modules.speed.EpochTimes` (the benchmarks time
+    with it too)."""
     assert fit(tiny_data, "cae.yaml", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2",
-               "--test_after_fit", "false", "--trainer.callbacks+=aecls.speed.EpochTimes") == 0
+               "--test_after_fit", "false", "--trainer.callbacks+=aecls.modules.speed.EpochTimes") == 0
     (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch seconds: ")]
     seconds = json.loads(line.removeprefix("epoch seconds: "))  # a list of floats, as printed
     assert len(seconds) == 2 and all(s > 0 for s in seconds)

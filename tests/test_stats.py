@@ -1,10 +1,11 @@
-"""The one verdict rule (aecls.stats.paired): a paired t-test over seeds, no verdict below 3 pairs."""
+"""The one verdict rule (aecls.evaluation.stats.paired): a paired t-test over seeds, no verdict
+below 3 pairs."""
 
 from __future__ import annotations
 
 import pytest
 
-from aecls.stats import MIN_PAIRED, holm, paired
+from aecls.evaluation.stats import MIN_PAIRED, holm, paired
 
 
 @pytest.mark.parametrize(("a", "b", "verdict", "text"), [
@@ -41,7 +42,7 @@ def test_the_spread_is_the_sample_sd_the_paired_test_uses():
     import numpy as np
     from scipy.stats import t as student
 
-    from aecls.stats import SPREAD, mean_and_sd, mean_sd, sample_sd
+    from aecls.evaluation.stats import SPREAD, mean_and_sd, mean_sd, sample_sd
 
     a, b = [0.75, 0.66, 0.70], [0.70, 0.60, 0.65]
     d = np.subtract(a, b)

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from aecls.cli import main
-from aecls.errors import AeclsError, mask_secrets
+from aecls.core.errors import AeclsError, mask_secrets
 from aecls.hpo.storage import make_storage
 from tests.helpers import one_line_error, write_study
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from aecls.cli import main
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.space import load_study
 from tests.helpers import one_line_error, write_study
 

@@ -11,13 +11,13 @@ import yaml
 from optuna.trial import TrialState
 
 from aecls.cli import main
+from aecls.core.paths import REPO_CONFIGS
 from aecls.hpo.best import rerun_best
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.sampler import derive_seed, rerun_seeds, trial_seed
 from aecls.hpo.space import load_study
 from aecls.hpo.storage import dashboard_command
 from aecls.nets import NetConfig
-from aecls.paths import REPO_CONFIGS
 from tests.helpers import SPACE, finished, write_study
 
 

@@ -29,7 +29,7 @@ LONG = {"epochs": 15, "pruner": "none", "space": {"n_channels": 2, "hidden": 16,
 
 
 def test_several_workers_on_sqlite_are_warned_about(tmp_path, capsys):
-    from aecls.errors import AeclsError
+    from aecls.core.errors import AeclsError
 
     spec = load_study(write_study("sq"))
     with pytest.raises(AeclsError):  # no data there: it stops right after the warning

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from aecls.errors import AeclsError
-from aecls.train import TrainConfig, load_train_config, train
+from aecls.core.errors import AeclsError
+from aecls.training.train import TrainConfig, load_train_config, train
 from tests.helpers import CONFIGS, checkpoints, fit, interruptible
 
 

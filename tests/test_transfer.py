@@ -14,7 +14,7 @@ from aecls.cli import main
 from aecls.modules import AutoEncoder
 from aecls.modules.encoders import export_encoder
 from aecls.nets import NetConfig
-from aecls.train import train
+from aecls.training.train import train
 from aecls.transfer.config import DEFAULT_METHODS as METHODS  # what a sweep runs unless told
 from tests.helpers import write_sweep
 
@@ -174,7 +174,7 @@ def test_the_comparison_figure_names_every_sweep_whatever_panel_draws_it(tmp_pat
     from aecls.transfer import plots
 
     figures = []
-    monkeypatch.setattr("aecls.plotting.save_figure", lambda fig, path, **kw: figures.append(fig))
+    monkeypatch.setattr("aecls.core.plotting.save_figure", lambda fig, path, **kw: figures.append(fig))
     stats = {"published": {(1000, "fixmatch"): (0.83, 0.01)},  # in the second panel only
              "other": {(1000, "frozen"): (0.80, 0.01), (1000, "fixmatch"): (0.84, 0.01)},
              "pixels": {(1000, "logreg_pixels"): (0.79, 0.0)}}
@@ -289,7 +289,7 @@ def test_frozen_on_codes_computed_once_is_the_same_run(tiny_data, tmp_path):
     encoding every batch at every step (the frozen encoder is a fixed function)."""
     from aecls.data import FashionMNISTDataModule
     from aecls.modules import OptimConfig
-    from aecls.train import TrainConfig, build_module
+    from aecls.training.train import TrainConfig, build_module
 
     torch.manual_seed(0)  # BatchNorm and dropout must be in eval mode for fixed codes: both here
     ae = AutoEncoder(NetConfig(latent_dim=6, n_channels=4, hidden=16, batch_norm=True, dropout=0.2))

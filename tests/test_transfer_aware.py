@@ -13,12 +13,12 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from aecls.cli import main
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.hpo.best import rerun_best, select_trial
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.space import load_study
 from aecls.hpo.summary import summary
-from aecls.probe import PROBE_METRIC, probe_accuracy
+from aecls.training.probe import PROBE_METRIC, probe_accuracy
 from tests.helpers import finished, write_study
 
 

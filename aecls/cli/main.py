@@ -26,14 +26,14 @@ import sys
 from typing import NoReturn
 
 from aecls.cli.options import add_test_settings, given_test_settings
-from aecls.errors import AeclsError, FitInterrupted, Interrupted, mask_secrets
-from aecls.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
+from aecls.core.errors import AeclsError, FitInterrupted, Interrupted, mask_secrets
+from aecls.core.paths import ARTIFACTS, DATA_DIR_ALIASES, LOG_DIR, REPORTS
 
 LIGHTNING_COMMANDS = ("fit", "validate")
 
 
 def _test(args: argparse.Namespace) -> None:
-    from aecls.train import evaluate_checkpoint
+    from aecls.training.train import evaluate_checkpoint
 
     data_dir = args.data_dir
     if data_dir is None and args.config:
@@ -43,7 +43,7 @@ def _test(args: argparse.Namespace) -> None:
 
 
 def _config_data_dir(path: str) -> str | None:
-    from aecls.paths import read_config
+    from aecls.core.paths import read_config
 
     return read_config(path, model=False)["data"].get("data_dir")
 
@@ -51,7 +51,7 @@ def _config_data_dir(path: str) -> str | None:
 def _data(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from aecls.constants import N_CLASSES
+    from aecls.core.constants import N_CLASSES
     from aecls.data.idx import read_pair
     from aecls.data.locate import locate
 
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _Stop.on_sigterm)
     try:
         if argv and argv[0] in LIGHTNING_COMMANDS:
-            from aecls.fit import run_lightning
+            from aecls.cli.fit import run_lightning
 
             run_lightning(argv)
             return 0

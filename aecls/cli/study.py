@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from aecls.cli.options import add_test_settings, given_test_settings
-from aecls.constants import SERVE_HOST, SERVE_PORT
-from aecls.paths import (
+from aecls.core.constants import SERVE_HOST, SERVE_PORT
+from aecls.core.paths import (
     ARTIFACTS,
     DATA_DIR_ALIASES,
     DEFAULT_STORAGE,
@@ -96,7 +96,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from aecls.errors import check
+    from aecls.core.errors import check
     from aecls.hpo.serve import serve
 
     check(0 < args.port < 65536, f"--port must be 1-65535, got {args.port}")
@@ -119,7 +119,7 @@ def _spec(args: argparse.Namespace, reads: bool = False):
     """The study file given, or, for a bare name that is no file, the one its study on --storage
     was last run from; for a command that `reads` a study, a --storage that is not there is
     what is missing."""
-    from aecls.errors import AeclsError
+    from aecls.core.errors import AeclsError
     from aecls.hpo.space import StudyFileNotFound, load_study
     from aecls.hpo.study import recorded_study_file
 
@@ -138,7 +138,7 @@ def _spec(args: argparse.Namespace, reads: bool = False):
 
 
 def _run(args: argparse.Namespace) -> None:
-    from aecls.errors import check
+    from aecls.core.errors import check
     from aecls.hpo.run import run_study
     from aecls.hpo.storage import dashboard_command
     from aecls.hpo.summary import study_outputs
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _best(args: argparse.Namespace) -> None:
-    from aecls.errors import check
+    from aecls.core.errors import check
     from aecls.hpo.best import format_best, rerun_best
     from aecls.hpo.run import open_study
     from aecls.hpo.storage import claim_outputs

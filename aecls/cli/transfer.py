@@ -6,7 +6,7 @@ import argparse
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from aecls.paths import COMPARE_MD, COMPARE_OUT, DATA_DIR_ALIASES, LABELLING_MD, LABELLING_OUT
+from aecls.core.paths import COMPARE_MD, COMPARE_OUT, DATA_DIR_ALIASES, LABELLING_MD, LABELLING_OUT
 from aecls.transfer import graph
 from aecls.transfer.config import SweepConfig
 
@@ -155,7 +155,7 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _labelling(args: argparse.Namespace) -> None:
-    from aecls.errors import check
+    from aecls.core.errors import check
     from aecls.transfer import labelling
 
     encoders = dict(args.encoders)

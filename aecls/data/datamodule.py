@@ -13,11 +13,11 @@ import lightning as L
 import numpy as np
 import torch
 
+from aecls.core.errors import DataError
 from aecls.data.batches import DeviceBatches
 from aecls.data.idx import read_images, read_pair
 from aecls.data.locate import dataset_spec, locate
 from aecls.data.subsets import stratified_subset, train_val_split
-from aecls.errors import DataError
 
 
 class FashionMNISTDataModule(L.LightningDataModule):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aecls.constants import N_CLASSES
-from aecls.errors import DataError
+from aecls.core.constants import N_CLASSES
+from aecls.core.errors import DataError
 
 UBYTE = 0x08
 IMAGE_SIDE = 28

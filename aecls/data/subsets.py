@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aecls.errors import DataError
+from aecls.core.errors import DataError
 
 
 def train_val_split(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,17 +13,17 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial
 
-from aecls.errors import check
+from aecls.core.errors import check
+from aecls.core.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
+from aecls.evaluation.stats import sample_sd, spread
 from aecls.hpo.objective import checkpoint_callback
 from aecls.hpo.rules import RULES, test_rows
 from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import StudySpec
 from aecls.modules.encoders import export_encoder
-from aecls.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
-from aecls.probe import PROBE_METRIC, LatentProbe
-from aecls.stats import sample_sd, spread
-from aecls.train import build_module, train
-from aecls.training import quiet_lightning, tensorboard_logger
+from aecls.training.probe import PROBE_METRIC, LatentProbe
+from aecls.training.train import build_module, train
+from aecls.training.trainer import quiet_lightning, tensorboard_logger
 
 
 def select_trial(spec: StudySpec, study: optuna.Study, rule: str | None = None) -> tuple[FrozenTrial, str]:

@@ -16,14 +16,14 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
+from aecls.core.paths import LOG_DIR
 from aecls.data.transforms import to_unit
 from aecls.hpo.sampler import trial_seed
 from aecls.hpo.space import StudySpec
 from aecls.modules.base import GRID_IMAGES
-from aecls.paths import LOG_DIR
-from aecls.probe import LatentProbe
-from aecls.train import prepare, train
-from aecls.training import tensorboard_logger
+from aecls.training.probe import LatentProbe
+from aecls.training.train import prepare, train
+from aecls.training.trainer import tensorboard_logger
 
 USER_MASTER_PORT = os.environ.get("MASTER_PORT")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aecls.stats import sample_sd
+from aecls.evaluation.stats import sample_sd
 
 # How `aecls study best --select RULE` picks the trial to re-run. On a `multi` study every rule
 # but `loss` chooses from the Pareto front; a single-objective study has one rule, its objective.
@@ -22,7 +22,7 @@ def test_rows(info: dict[str, Any]) -> list[tuple[str, dict[str, float], str]]:
     """(test metric, its mean and sd, a note) of a best.json: the metric the study compared first,
     and test/loss said to be the training loss where the study searched a key that changes it (a
     VAE's beta-weighted loss is no quantity to read beside another beta's). The spread is the
-    sample sd of the runs' values (aecls.stats), recomputed from the runs the record keeps, so a
+    sample sd of the runs' values (aecls.evaluation.stats), recomputed from the runs the record keeps, so a
     best.json written when it held numpy's ddof = 0 sd reads the same as a new one."""
     compared = "test/" + info.get("monitor", "val/loss").split("/", 1)[-1]
     varies = info.get("loss_varies_with") or []

@@ -13,15 +13,15 @@ from collections.abc import Callable
 
 import optuna
 
+from aecls.core.errors import FitInterrupted, Interrupted, check
+from aecls.core.paths import DEFAULT_STORAGE, LOG_DIR
+from aecls.core.progress import progress as progress_bar
 from aecls.data.locate import locate
-from aecls.errors import FitInterrupted, Interrupted, check
 from aecls.hpo.recovery import WORKER_ATTR, describe, recover_trials
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import check_outputs, is_grpc, is_journal, mark_outputs, safe_url
 from aecls.hpo.study import DONE, LIVE, open_study
 from aecls.hpo.workers import StudyRun, supervise, trials_left, visible_gpus, work, worker_plan
-from aecls.paths import DEFAULT_STORAGE, LOG_DIR
-from aecls.progress import progress as progress_bar
 
 __all__ = ["DONE", "LIVE", "WORKER_ATTR", "open_study", "run_study", "visible_gpus", "worker_plan"]
 

@@ -14,8 +14,8 @@ import sys
 
 import optuna
 
-from aecls.constants import SERVE_HOST, SERVE_PORT
-from aecls.errors import AeclsError
+from aecls.core.constants import SERVE_HOST, SERVE_PORT
+from aecls.core.errors import AeclsError
 from aecls.hpo.storage import is_grpc, is_journal, make_storage, safe_url
 
 

@@ -25,17 +25,17 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from aecls.constants import LOSS_METRIC, PROBE_METRIC
+from aecls.core.constants import LOSS_METRIC, PROBE_METRIC
+from aecls.core.errors import AeclsError, check
+from aecls.core.paths import find_config, read_config
 from aecls.data import FashionMNISTDataModule
-from aecls.errors import AeclsError, check
 from aecls.hpo.sampler import TrialSeededTPESampler
 from aecls.modules import BaseModule, OptimConfig
 from aecls.modules.registry import Family, family
+from aecls.modules.speed import SPEED_KEYS, parse_switch
 from aecls.nets import NetConfig
-from aecls.paths import find_config, read_config
-from aecls.speed import SPEED_KEYS, parse_switch
-from aecls.train import TrainConfig, build_module
-from aecls.training import make_trainer
+from aecls.training.train import TrainConfig, build_module
+from aecls.training.trainer import make_trainer
 
 NET_KEYS = {f.name for f in fields(NetConfig)}
 OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
@@ -43,7 +43,7 @@ OPTIM_KEYS = {f.name for f in fields(OptimConfig)} | {"optimizer"}
 # means the same for every value the space can draw: a VAE's ELBO, an autoencoder's MSE on clean
 # images, a pretext's probe accuracy), `loss` val/loss (the training loss: refused where the space
 # searches a key that changes it), `probe` the linear-probe accuracy of the frozen latents on
-# validation images (aecls.probe), `multi` the score and the probe (a pretext, whose score is the
+# validation images (aecls.training.probe), `multi` the score and the probe (a pretext, whose score is the
 # probe: val/loss and the probe).
 OBJECTIVES = ("recon", "loss", "probe", "multi")
 DIRECTIONS = {LOSS_METRIC: "minimize", PROBE_METRIC: "maximize"}
@@ -54,7 +54,7 @@ ENTRY_KEYS = {"int": {"low", "high", "log", "step"}, "float": {"low", "high", "l
 ENTRY_NEEDS = {"int": {"low", "high"}, "float": {"low", "high"}, "categorical": {"choices"}}
 # Trainer arguments a study may set; a trial uses one device unless the study asks for more.
 # `deterministic: true` makes GPU trials bit-reproducible at some speed (RESULTS.md, Reproducibility);
-# the speed options (aecls.speed: channels_last, fused_optimizer) go to make_trainer beside them.
+# the speed options (aecls.modules.speed: channels_last, fused_optimizer) go to make_trainer beside them.
 TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "deterministic", *SPEED_KEYS}
 TRAINER_DEFAULTS = {"devices": 1}
 # What a continued study must share with the run that created it (n_trials, pruner, trainer and

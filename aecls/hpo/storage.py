@@ -20,9 +20,9 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-from aecls.errors import AeclsError, mask_secrets
-from aecls.locking import FileLock
-from aecls.paths import SERVER_ARTIFACTS, tool_command
+from aecls.core.errors import AeclsError, mask_secrets
+from aecls.core.locking import FileLock
+from aecls.core.paths import SERVER_ARTIFACTS, tool_command
 
 HEARTBEAT_S, GRACE_S = 30, 90  # a trial with no heartbeat for 90 s is failed and re-queued
 MAX_RETRY = 3

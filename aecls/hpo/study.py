@@ -9,10 +9,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
+from aecls.core.paths import DEFAULT_STORAGE
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import make_storage, retry_races, safe_url
-from aecls.paths import DEFAULT_STORAGE
 
 FILE_ATTR = "study_file"  # the study file a study was last run from (a name finds it again)
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)

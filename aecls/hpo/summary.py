@@ -10,9 +10,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from aecls.core.paths import STUDY_FILE
 from aecls.hpo.recovery import requeued
 from aecls.hpo.space import StudySpec
-from aecls.paths import STUDY_FILE
 
 
 def summary(spec: StudySpec, study: optuna.Study) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def save_plots(spec: StudySpec, study: optuna.Study, out_dir: str | Path) -> lis
     Pareto front (`multi`), and the validation curves of the non-pruned trials."""
     from optuna.visualization import matplotlib as ovm
 
-    from aecls.plotting import save_figure
+    from aecls.core.plotting import save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ def _curves(spec: StudySpec, complete: list, out: Path) -> list[Path]:
     """One panel per metric: its value per epoch for each non-pruned trial."""
     from matplotlib.ticker import MaxNLocator
 
-    from aecls.plotting import plt, save_figure
+    from aecls.core.plotting import plt, save_figure
 
     fig, axes = plt.subplots(1, len(spec.metrics), figsize=(9 * len(spec.metrics), 5), squeeze=False)
     for ax, metric in zip(axes[0], spec.metrics, strict=True):

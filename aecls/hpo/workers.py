@@ -22,14 +22,14 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from aecls.errors import AeclsError, FitInterrupted, check
+from aecls.core.errors import AeclsError, FitInterrupted, check
 from aecls.hpo.objective import objective
 from aecls.hpo.recovery import WORKER_ATTR, Recovered, describe, recover_trials, worker_id
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import artifact_store, trial_lock
 from aecls.hpo.study import DONE, LIVE, open_study
-from aecls.speed import limit_threads
-from aecls.training import quiet_lightning
+from aecls.modules.speed import limit_threads
+from aecls.training.trainer import quiet_lightning
 
 # Replacements the launcher starts for workers that died, per worker, before it gives up.
 RESTARTS_PER_WORKER = 3

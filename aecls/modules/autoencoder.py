@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
+from aecls.core.errors import check
 from aecls.data.transforms import add_noise
-from aecls.errors import check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family, register

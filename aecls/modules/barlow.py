@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aecls.constants import PROBE_METRIC
-from aecls.errors import check
+from aecls.core.constants import PROBE_METRIC
+from aecls.core.errors import check
 from aecls.modules.contrastive import TwoViews
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family, register

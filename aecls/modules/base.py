@@ -15,11 +15,11 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import FAMILY_KEY, for_checkpoint
+from aecls.modules.speed import speed_of
 from aecls.nets import NetConfig
-from aecls.speed import speed_of
 
 GRID_IMAGES = 8  # images per row of the TensorBoard grid
 
@@ -94,7 +94,7 @@ def scalar_step(trainer: L.Trainer) -> int:
 
 
 class BaseModule(L.LightningModule):
-    # init arguments replaced when a checkpoint is re-loaded (see aecls.checkpoints.load_module)
+    # init arguments replaced when a checkpoint is re-loaded (see aecls.training.checkpoints.load_module)
     reload_overrides: ClassVar[dict[str, Any]] = {}
     # init arguments that change only what a test computes, never the training: `aecls test` and
     # `study best` may set them for one test (a VAE's nll_samples: the test's cost)
@@ -248,7 +248,7 @@ class BaseModule(L.LightningModule):
         return self.build_optimizer(self.parameters())
 
     def build_optimizer(self, params: Any) -> dict[str, Any]:
-        """`optim` over `params`, with the fit's speed options (aecls.speed: a fused kernel)."""
+        """`optim` over `params`, with the fit's speed options (aecls.modules.speed: a fused kernel)."""
         return self.optim.build(params, self.trainer, fused=speed_of(self.trainer).fused_on())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -11,8 +11,8 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from aecls.constants import CLASSIFIER_MODES, N_CLASSES
-from aecls.errors import AeclsError, check
+from aecls.core.constants import CLASSIFIER_MODES, N_CLASSES
+from aecls.core.errors import AeclsError, check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family, code_halves, register

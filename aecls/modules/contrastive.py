@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecls.constants import PROBE_METRIC
+from aecls.core.constants import PROBE_METRIC
+from aecls.core.errors import check
 from aecls.data.transforms import contrastive_view, step_generator
-from aecls.errors import check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family, register

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
+from aecls.core.paths import BEST_FILE, ENCODER_FILE, STUDY_FILE
 from aecls.modules.registry import checkpoint_family, code_halves
 from aecls.nets import NetConfig, build_encoder
-from aecls.paths import BEST_FILE, ENCODER_FILE, STUDY_FILE
 
 
 def export_encoder(path: str | Path, encoder: nn.Module, net: NetConfig, model: str) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from aecls.errors import check
+from aecls.core.errors import check
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aecls.constants import LOSS_METRIC
-from aecls.errors import AeclsError
+from aecls.core.constants import LOSS_METRIC
+from aecls.core.errors import AeclsError
 
 # autoencoder / pretext: trained without labels, their encoder transfers;
 # classifier / semi-supervised: trained on labels (the latter on unlabelled images too).

@@ -7,7 +7,7 @@ augmentation as the weak view and the contrastive view as the strong one. Each s
 cross-entropy on the weak views of the labelled batch, plus, for `unlabelled_ratio` times as many
 unlabelled images, cross-entropy of the strong view against the class the model gives the weak
 view, counted only where that prediction is at least `threshold` confident. The defaults are the
-paper's (aecls.constants: mu 7, threshold 0.95, SGD Nesterov 0.9, lr 0.03 with cos(7 pi k / 16 K)
+paper's (aecls.core.constants: mu 7, threshold 0.95, SGD Nesterov 0.9, lr 0.03 with cos(7 pi k / 16 K)
 decay, weight decay 5e-4, an EMA of the weights evaluated). The unlabelled images come without
 labels (`set_unlabelled`), so no label outside the subset can be read; `PseudoLabelMonitor` reads
 validation labels, to score a diagnostic only.
@@ -24,7 +24,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from aecls.constants import (
+from aecls.core.constants import (
     FIXMATCH_EMA,
     FIXMATCH_LR,
     FIXMATCH_MOMENTUM,
@@ -33,8 +33,8 @@ from aecls.constants import (
     FIXMATCH_WEIGHT_DECAY,
     N_CLASSES,
 )
+from aecls.core.errors import check
 from aecls.data.transforms import augment, contrastive_view, step_generator, to_unit
-from aecls.errors import check
 from aecls.modules.classifier import Classifier
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family, register

@@ -1,7 +1,7 @@
 """Variational autoencoder: diagonal-Gaussian encoder, Bernoulli decoder, closed-form KL to N(0, I).
 
 All quantities are in nats per image. The Bernoulli likelihood is applied to grey levels in [0, 1]
-(cross-entropy), and the independent-pixel baseline in `aecls.baselines` uses the same likelihood.
+(cross-entropy), and the independent-pixel baseline in `aecls.evaluation.baselines` uses the same likelihood.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from aecls.errors import check
+from aecls.core.errors import check
 from aecls.modules.base import BaseModule
 from aecls.modules.optim import OptimConfig
 from aecls.modules.registry import Family, register

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from aecls.errors import check
+from aecls.core.errors import check
 from aecls.nets.cnn import CNNDecoder, SupervisedCNN
 from aecls.nets.conv import ConvDecoder, ConvEncoder
 from aecls.nets.mlp import MLPDecoder, MLPEncoder

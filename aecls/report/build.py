@@ -17,14 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aecls.baselines import flat, pca_test_mse
-from aecls.checkpoints import load_datamodule, load_module
-from aecls.constants import CLASSIFIER_MODES
-from aecls.data.transforms import add_noise, to_unit
-from aecls.hpo.rules import test_rows
-from aecls.modules.autoencoder import EVAL_NOISE_SEED, psnr
-from aecls.modules.registry import Family, of_kind
-from aecls.paths import (
+from aecls.core.constants import CLASSIFIER_MODES
+from aecls.core.paths import (
     ARTIFACTS,
     BEST_FILE,
     COMPARE_JSON,
@@ -37,10 +31,16 @@ from aecls.paths import (
     SWEEP_JSON,
     SWEEP_PNG,
 )
-from aecls.probe import encode
+from aecls.data.transforms import add_noise, to_unit
+from aecls.evaluation.baselines import flat, pca_test_mse
+from aecls.evaluation.stats import spread
+from aecls.hpo.rules import test_rows
+from aecls.modules.autoencoder import EVAL_NOISE_SEED, psnr
+from aecls.modules.registry import Family, of_kind
 from aecls.report import figures
 from aecls.report.latents import decode, gaussian_samples, interpolate, pca_2d, tsne_2d
-from aecls.stats import spread
+from aecls.training.checkpoints import load_datamodule, load_module
+from aecls.training.probe import encode
 from aecls.transfer.compare import compare_markdown, read_record
 from aecls.transfer.config import SCORES
 from aecls.transfer.runs import read_rows, score_of

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aecls.plotting import plt, save_figure
+from aecls.core.plotting import plt, save_figure
 
 
 def image_rows(rows: Sequence[np.ndarray], row_labels: Sequence[str], path: Path, title: str,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aecls.errors import AeclsError, check
-from aecls.paths import COMPARE_MD, COMPARE_PNG
-from aecls.stats import ALPHA, MIN_PAIRED, SPREAD, holm, mean_sd, verdict_of
+from aecls.core.errors import AeclsError, check
+from aecls.core.paths import COMPARE_MD, COMPARE_PNG
+from aecls.evaluation.stats import ALPHA, MIN_PAIRED, SPREAD, holm, mean_sd, verdict_of
 from aecls.transfer.compare import (
     Sweep,
     best_per_budget,

@@ -6,7 +6,8 @@ FixMatch x label budgets, beside the raw-pixel and PCA baselines), or two encode
 It reads the sweeps' CSVs and recomputes nothing; one NAME given several CSVs merges them (a
 sweep run in parts, e.g. FixMatch apart). Differences are paired by seed: seed s draws the same
 labelled subset in every sweep and method, so `B_s - A_s` removes the subset's own luck, and the
-tables give their mean ± sd (the sample sd) over seeds and a paired t-test's verdict (aecls.stats.paired).
+tables give their mean ± sd (the sample sd) over seeds and a paired t-test's verdict
+(aecls.evaluation.stats.paired).
 
 Such a difference measures the encoders only when the sweeps were made alike: the settings each
 sweep recorded (sweep.json, or NAME.json beside a copied NAME.csv) must agree in everything but
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aecls.errors import AeclsError, check
-from aecls.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
-from aecls.stats import SPREAD, Paired, mean_and_sd, mean_sd, paired, rule, too_few_seeds
+from aecls.core.errors import AeclsError, check
+from aecls.core.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, SWEEP_CSV
+from aecls.evaluation.stats import SPREAD, Paired, mean_and_sd, mean_sd, paired, rule, too_few_seeds
 from aecls.transfer.config import SCORES
 from aecls.transfer.methods import method_names, methods, settings_read
 from aecls.transfer.plots import panels_plot
@@ -150,7 +151,8 @@ def _pm(v: list[float] | np.ndarray) -> str:
 
 
 def paired_by_seed(a: dict[int, float], b: dict[int, float]) -> Paired:
-    """`a - b` over the seeds both have (the same labelled subsets), by the one rule of aecls.stats."""
+    """`a - b` over the seeds both have (the same labelled subsets), by the one rule of
+    aecls.evaluation.stats."""
     seeds = sorted(set(a) & set(b))
     return paired([a[s] for s in seeds], [b[s] for s in seeds])
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aecls.constants import FIXMATCH_EMA, FIXMATCH_LR, FIXMATCH_MU, FIXMATCH_THRESHOLD
-from aecls.errors import check
-from aecls.paths import TRANSFER_OUT
+from aecls.core.constants import FIXMATCH_EMA, FIXMATCH_LR, FIXMATCH_MU, FIXMATCH_THRESHOLD
+from aecls.core.errors import check
+from aecls.core.paths import TRANSFER_OUT
 from aecls.transfer import graph
 from aecls.transfer.methods import method_names, methods
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 
 K = 10  # neighbours of each node: the paper's and the earlier check's choice
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from aecls.core.errors import check
+from aecls.core.paths import LABELLING_CSV, LABELLING_MD, LABELLING_PNG
+from aecls.core.progress import in_terminal
 from aecls.data import FashionMNISTDataModule
 from aecls.data.subsets import stratified_subset
-from aecls.errors import check
-from aecls.paths import LABELLING_CSV, LABELLING_MD, LABELLING_PNG
-from aecls.progress import in_terminal
-from aecls.stats import SPREAD, mean_sd
+from aecls.evaluation.stats import SPREAD, mean_sd
 from aecls.transfer import graph, runs
 from aecls.transfer.config import check_seeds
 
@@ -36,7 +36,7 @@ SPLITS = ("train", "val")
 def frozen_codes(encoder: str, dm: FashionMNISTDataModule, splits: tuple[str, ...]) -> list[np.ndarray]:
     """[codes, labels] of each split in `splits`, in that order, from the frozen `encoder`
     (a best_encoder.pt, its folder or an AE checkpoint), as a sweep's frozen runs compute them."""
-    from aecls.train import build_module
+    from aecls.training.train import build_module
 
     module = build_module({"family": "classifier", "init_args": {"mode": "frozen", "encoder_path": encoder}})
     coded = module.codes_once(dm, splits=splits)
@@ -128,7 +128,7 @@ def table(rows: list[dict]) -> str:
 def plot(rows: list[dict], path: Path) -> None:
     """Validation accuracy vs fraction kept: one panel per label budget, a line per (codes,
     algorithm), the mean over seeds."""
-    from aecls.plotting import plt, save_figure
+    from aecls.core.plotting import plt, save_figure
 
     budgets = sorted({int(r["labels"]) for r in rows})
     fig, axes = plt.subplots(1, len(budgets), figsize=(6 * len(budgets), 4.5), squeeze=False)

@@ -12,7 +12,7 @@ def accuracy_plot(curves: list[tuple[dict, str, dict]], path: Path, title: str,
     """Accuracy (%, `scored`: what the runs were scored on) vs labels (log x): one error-bar line
     (mean ± sample sd) per (stats from `summarise`, method, matplotlib style) in `curves`; methods
     a sweep did not run are left out."""
-    from aecls.plotting import plt, save_figure
+    from aecls.core.plotting import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for stats, method, style in curves:
@@ -30,7 +30,7 @@ def panels_plot(stats: dict[str, dict], methods: tuple[str, ...], baselines: tup
     vs labels, log x, one colour per sweep, shared y), each panel with the `baselines` (from the
     first sweep that ran them) in black: a reader compares encoders within a method and every
     method with the baselines. `stats`: NAME -> {(labels, method): (mean, sample sd)}."""
-    from aecls.plotting import plt, save_figure
+    from aecls.core.plotting import plt, save_figure
 
     ran = [m for m in methods if any(m == mm for st in stats.values() for _, mm in st)]
     if not ran:
@@ -81,7 +81,7 @@ def pseudo_label_plot(curves: list[dict], path: Path, title: str) -> None:
     quantity in PSEUDO_PANELS (the trained weights' accuracy dashed in the last), one line per
     (method, labels, seed) run: FixMatch alone and FixMatch started from the graph pseudo-labels
     (pseudo_fixmatch). A falling pseudo-label accuracy with a rising mask rate is drift."""
-    from aecls.plotting import plt, save_figure
+    from aecls.core.plotting import plt, save_figure
 
     runs: dict[tuple[str, int, int], list[dict]] = {}
     for c in curves:

@@ -11,13 +11,13 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from aecls.baselines import flat
 from aecls.data import FashionMNISTDataModule
 from aecls.data.subsets import stratified_subset
+from aecls.evaluation.baselines import flat
 from aecls.modules import OptimConfig
 from aecls.modules.classifier import Classifier
 from aecls.modules.semisupervised import FixMatch, PseudoLabelMonitor, published_optim
-from aecls.train import TrainConfig, build_module, train
+from aecls.training.train import TrainConfig, build_module, train
 from aecls.transfer import graph
 from aecls.transfer.config import SweepConfig
 from aecls.transfer.labelling import frozen_codes, joined_codes

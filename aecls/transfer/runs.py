@@ -22,8 +22,8 @@ import sys
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
-from aecls.errors import AeclsError
-from aecls.paths import SWEEP_CSV, SWEEP_JSON
+from aecls.core.errors import AeclsError
+from aecls.core.paths import SWEEP_CSV, SWEEP_JSON
 from aecls.transfer.config import SCORES, SweepConfig, score_column
 from aecls.transfer.methods import methods
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from aecls.core.errors import FitInterrupted, Interrupted
+from aecls.core.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
+from aecls.core.progress import in_terminal
 from aecls.data import FashionMNISTDataModule
-from aecls.errors import FitInterrupted, Interrupted
+from aecls.evaluation.stats import SPREAD, mean_and_sd, mean_sd
 from aecls.modules.encoders import load_encoder
-from aecls.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
-from aecls.progress import in_terminal
-from aecls.stats import SPREAD, mean_and_sd, mean_sd
-from aecls.training import quiet_lightning
+from aecls.training.trainer import quiet_lightning
 from aecls.transfer import runs
 from aecls.transfer.config import SCORES, SweepConfig, score_column
 from aecls.transfer.methods import Outcome, Run, method, method_names

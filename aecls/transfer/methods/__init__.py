@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 
 # baseline: no deep network (logistic regression); supervised: a classifier on the labelled subset
 # alone; semi-supervised: also the training images outside it, unlabelled; graph: labels

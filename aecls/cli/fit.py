@@ -1,5 +1,5 @@
 """`aecls fit|validate`: LightningCLI over every aecls module and the one DataModule. It parses the
-flags and the YAML (and `--print_config`); `fit` hands what it built to `aecls.train.train`, the
+flags and the YAML (and `--print_config`); `fit` hands what it built to `aecls.training.train.train`, the
 one training function."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from aecls.core.errors import AeclsError
+from aecls.core.paths import FIT_LAST_GLOB, LOG_DIR, read_config
 from aecls.data import FashionMNISTDataModule
-from aecls.errors import AeclsError
 from aecls.modules import BaseModule
-from aecls.paths import FIT_LAST_GLOB, LOG_DIR, read_config
-from aecls.speed import Speed
-from aecls.train import FIT_CHECKPOINT, TrainConfig, evaluate, train
-from aecls.training import make_trainer
+from aecls.modules.speed import Speed
+from aecls.training.train import FIT_CHECKPOINT, TrainConfig, evaluate, train
+from aecls.training.trainer import make_trainer
 
 # --ckpt_path values Lightning resolves itself (no file to check); `last` is aecls's (resolve_last).
 LIGHTNING_CKPT_WORDS = ("best", "hpc", "registry")
@@ -29,7 +29,7 @@ class AeclsCLI(LightningCLI):
     """LightningCLI with the defaults every config shares, so a config holds only what differs:
     a TensorBoardLogger in LOG_DIR/<config name> (unless `trainer.logger` is given), a
     ModelCheckpoint on val/loss (best + last), the speed options (`--speed.channels_last`,
-    `--speed.fused_optimizer`: aecls.speed), `--test_after_fit` (on),
+    `--speed.fused_optimizer`: aecls.modules.speed), `--test_after_fit` (on),
     and `--ckpt_path last` that resumes the newest run."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -118,7 +118,7 @@ def resolve_last(cfg) -> None:
 def _check_model_classes(argv: list[str]) -> None:
     """A config file whose model is no registered family: one line naming the file, the class and
     the known ones (jsonargparse would print its usage and a multi-line import error)."""
-    from aecls.train import module_class
+    from aecls.training.train import module_class
 
     for i, arg in enumerate(argv):
         path = argv[i + 1] if arg in ("--config", "-c") and i + 1 < len(argv) else None
@@ -135,7 +135,7 @@ def _check_model_classes(argv: list[str]) -> None:
 
 def run_lightning(argv: list[str]) -> None:
     """`aecls fit|validate ARGS...` (Lightning's DDP launcher re-runs the command line once per rank).
-    Library callers train with `aecls.train` instead; `argv` is for the entry point and tests."""
+    Library callers train with `aecls.training.train` instead; `argv` is for the entry point and tests."""
     _check_model_classes(argv)
     # `argv` is the command line (or a test's): LightningCLI warns whenever it is given one.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")

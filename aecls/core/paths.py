@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 
 LOG_DIR = "lightning_logs"  # TensorBoard runs and checkpoints: LOG_DIR/<name>/version_N
 ARTIFACTS = "artifacts"  # study outputs (ARTIFACTS/<study>/), transfer sweeps (ARTIFACTS/transfer)
@@ -38,7 +38,7 @@ FIT_LAST_GLOB = "version_*/checkpoints/last.ckpt"
 DATA_DIR_ALIASES = ("--data-dir", "--data.data_dir")
 
 # The repository's configs/ (an editable install runs from the checkout).
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def find_config(name_or_path: str | Path) -> Path:

@@ -11,8 +11,8 @@ import lightning as L
 import torch.distributed as dist
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from aecls.progress import EpochLines, bar_here, in_terminal
-from aecls.speed import SPEED_KEYS, Speed
+from aecls.core.progress import EpochLines, bar_here, in_terminal
+from aecls.modules.speed import SPEED_KEYS, Speed
 
 
 def tensorboard_logger(save_dir: str, name: str, version: int | str | None = None) -> TensorBoardLogger:
@@ -60,11 +60,11 @@ def make_trainer(max_epochs: int | None, *, quiet: bool = True, logger: Any = Fa
     """A Lightning Trainer on one device unless `devices` says otherwise (Lightning's "auto" would
     take every GPU of the host and launch DDP inside a study); `kwargs` pass through
     (accelerator, strategy, limit_*_batches, precision, num_sanity_val_steps, ...) and win over
-    these defaults, but for aecls.speed's options (`SPEED_KEYS`: channels_last, fused_optimizer),
+    these defaults, but for aecls.modules.speed's options (`SPEED_KEYS`: channels_last, fused_optimizer),
     which build the `Speed` callback unless `callbacks` holds one; `progress`
     shows Lightning's bar even when `quiet` (default: not quiet), in a terminal; elsewhere a fit that
     is not quiet prints a line per epoch instead (EpochLines), unless `progress` is False.
-    `aecls fit|validate` build their Trainer here too (aecls.fit.cli_trainer)."""
+    `aecls fit|validate` build their Trainer here too (aecls.cli.fit.cli_trainer)."""
     if quiet:
         quiet_lightning()
     callbacks = list(callbacks or [])

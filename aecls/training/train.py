@@ -22,15 +22,15 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import instantiate_class
 
-from aecls.checkpoints import load_datamodule, load_module
+from aecls.core.errors import AeclsError, FitInterrupted, check
+from aecls.core.paths import FIT_BEST, LOG_DIR, read_config
 from aecls.data import FashionMNISTDataModule
-from aecls.errors import AeclsError, FitInterrupted, check
 from aecls.modules import BaseModule
 from aecls.modules.base import check_resume
 from aecls.modules.encoders import read_checkpoint
 from aecls.modules.registry import family, module_classes
-from aecls.paths import FIT_BEST, LOG_DIR, read_config
-from aecls.training import make_trainer, tensorboard_logger
+from aecls.training.checkpoints import load_datamodule, load_module
+from aecls.training.trainer import make_trainer, tensorboard_logger
 
 # The checkpoint every config-file fit keeps (`aecls fit` and the pipeline): the best epoch on
 # val/loss and last.ckpt (what `--ckpt_path last` resumes).
@@ -201,7 +201,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, data_dir: str | None = None, acce
     results = evaluate(TrainConfig(model=module, data=dm, seed=None, logger=logger,
                                    trainer={"max_epochs": 1, "accelerator": accelerator, "progress": True}))
     if baselines:
-        from aecls.baselines import baselines_for
+        from aecls.evaluation.baselines import baselines_for
 
         results.update(baselines_for(module, dm.splits["train"][0].cpu().numpy(),
                                      dm.splits["test"][0].cpu().numpy()))
@@ -211,7 +211,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, data_dir: str | None = None, acce
     if getattr(module, "test_outputs", None):
         import torch
 
-        from aecls.classification import write_classification_report
+        from aecls.evaluation.classification import write_classification_report
 
         out = Path(ckpt_path).resolve().parent.parent / "test"
         outputs = {k: torch.cat(v).numpy() for k, v in module.test_outputs.items()}

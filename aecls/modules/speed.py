@@ -26,7 +26,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from aecls.errors import AeclsError
+from aecls.core.errors import AeclsError
 
 SWITCH_CHOICES = ("auto", "true", "false")
 # The study file's `trainer:` keys that are Speed options, not Trainer arguments.
@@ -102,7 +102,7 @@ def sync(device: str | object) -> None:
 class EpochTimes(L.Callback):
     """Each training epoch's seconds, from its first to its last hook (not the fit's set-up), in
     `seconds`; with `report`, printed when fit ends (rank 0) as `epoch seconds: [...]`:
-    `aecls fit ... --trainer.callbacks+=aecls.speed.EpochTimes`. The benchmarks time with it too."""
+    `aecls fit ... --trainer.callbacks+=aecls.modules.speed.EpochTimes`. The benchmarks time with it too."""
 
     def __init__(self, report: bool = True) -> None:
         self.report = report

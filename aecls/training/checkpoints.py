@@ -6,8 +6,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from aecls.core.errors import AeclsError
 from aecls.data import FashionMNISTDataModule
-from aecls.errors import AeclsError
 from aecls.modules import BaseModule
 from aecls.modules.encoders import read_checkpoint
 from aecls.modules.registry import checkpoint_family, module_classes

@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aecls.constants import PROBE_METRIC
+from aecls.core.constants import PROBE_METRIC
 from aecls.data.transforms import to_unit
 
 

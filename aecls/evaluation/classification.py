@@ -14,7 +14,7 @@ def write_classification_report(probs: np.ndarray, targets: np.ndarray, classes:
                                 out_dir: str | Path, title: str = "") -> dict[str, Path]:
     """probs (N, 10), targets (N,) -> report.txt (precision/recall/F1 + class-wise accuracy),
     confusion_matrix.png, predictions.csv (index, true, predicted, probability)."""
-    from aecls.plotting import plt, save_figure
+    from aecls.core.plotting import plt, save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ CLASSIFIER_MODES = ("scratch", "frozen", "finetune")  # how a Classifier treats 
 
 # Metrics a study may compare (aecls.modules.registry.Family.score, aecls.hpo.space.OBJECTIVES)
 LOSS_METRIC = "val/loss"  # every module's training loss on the validation split
-PROBE_METRIC = "val/probe_acc"  # the linear probe of an encoder's frozen code (aecls.probe)
+PROBE_METRIC = "val/probe_acc"  # the linear probe of an encoder's frozen code (aecls.training.probe)
 
 # FixMatch as published (Sohn et al. 2020, section 4 and appendix): one place for the library's and
 # the sweep's defaults. SGD with Nesterov momentum, lr decayed per step by cos(7 pi k / 16 K).
