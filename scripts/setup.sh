@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import aecls, optuna, lightning, torchvision, pytest, xdist" 2>/dev/null; then
+if ! .venv/bin/python -c "import aecls, optuna, lightning, torchvision, pandas, pytest, xdist" 2>/dev/null; then
   echo "== installing aecls and its dependencies into .venv (torch 2.14.1: a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'

@@ -80,13 +80,14 @@ def test_validation_and_test_sweeps_are_never_compared(tmp_path, capsys):
 def test_an_old_validation_sweep_reads_as_validation():
     """Sweeps written before the column was named for its score call a validation score test_acc;
     the settings beside them say val, and win."""
-    from aecls.transfer.compare import read_runs
+    from aecls.transfer.table import read_one
 
     old = write_sweep(Path("old"), ACC, score="val")
     text = (old / "sweep.csv").read_text()
     (old / "sweep.csv").write_text(text.replace("val_acc", "test_acc", 1))
-    sweep, _, score = read_runs(old)
-    assert score == "val" and sweep[(100, "frozen")] == {0: 0.70, 1: 0.60, 2: 0.65}
+    table = read_one(old / "sweep.csv")
+    assert set(table.scores.values()) == {"val"}
+    assert table.sweep("")[(100, "frozen")] == {0: 0.70, 1: 0.60, 2: 0.65}
 
 
 def test_every_table_legend_says_the_sample_sd(tmp_path):

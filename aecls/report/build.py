@@ -44,7 +44,7 @@ from aecls.training.probe import encode
 from aecls.transfer.compare import compare_markdown, read_record
 from aecls.transfer.config import SCORES
 from aecls.transfer.runs import read_rows, score_of
-from aecls.transfer.sweep import markdown_table, summarise
+from aecls.transfer.table import markdown_table, summarise
 
 N_SHOW = 10  # images per row: one per class
 

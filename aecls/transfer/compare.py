@@ -19,7 +19,6 @@ verdict across them.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,8 @@ from aecls.evaluation.stats import SPREAD, Paired, mean_and_sd, mean_sd, paired,
 from aecls.transfer.config import SCORES
 from aecls.transfer.methods import method_names, methods, settings_read
 from aecls.transfer.plots import panels_plot
-from aecls.transfer.runs import accuracy, read_rows, recorded, score_of, sweep_settings
+from aecls.transfer.runs import sweep_settings
+from aecls.transfer.table import Sweep, Table, read
 
 COMPARED = ("encoder",)
 
@@ -46,7 +46,6 @@ def references() -> tuple[str, ...]:
     """What every pretrained result must beat to count (scratch, raw pixels)."""
     return method_names(reference=True)  # the setting a comparison of sweeps is about
 NO_VERDICT = "no verdict (unlike sweeps)"
-Sweep = dict[tuple[int, str], dict[int, float]]  # (labels, method) -> {seed: accuracy}
 
 
 def _csv_path(path: str | Path) -> Path:
@@ -55,39 +54,6 @@ def _csv_path(path: str | Path) -> Path:
         path = path / SWEEP_CSV
     check(path.is_file(), f"no sweep CSV at {path} (run `aecls transfer sweep` first)")
     return path
-
-
-def read_sweep(path: str | Path) -> Sweep:
-    """{(labels, method): {seed: accuracy}} from a sweep.csv (or its folder)."""
-    return read_runs(path)[0]
-
-
-def read_runs(path: str | Path) -> tuple[Sweep, float, str]:
-    """(the sweep, its runs' seconds summed, the images it was scored on: runs.score_of) from a
-    sweep.csv (or its folder)."""
-    path = _csv_path(path)
-    out: Sweep = {}
-    seconds = 0.0
-    try:
-        score = score_of(path)
-        for r in read_rows(path):
-            out.setdefault((int(r["labels"]), r["method"]), {})[int(r["seed"])] = float(accuracy(r))
-            seconds += float(r.get("seconds") or 0)
-    except (KeyError, ValueError, csv.Error, UnicodeDecodeError) as e:
-        raise AeclsError(f"{path} is not a transfer sweep CSV ({e})") from e
-    return out, seconds, score
-
-
-def merge(parts: list[tuple[Sweep, str]], name: str) -> Sweep:
-    """One sweep from several CSVs of one encoder; a run (labels, method, seed) in two is an error."""
-    merged: Sweep = {}
-    for sweep, path in parts:
-        for key, runs in sweep.items():
-            again = set(runs) & set(merged.get(key, {}))
-            check(not again, f"{name}: {key[1]} at {key[0]} labels, seed {min(again) if again else ''} "
-                             f"is in two of its CSVs (the second: {path}); give each run once")
-            merged.setdefault(key, {}).update(runs)
-    return merged
 
 
 def check_vary(vary: tuple[str, ...] | list[str]) -> None:
@@ -102,20 +68,19 @@ def check_vary(vary: tuple[str, ...] | list[str]) -> None:
           "vary")
 
 
-def differences(paths: dict[str, list[str]],
-                vary: tuple[str, ...] | list[str] = ()) -> tuple[list[str], list[str]]:
+def differences(table: Table, vary: tuple[str, ...] | list[str] = ()) -> tuple[list[str], list[str]]:
     """(unlike, varied): one line per setting in which the sweeps' CSVs differ where it matters,
     besides the encoder (and the score, which `read_compared` refuses to mix): a setting counts
     between the CSVs that ran a method reading it (the methods' registry; a setting no method
     reads, between all). `varied` for the settings in `vary`, `unlike` for the others and for CSVs
     that recorded no settings."""
     check_vary(vary)
-    name_of = {p: name for name, ps in paths.items() for p in ps}
-    made = {p: recorded(p) for p in name_of}
+    name_of = dict(zip(table.rows["csv"], table.rows["sweep"], strict=True))
+    made = {p: table.settings[p] for p in table.settings}
     unlike = [f"{name_of[p]} ({p}): no settings recorded beside it ({Path(p).with_suffix('.json').name})"
               for p, s in made.items() if s is None]
     known = {p: s for p, s in made.items() if s is not None}
-    methods = {p: {m for _, m in read_sweep(p)} for p in known}
+    methods = {p: table.methods_of(p) for p in known}
     varied = []
     for key in sorted({k for s in known.values() for k in s} - {*COMPARED, "score"}):
         readers = [m for m, keys in settings_read().items() if key in keys]
@@ -315,22 +280,18 @@ def semi_vs_supervised(sweeps: dict[str, Sweep], verdicts: bool = True) -> str:
     return _above(few) + "\n".join(lines) + f"\n\n{rule()}.\n"
 
 
-def read_compared(paths: dict[str, list[str]]) -> tuple[dict[str, Sweep], dict[str, float], str]:
-    """(sweeps by name, summed run seconds by name, the images every run was scored on) from
-    NAME -> its sweep CSVs (merged). Sweeps scored on other images are refused, whatever else
-    allows unlike sweeps: a validation accuracy is no test accuracy."""
-    sweeps, seconds, scores = {}, {}, {}
-    for name, ps in paths.items():
-        read = [(*read_runs(p), p) for p in ps]
-        sweeps[name] = merge([(sweep, p) for sweep, _, _, p in read], name)
-        seconds[name] = sum(t for _, t, _, _ in read)
-        scores.update({p: score for _, _, score, p in read})
+def read_compared(paths: dict[str, list[str]]) -> tuple[Table, str]:
+    """(the sweeps' table, the images every run was scored on) from NAME -> its sweep CSVs (a name
+    given several merges them). Sweeps scored on other images are refused, whatever else allows
+    unlike sweeps: a validation accuracy is no test accuracy."""
+    table = read(paths)
+    scores = table.scores
     if len(set(scores.values())) > 1:
         said = "; ".join(f"{SCORES[sc]}: " + ", ".join(p for p, s in scores.items() if s == sc)
                          for sc in SCORES if sc in scores.values())
         raise AeclsError(f"the sweeps were scored on different images ({said}): validation and test "
                          "accuracies are not compared; compare sweeps of one score")
-    return sweeps, seconds, next(iter(scores.values()), "test")
+    return table, next(iter(scores.values()), "test")
 
 
 def settings_text(unlike: list[str], varied: list[str]) -> str:
@@ -348,60 +309,57 @@ def settings_text(unlike: list[str], varied: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Compared:
-    """Sweeps read for a comparison: by name, their summed run seconds, the images they were scored
-    on (`score`, one for all), and the settings in which they differ (`differences`)."""
+    """Sweeps read for a comparison: their table, the images they were scored on (`score`, one for
+    all), and the settings in which they differ (`differences`)."""
 
-    sweeps: dict[str, Sweep]
-    seconds: dict[str, float]
+    table: Table
     score: str
     unlike: list[str]
     varied: list[str]
 
+    @property
+    def sweeps(self) -> dict[str, Sweep]:
+        return self.table.sweeps()
+
 
 def read_checked(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
                  allow_unlike: bool = False) -> Compared:
-    """The sweeps read (each CSV a sweep's first; one score for all), then their settings compared
-    (`differences`) and unlike sweeps refused unless allowed."""
-    sweeps, seconds, score = read_compared(paths)
-    unlike, varied = differences(paths, vary)
+    """The sweeps read once (one score for all), their settings compared (`differences`) and
+    unlike sweeps refused unless allowed."""
+    table, score = read_compared(paths)
+    unlike, varied = differences(table, vary)
     check_alike(unlike, allow_unlike)
-    return Compared(sweeps, seconds, score, unlike, varied)
+    return Compared(table, score, unlike, varied)
 
 
 def compare_markdown(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
-                     allow_unlike: bool = False) -> str:
+                     allow_unlike: bool = False, compared: Compared | None = None) -> str:
     """The comparison as Markdown sections (the settings, side by side, paired differences to the
-    first sweep, semi-supervised vs what it builds on), computed from the sweeps' CSVs: what compare.md
-    holds under its title, and what the report shows. Unlike sweeps: see `check_alike`."""
-    c = read_checked(paths, vary, allow_unlike)
+    first sweep, semi-supervised vs what it builds on), computed from the sweeps' CSVs (or the
+    `compared` already read): what compare.md holds under its title, and what the report shows.
+    Unlike sweeps: see `check_alike`."""
+    c = compared or read_checked(paths, vary, allow_unlike)
     v = not c.unlike
+    sweeps = c.sweeps
     sources = "\n".join(f"- {name}: " + ", ".join(f"`{p}`" for p in ps) for name, ps in paths.items())
     return (f"{sources}\n\n{settings_text(c.unlike, c.varied)}"
-            f"\n## Side by side\n\n{side_by_side(c.sweeps, c.seconds, v, c.score)}"
-            f"\n## Paired differences to {next(iter(c.sweeps))}\n\n"
-            f"{compare_table(c.sweeps, verdicts=v, score=c.score)}"
-            f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(c.sweeps, v)}"
-            f"\n## Semi-supervised vs what it builds on, same encoder\n\n{semi_vs_supervised(c.sweeps, v)}")
+            f"\n## Side by side\n\n{side_by_side(sweeps, c.table.seconds(), v, c.score)}"
+            f"\n## Paired differences to {next(iter(sweeps))}\n\n"
+            f"{compare_table(sweeps, verdicts=v, score=c.score)}"
+            f"\n## Against scratch and raw pixels, same subsets\n\n{against_baselines(sweeps, v)}"
+            f"\n## Semi-supervised vs what it builds on, same encoder\n\n{semi_vs_supervised(sweeps, v)}")
 
 
-def provenance(paths: dict[str, list[str]]) -> str:
+def provenance(table: Table) -> str:
     """Where the rows came from: each distinct (command, commit, machine) with its dates and
     row count; rows written before sweeps recorded it say so."""
-    seen: dict[tuple[str, str, str], list[str]] = {}
-    for r in _rows(paths):
-        key = (r.get("command") or "not recorded", r.get("commit") or "-", r.get("machine") or "-")
-        seen.setdefault(key, []).append((r.get("date") or "")[:10])
+    rows = table.rows.assign(command=table.rows["command"].replace("", "not recorded"),
+                             commit=table.rows["commit"].replace("", "-"),
+                             machine=table.rows["machine"].replace("", "-"))
     lines = ["| rows | dates | command | commit | machine |", "|---:|---|---|---|---|"]
-    for (command, commit, machine), dates in seen.items():
-        lines.append(f"| {len(dates)} | {_span(dates)} | `{command}` | {commit} | {machine} |")
+    for (command, commit, machine), g in rows.groupby(["command", "commit", "machine"], sort=False):
+        lines.append(f"| {len(g)} | {_span(list(g['date'].str[:10]))} | `{command}` | {commit} | {machine} |")
     return "\n".join(lines) + "\n"
-
-
-def _rows(paths: dict[str, list[str]]):
-    """Every row of the comparison's CSVs, as dicts."""
-    for ps in paths.values():
-        for p in ps:
-            yield from read_rows(p)
 
 
 def _span(dates: list[str]) -> str:
@@ -409,13 +367,12 @@ def _span(dates: list[str]) -> str:
     return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}" if days else "-"
 
 
-def provenance_line(paths: dict[str, list[str]]) -> str:
+def provenance_line(table: Table) -> str:
     """The rows' provenance in one line: how many, when, from how many commands, which machines."""
-    rows = list(_rows(paths))
-    dates = [(r.get("date") or "")[:10] for r in rows]
-    commands = {r.get("command") or "not recorded" for r in rows}
-    machines = {r.get("machine") or "not recorded" for r in rows}
-    return (f"{len(rows)} rows, {_span(dates)}, from {len(commands)} command(s) on "
+    rows = table.rows
+    commands = set(rows["command"].replace("", "not recorded"))
+    machines = set(rows["machine"].replace("", "not recorded"))
+    return (f"{len(rows)} rows, {_span(list(rows['date'].str[:10]))}, from {len(commands)} command(s) on "
             f"{'; '.join(sorted(machines))}, torch threads and seeds as each row records")
 
 
@@ -459,14 +416,14 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
               "by nothing; give each sweep once")
         paths.setdefault(name, []).append(str(csv_path))
     check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
-    markdown = compare_markdown(paths, vary, allow_unlike)  # refuses unlike sweeps: nothing written
-    sweeps, _, score = read_compared(paths)
+    compared = read_checked(paths, vary, allow_unlike)  # refuses unlike sweeps: nothing written
+    markdown = compare_markdown(paths, compared=compared)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{markdown}"
-                                  f"\n## Where the rows came from\n\n{provenance(paths)}")
+                                  f"\n## Where the rows came from\n\n{provenance(compared.table)}")
     options = {**({"vary": sorted(vary)} if vary else {}), **({"allow_unlike": True} if allow_unlike else {})}
     (out / COMPARE_JSON).write_text(json.dumps({"runs": paths, **options}, indent=2))
-    panels_plot({name: _stats(sweep) for name, sweep in sweeps.items()}, pretrained(), references(),
-                out / COMPARE_PNG, "encoders compared, one panel per method", SCORES[score])
+    panels_plot({name: _stats(sweep) for name, sweep in compared.sweeps.items()}, pretrained(), references(),
+                out / COMPARE_PNG, "encoders compared, one panel per method", SCORES[compared.score])
     return {name: out / name for name in (COMPARE_MD, COMPARE_PNG, COMPARE_JSON)}

@@ -24,7 +24,6 @@ from aecls.core.errors import FitInterrupted, Interrupted
 from aecls.core.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.core.progress import in_terminal
 from aecls.data import FashionMNISTDataModule
-from aecls.evaluation.stats import SPREAD, mean_and_sd, mean_sd
 from aecls.modules.encoders import load_encoder
 from aecls.training.trainer import quiet_lightning
 from aecls.transfer import runs
@@ -32,6 +31,7 @@ from aecls.transfer.config import SCORES, SweepConfig, score_column
 from aecls.transfer.methods import Outcome, Run, method, method_names
 from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
 from aecls.transfer.runners import GraphCodes, scored_on
+from aecls.transfer.table import markdown_table, summarise
 
 
 def _preflight(cfg: SweepConfig) -> None:
@@ -131,32 +131,6 @@ def _read_curves(path: Path, rows: list[dict]) -> list[dict]:
     with open(path, newline="") as f:
         curves = [{**c, "method": c.get("method") or "fixmatch"} for c in csv.DictReader(f)]
     return [c for c in curves if (c["labels"], c["seed"], c["method"]) in kept]
-
-
-def runs_by_cell(rows: list[dict]) -> dict[tuple[int, str], list[float]]:
-    """{(labels, method): accuracies over seeds}."""
-    groups: dict[tuple[int, str], list[float]] = {}
-    for r in rows:
-        groups.setdefault((int(r["labels"]), r["method"]), []).append(float(runs.accuracy(r)))
-    return groups
-
-
-def summarise(rows: list[dict]) -> dict[tuple[int, str], tuple[float, float]]:
-    """{(labels, method): (mean, sample sd) of the accuracy over seeds}."""
-    return {k: mean_and_sd(v) for k, v in runs_by_cell(rows).items()}
-
-
-def markdown_table(rows: list[dict], score: str) -> str:
-    """Markdown: per budget, each method's accuracy on the `score` images, mean ± sd over seeds."""
-    runs = runs_by_cell(rows)
-    budgets = sorted({k[0] for k in runs})
-    methods = [m for m in method_names() if any(k[1] == m for k in runs)]
-    seeds = len({r["seed"] for r in rows})
-    lines = [f"| labels | {' | '.join(methods)} |", "|---:|" + "---:|" * len(methods)]
-    for b in budgets:
-        cells = [mean_sd(runs[(b, m)], scale=100) if (b, m) in runs else "-" for m in methods]
-        lines.append(f"| {b} | {' | '.join(cells)} |")
-    return "\n".join(lines) + f"\n\n{SCORES[score].capitalize()} (%), {SPREAD} ({seeds} seed(s)).\n"
 
 
 def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None,
