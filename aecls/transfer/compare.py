@@ -393,11 +393,6 @@ def read_record(folder: str | Path) -> tuple[dict[str, list[str]], dict]:
     return runs, options
 
 
-def read_sources(folder: str | Path) -> dict[str, list[str]]:
-    """NAME -> sweep CSVs of a comparison, from its compare.json."""
-    return read_record(folder)[0]
-
-
 def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path,
                    vary: tuple[str, ...] | list[str] = (), allow_unlike: bool = False) -> dict[str, Path]:
     """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
