@@ -122,6 +122,9 @@ def test_cli_run_best_plots(tiny_data, capsys):
     assert "trials: 2 complete" in out and "optuna-dashboard" in out
     for png in ("history", "parallel_coordinates", "importances", "val_curves"):
         assert Path(f"artifacts/cli/{png}.png").stat().st_size > 1000
+    # the study's summary names its best trial (what the stale-export check reads)
+    best = optuna.load_study(study_name="cli", storage="sqlite:///c.db").best_trial.number
+    assert json.loads(Path("artifacts/cli/study.json").read_text())["best_trial"] == best
     assert main(["study", "best", *common, "--seeds", "1"]) == 0
     assert Path("artifacts/cli/best_encoder.pt").is_file()
     capsys.readouterr()
