@@ -78,3 +78,23 @@ def test_full_tiny_run(tiny_data, capsys):
         assert f"({png}.png)" in text
     assert "| CAE fit of configs/cae.yaml, latent " in text and "| classifier, frozen" in text
     assert "Best trial" in text
+
+
+def test_the_report_reads_the_test_metrics_its_fits_logged(tiny_data, monkeypatch):
+    """A fit tests its best checkpoint and logs test/*; the report shows those numbers instead of
+    running each model over the test set again (its figures use the few images they show)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from aecls.report import build
+
+    for cfg in ("cae.yaml", "dae.yaml"):
+        assert fit(tiny_data, cfg, "--trainer.max_epochs", "1") == 0
+    logged = {n: EventAccumulator(f"lightning_logs/{n}/version_0").Reload() for n in ("cae", "dae")}
+    mse = logged["cae"].Scalars("test/clean_mse")[-1].value
+    psnr = logged["dae"].Scalars("test/psnr")[-1].value
+    calls = []
+    monkeypatch.setattr(build, "psnr", lambda *a: calls.append(a))  # a second pass would call it
+    path = build.build_report("logged", data_dir=str(tiny_data))
+    text = path.read_text()
+    assert f"test MSE {mse:.5f}" in text and f"test PSNR {psnr:.2f} dB" in text
+    assert calls == []
