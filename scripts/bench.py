@@ -315,10 +315,12 @@ def bench_sampler(tpe_args: dict, n_trials: int, study_file: str = "studies/quic
 
     import optuna
 
+    from aecls.hpo.search import pruner_for, sampler_for
     from aecls.hpo.space import load_study
 
     spec = replace(load_study(study_file), sampler_args=tpe_args).validate()
-    study = optuna.create_study(sampler=spec.build_sampler(), pruner=spec.build_pruner())
+    study = optuna.create_study(sampler=sampler_for(spec.seed, spec.sampler_args),
+                                pruner=pruner_for(spec.pruner, spec.pruner_args, spec.epochs))
     ends = []
     for _ in range(n_trials):
         study.optimize(lambda t: stand_in_objective(t, spec), n_trials=1)

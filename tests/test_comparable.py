@@ -139,12 +139,13 @@ def test_a_study_created_comparing_another_metric_is_not_continued(tiny_data):
 
 
 def test_study_best_labels_the_compared_metric_and_a_loss_the_space_changed():
-    from aecls.hpo.rules import test_rows
+    from aecls.hpo.record import BestRecord
 
-    stat = {"mean": 1.0, "std": 0.0}
-    info = {"monitor": "val/elbo", "loss_varies_with": ["beta"],
-            "test": {"test/kl": stat, "test/loss": stat, "test/elbo": stat, "test/nll": stat}}
-    rows = test_rows(info)
+    stat = {"mean": 1.0, "std": 0.0}  # as a best.json written before the sample sd
+    info = BestRecord(study="v", trial=0, params={}, epochs=1, seeds=[0], encoder={}, monitor="val/elbo",
+                      loss_varies_with=["beta"],
+                      test={"test/kl": stat, "test/loss": stat, "test/elbo": stat, "test/nll": stat})
+    rows = info.test_rows()
     assert rows[0][0] == "test/elbo" and "compared" in rows[0][2]
     (loss,) = [note for name, _, note in rows if name == "test/loss"]
     assert "training loss" in loss and "beta" in loss and "test/elbo" in loss

@@ -103,14 +103,14 @@ def test_rerun_best_exports_a_loadable_encoder(tiny_data):
     assert kind == "cae" and net.hidden == 16
     from aecls.training.checkpoints import load_module
 
-    module, _ = load_module(info["encoder"]["checkpoint"])
+    module, _ = load_module(info.encoder["checkpoint"])
     x = torch.rand(4, 1, 28, 28)
     encoder.eval(), module.eval()  # BatchNorm (the cae config has it): running statistics
     assert torch.equal(encoder(x), module.encoder(x))  # the exported encoder is the tested one
-    chosen = next(r for r in saved["runs"] if r["seed"] == info["encoder"]["seed"])
+    chosen = next(r for r in saved["runs"] if r["seed"] == info.encoder["seed"])
     from aecls.training.train import evaluate_checkpoint
 
-    again = evaluate_checkpoint(info["encoder"]["checkpoint"], str(tiny_data), "cpu", baselines=False)
+    again = evaluate_checkpoint(info.encoder["checkpoint"], str(tiny_data), "cpu", baselines=False)
     assert math.isclose(again["test/mse"], chosen["test"]["test/mse"], rel_tol=1e-5)
 
 

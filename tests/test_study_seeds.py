@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from aecls.cli import main
 from aecls.core.paths import REPO_CONFIGS
 from aecls.hpo.best import rerun_best
+from aecls.hpo.objective import trial_module
 from aecls.hpo.run import open_study, run_study
 from aecls.hpo.sampler import derive_seed, rerun_seeds, trial_seed
 from aecls.hpo.space import load_study
@@ -36,12 +37,12 @@ def test_a_trial_rerun_with_its_seed_reproduces_its_val_loss(tiny_data):
         assert t.user_attrs["seed"] == trial_seed(spec.seed, t.number)
     info = rerun_best(spec, study, seeds=2, data_dir=str(tiny_data))
     best = study.best_trial
-    assert info["trial_seed"] == best.user_attrs["seed"] == info["runs"][0]["seed"]
-    assert info["runs"][1]["seed"] != info["runs"][0]["seed"]
-    rep = info["reproduced"]
+    assert info.trial_seed == best.user_attrs["seed"] == info.runs[0]["seed"]
+    assert info.runs[1]["seed"] != info.runs[0]["seed"]
+    rep = info.reproduced
     assert rep["trial"] == best.value and rep["rerun"] == best.value and rep["identical"]
     # the second seed is a different fit: its score differs (so the equality above is not vacuous)
-    assert info["runs"][1]["val_score"] != best.value
+    assert info.runs[1]["val_score"] != best.value
 
 
 def test_continued_study_and_second_command_draw_no_repeated_configs(tiny_data):
@@ -112,7 +113,7 @@ def test_study_model_has_the_config_defaults():
     trains, with the drawn parameters on top."""
     spec = load_study(write_study("defaults", space={"latent_dim": 5}))
     cfg = yaml.safe_load((REPO_CONFIGS / "cae.yaml").read_text())["model"]["init_args"]
-    module = spec.build_module(spec.suggest(optuna.trial.FixedTrial({})))
+    module = trial_module(spec, spec.suggest(optuna.trial.FixedTrial({})))
     assert module.net_cfg == NetConfig(**{**cfg["net"], "latent_dim": 5})
     assert module.net_cfg.batch_norm and module.optim.scheduler == cfg["optim"]["scheduler"] == "onecycle"
     assert spec.data["val_size"] == 50 and spec.data["batch_size"] == 64  # the study's own data wins
@@ -154,8 +155,8 @@ def test_a_worker_trial_is_reproduced_with_its_thread_count(tiny_data):
     assert best.user_attrs["threads"] == max(1, (__import__("os").cpu_count() or 1) // 2)
     before = torch.get_num_threads()
     info = rerun_best(spec, study, seeds=2, data_dir=str(tiny_data))
-    assert info["runs"][0]["threads"] == best.user_attrs["threads"] and info["reproduced"]["identical"]
-    assert info["runs"][1]["threads"] == before == torch.get_num_threads()
+    assert info.runs[0]["threads"] == best.user_attrs["threads"] and info.reproduced["identical"]
+    assert info.runs[1]["threads"] == before == torch.get_num_threads()
 
 
 def test_the_sampler_keeps_tpes_search_space_and_draws_the_same():

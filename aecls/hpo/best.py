@@ -16,8 +16,9 @@ from optuna.trial import FrozenTrial
 from aecls.core.errors import check
 from aecls.core.paths import ARTIFACTS, BEST_FILE, ENCODER_FILE, LOG_DIR
 from aecls.evaluation.stats import sample_sd, spread
-from aecls.hpo.objective import checkpoint_callback
-from aecls.hpo.rules import RULES, test_rows
+from aecls.hpo.objective import checkpoint_callback, trial_config
+from aecls.hpo.record import BestRecord
+from aecls.hpo.rules import RULES
 from aecls.hpo.sampler import rerun_seeds
 from aecls.hpo.space import StudySpec
 from aecls.modules.encoders import export_encoder
@@ -60,7 +61,7 @@ def _fit_and_test(spec: StudySpec, params: dict[str, Any], model: dict[str, Any]
     checkpoint."""
     version = f"best_seed{seed}"
     ckpt = checkpoint_callback(spec, Path(log_dir) / spec.name / version / "checkpoints", monitor)
-    cfg = spec.train_config(params, seed, data_dir, checkpoint=ckpt, test="best",
+    cfg = trial_config(spec, params, seed, data_dir, checkpoint=ckpt, test="best",
                             callbacks=[LatentProbe()] if spec.uses_probe else [],
                             logger=tensorboard_logger(log_dir, spec.name, version))
     cfg.model = model
@@ -113,33 +114,32 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     if own is not None and monitor == spec.metrics[0]:  # the metric the trial was checkpointed on
         reproduced = {"metric": monitor, "trial": trial_values[monitor], "rerun": runs[0]["val_score"],
                       "identical": trial_values[monitor] == runs[0]["val_score"]}
-    info = {
-        "study": spec.name, "model": spec.model, "trial": trial.number, "params": params,
-        "objective": spec.objective, "select": rule, "rule": RULES[rule],
-        "trial_values": trial_values, "monitor": monitor, "trial_seed": own, "reproduced": reproduced,
-        "loss_varies_with": spec.searched_loss_keys, "test_settings": test_settings,
-        "net": asdict(net), "epochs": spec.epochs, "seeds": seed_list,
-        "test": {m: {"mean": float(np.mean([r["test"][m] for r in runs])),
-                     "sd": sample_sd([r["test"][m] for r in runs])} for m in metrics},
-        "runs": [{k: v for k, v in r.items() if k != "module"} for r in runs],
-        "encoder": {"path": str(out / ENCODER_FILE), "seed": chosen["seed"],
-                    "checkpoint": chosen["checkpoint"]},
-    }
-    (out / BEST_FILE).write_text(json.dumps(info, indent=2))
-    return info
+    record = BestRecord(
+        study=spec.name, model=spec.model, trial=trial.number, params=params,
+        objective=spec.objective, select=rule, rule=RULES[rule],
+        trial_values=trial_values, monitor=monitor, trial_seed=own, reproduced=reproduced,
+        loss_varies_with=list(spec.searched_loss_keys), test_settings=dict(test_settings),
+        net=asdict(net), epochs=spec.epochs, seeds=seed_list,
+        test={m: {"mean": float(np.mean([r["test"][m] for r in runs])),
+                  "sd": sample_sd([r["test"][m] for r in runs])} for m in metrics},
+        runs=[{k: v for k, v in r.items() if k != "module"} for r in runs],
+        encoder={"path": str(out / ENCODER_FILE), "seed": chosen["seed"], "checkpoint": chosen["checkpoint"]},
+    )
+    record.write(out / BEST_FILE)
+    return record
 
 
-def format_best(info: dict[str, Any]) -> str:
+def format_best(record: BestRecord) -> str:
     """What `study best` prints: the trial, whether its seed reproduced it, the test metrics."""
-    lines = [f"trial {info['trial']} of {info['study']} (--select {info['select']}: {info['rule']}), "
-             f"re-trained with {len(info['seeds'])} seeds, its own ({info['trial_seed']}) first:",
-             json.dumps(info["params"])]
-    rep = info["reproduced"]
+    lines = [f"trial {record.trial} of {record.study} (--select {record.select}: {record.rule}), "
+             f"re-trained with {len(record.seeds)} seeds, its own ({record.trial_seed}) first:",
+             json.dumps(record.params)]
+    rep = record.reproduced
     if rep is not None:
         lines.append(f"  {rep['metric']}: trial {rep['trial']:.6g}, re-run with its seed {rep['rerun']:.6g} "
                      f"({'identical' if rep['identical'] else 'differs: see RESULTS.md, Reproducibility'})")
-    n = len(info["seeds"])
-    lines += [f"  {name:12s} {spread(s['mean'], s['sd'], n)}{note}" for name, s, note in test_rows(info)]
-    lines.append(f"encoder: {info['encoder']['path']} (seed {info['encoder']['seed']}); "
-                 f"record: {Path(info['encoder']['path']).with_name(BEST_FILE)}")
+    n = len(record.seeds)
+    lines += [f"  {name:12s} {spread(s['mean'], s['sd'], n)}{note}" for name, s, note in record.test_rows()]
+    lines.append(f"encoder: {record.encoder['path']} (seed {record.encoder['seed']}); "
+                 f"record: {Path(record.encoder['path']).with_name(BEST_FILE)}")
     return "\n".join(lines)

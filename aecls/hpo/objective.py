@@ -9,6 +9,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -16,16 +17,35 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from optuna.artifacts import FileSystemArtifactStore
 from optuna_integration import PyTorchLightningPruningCallback
 
+from aecls.core.errors import AeclsError
 from aecls.core.paths import LOG_DIR
 from aecls.data.transforms import to_unit
 from aecls.hpo.sampler import trial_seed
 from aecls.hpo.space import StudySpec
-from aecls.modules.base import GRID_IMAGES
+from aecls.modules.base import GRID_IMAGES, BaseModule
 from aecls.training.probe import LatentProbe
-from aecls.training.train import prepare, train
+from aecls.training.train import TrainConfig, build_module, prepare, train
 from aecls.training.trainer import tensorboard_logger
 
 USER_MASTER_PORT = os.environ.get("MASTER_PORT")
+
+
+def trial_config(spec: StudySpec, params: dict[str, Any], seed: int, data_dir: str | None,
+                 **kwargs: Any) -> TrainConfig:
+    """What a trial (or the best-trial re-run) trains: the study's model, data and trainer with
+    `params` drawn, seeded with `seed`; `kwargs`: TrainConfig's logger, checkpoint, ..."""
+    length = {"max_epochs": spec.epochs,
+              **({"limit_train_batches": spec.train_fraction} if spec.train_fraction < 1 else {})}
+    return TrainConfig(model=spec.model_config(params), data={"data_dir": data_dir, **spec.data},
+                       trainer={**length, **spec.trainer}, seed=seed, **kwargs)
+
+
+def trial_module(spec: StudySpec, params: dict[str, Any]) -> BaseModule:
+    """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""
+    try:
+        return build_module(spec.model_config(params))
+    except (TypeError, AeclsError) as e:  # a config key the model does not take, a bad value
+        raise AeclsError(f"study {spec.name}: {e}") from e
 
 
 def checkpoint_callback(spec: StudySpec, dirpath: Path, monitor: str | None = None) -> ModelCheckpoint:
@@ -63,7 +83,7 @@ def objective(trial: optuna.Trial, spec: StudySpec, data_dir: str | None = None,
             os.environ.pop("MASTER_PORT", None)
         else:
             os.environ["MASTER_PORT"] = USER_MASTER_PORT
-    cfg = spec.train_config(params, seed, data_dir, checkpoint=ckpt, callbacks=callbacks,
+    cfg = trial_config(spec, params, seed, data_dir, checkpoint=ckpt, callbacks=callbacks,
                             logger=tensorboard_logger(log_dir, spec.name, version))
     run = prepare(cfg)
     grid = Path(log_dir) / spec.name / version / "reconstructions.png"

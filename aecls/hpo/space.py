@@ -12,7 +12,7 @@ study trains the model `aecls fit --config` trains.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,12 @@ from aecls.core.constants import LOSS_METRIC, PROBE_METRIC
 from aecls.core.errors import AeclsError, check
 from aecls.core.paths import find_config, read_config
 from aecls.data import FashionMNISTDataModule
-from aecls.hpo.sampler import TrialSeededTPESampler
-from aecls.modules import BaseModule, OptimConfig
+from aecls.hpo.search import pruner_for, sampler_for
+from aecls.modules import OptimConfig
 from aecls.modules.registry import Family, family
 from aecls.modules.speed import SPEED_KEYS, parse_switch
 from aecls.nets import NetConfig
-from aecls.training.train import TrainConfig, build_module
+from aecls.training.train import build_module
 from aecls.training.trainer import make_trainer
 
 NET_KEYS = {f.name for f in fields(NetConfig)}
@@ -62,8 +62,11 @@ TRAINER_DEFAULTS = {"devices": 1}
 FINGERPRINT_KEYS = ("model", "epochs", "objective", "seed", "data", "space", "defaults")
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudySpec:
+    """A study file as data (`load_study` reads and checks it; `validate` returns the checked spec,
+    the model config's defaults and data settings filled in, and changes nothing in place)."""
+
     name: str
     model: str = "cae"
     config: str | None = None  # model config the space's defaults come from (default configs/<model>.yaml)
@@ -80,9 +83,10 @@ class StudySpec:
     data: dict[str, Any] = field(default_factory=dict)  # FashionMNISTDataModule arguments
     trainer: dict[str, Any] = field(default_factory=dict)  # Trainer arguments: see TRAINER_KEYS
     space: dict[str, Any] = field(default_factory=dict)
-    # The model config's model.init_args (net, optim, loss, ...): what the space does not set.
-    defaults: dict[str, Any] = field(default_factory=dict, init=False)
-    file: str | None = field(default=None, init=False)  # the study file's absolute path (load_study)
+    # The model config's model.init_args (net, optim, loss, ...): what the space does not set
+    # (filled in by `validate`, not read from the study file).
+    defaults: dict[str, Any] = field(default_factory=dict)
+    file: str | None = None  # the study file's absolute path (load_study)
 
     def validate(self) -> StudySpec:
         for key in ("epochs", "n_trials", "seed"):
@@ -99,10 +103,12 @@ class StudySpec:
         check(self.objective in OBJECTIVES,
               f"study {self.name}: objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
         self._check_comparable()
-        self._check_builds(self.build_pruner, f"pruner_args {self.pruner_args}", f"the {self.pruner} pruner")
+        self._check_builds(lambda: pruner_for(self.pruner, self.pruner_args, self.epochs),
+                           f"pruner_args {self.pruner_args}", f"the {self.pruner} pruner")
         check("seed" not in self.sampler_args,
               f"study {self.name}: sampler_args cannot set TPE's seed: it derives from the study's `seed`")
-        self._check_builds(self.build_sampler, f"sampler_args {self.sampler_args}", "Optuna's TPESampler")
+        self._check_builds(lambda: sampler_for(self.seed, self.sampler_args),
+                           f"sampler_args {self.sampler_args}", "Optuna's TPESampler")
         check(self.objective != "multi" or self.pruner == "none",
               f"study {self.name}: Optuna cannot prune multi-objective trials; set `pruner: none` "
               "(and keep epochs modest)")
@@ -116,11 +122,12 @@ class StudySpec:
         for name, entry in self.space.items():
             if isinstance(entry, dict):
                 distribution(self.name, name, entry)
-        self._validate_trainer()
-        self._load_defaults()
-        self._check_data()
-        self._check_values()
-        return self
+        spec = replace(self, trainer=self._checked_trainer())
+        spec._check_devices()
+        spec = spec._with_config_defaults()
+        spec._check_data()
+        spec._check_values()
+        return spec
 
     def _check_comparable(self) -> None:
         """A study that compares val/loss may not search a key that changes what val/loss is (a
@@ -179,17 +186,21 @@ class StudySpec:
                       f"train at the settings they are scored at; set {arg} in the space (at most "
                       f"{self.epochs - needs + module.hparams[arg]}) or raise epochs")
 
-    def _validate_trainer(self) -> None:
+    def _checked_trainer(self) -> dict[str, Any]:
+        """The `trainer:` settings checked, with their defaults and the speed switches parsed."""
         unknown = sorted(set(self.trainer) - TRAINER_KEYS)
         check(not unknown,
               f"study {self.name}: unknown trainer keys {unknown}; known: {sorted(TRAINER_KEYS)}")
-        self.trainer = {**TRAINER_DEFAULTS, **self.trainer}
+        trainer = {**TRAINER_DEFAULTS, **self.trainer}
         for key in SPEED_KEYS:
-            if key in self.trainer:
+            if key in trainer:
                 try:
-                    self.trainer[key] = parse_switch(key, self.trainer[key])
+                    trainer[key] = parse_switch(key, trainer[key])
                 except AeclsError as e:
                     raise AeclsError(f"study {self.name}: trainer.{e}") from e
+        return trainer
+
+    def _check_devices(self) -> None:
         devices = self.trainer["devices"]
         check(isinstance(devices, int) and devices >= 1,
               f"study {self.name}: trainer.devices must be a number >= 1, got {devices!r}")
@@ -209,7 +220,9 @@ class StudySpec:
     def _config_path(self) -> Path:
         return find_config(self.config or self.family.config_name)
 
-    def _load_defaults(self) -> None:
+    def _with_config_defaults(self) -> StudySpec:
+        """This spec with its model config's init_args as `defaults`, and the config's data
+        settings (batch size, split) under the study's own `data:`."""
         path = self._config_path()
         cfg = read_config(path)
         model = cfg["model"]
@@ -217,24 +230,8 @@ class StudySpec:
         check(str(model.get("class_path", "")).rsplit(".", 1)[-1] == cls.__name__,
               f"study {self.name}: {path} configures {model.get('class_path')}, not {cls.__name__} "
               f"(model {self.model})")
-        self.defaults = dict(model.get("init_args") or {})
-        # The config's data settings too (batch size, split), under the study's own `data:`.
         data = {k: v for k, v in cfg["data"].items() if k != "data_dir"}
-        self.data = {**data, **self.data}
-
-    def build_pruner(self) -> optuna.pruners.BasePruner:
-        """Median by default: it waits for 3 finished trials, then stops a trial whose epoch score
-        is worse than the median of earlier trials at the same epoch, from the first epoch on
-        (RESULTS.md compares warm-up settings). `threshold` stops a trial whose score crosses
-        `pruner_args` (lower/upper), Optuna's ThresholdPruner."""
-        if self.pruner == "hyperband":
-            return optuna.pruners.HyperbandPruner(**{"min_resource": 1, "max_resource": self.epochs,
-                                                     **self.pruner_args})
-        if self.pruner == "threshold":
-            return optuna.pruners.ThresholdPruner(**self.pruner_args)
-        if self.pruner == "none":
-            return optuna.pruners.NopPruner(**self.pruner_args)
-        return optuna.pruners.MedianPruner(**{"n_startup_trials": 3, "n_warmup_steps": 0, **self.pruner_args})
+        return replace(self, defaults=dict(model.get("init_args") or {}), data={**data, **self.data})
 
     def _check_builds(self, build, given: str, what: str) -> None:
         """Optuna's own check of keyword arguments from the study file, as one line naming them."""
@@ -242,12 +239,6 @@ class StudySpec:
             build()
         except (TypeError, ValueError) as e:
             raise AeclsError(f"study {self.name}: {given} do not fit {what} ({e})") from e
-
-    def build_sampler(self) -> TrialSeededTPESampler:
-        """TPE, re-seeded per trial from the study's seed. `constant_liar` lets parallel workers
-        avoid sampling right where a running trial is; `sampler_args` passes Optuna's other TPE
-        options (BENCHMARKS.md, "Study overhead", measures some at thousands of trials)."""
-        return TrialSeededTPESampler(self.seed, **{"constant_liar": True, **self.sampler_args})
 
     @property
     def family(self) -> Family:
@@ -314,23 +305,6 @@ class StudySpec:
         return {"family": self.model, "init_args": {"net": NetConfig(**net), "optim": OptimConfig(**optim),
                                                     **extra}}
 
-    def train_config(self, params: dict[str, Any], seed: int, data_dir: str | None,
-                     **kwargs: Any) -> TrainConfig:
-        """What a trial (or the best-trial re-run) trains: this study's model, data and trainer
-        with `params` drawn, seeded with `seed`; `kwargs`: TrainConfig's logger, checkpoint, ..."""
-        length = {"max_epochs": self.epochs,
-                  **({"limit_train_batches": self.train_fraction} if self.train_fraction < 1 else {})}
-        return TrainConfig(model=self.model_config(params), data={"data_dir": data_dir, **self.data},
-                           trainer={**length, **self.trainer}, seed=seed, **kwargs)
-
-    def build_module(self, params: dict[str, Any]) -> BaseModule:
-        """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""
-        try:
-            return build_module(self.model_config(params))
-        except (TypeError, AeclsError) as e:  # a config key the model does not take, a bad value
-            raise AeclsError(f"study {self.name}: {e}") from e
-
-
 def distribution(study: str, name: str, entry: dict[str, Any]) -> BaseDistribution:
     """The Optuna distribution of a space entry; an unknown, missing or malformed key is an error
     naming the entry."""
@@ -377,7 +351,7 @@ def load_study(path: str | Path) -> StudySpec:
     except yaml.YAMLError as e:
         raise AeclsError(f"{path}: not valid YAML ({e})") from e
     check(isinstance(raw, dict), f"{path}: a study file is a mapping of keys, got {type(raw).__name__}")
-    known = [f.name for f in fields(StudySpec) if f.init]
+    known = [f.name for f in fields(StudySpec) if f.name not in ("defaults", "file")]
     unknown = sorted(set(raw) - set(known))
     check(not unknown, f"{path}: unknown key(s) {unknown}; known: {known}")
     raw.setdefault("name", path.stem)
@@ -388,8 +362,7 @@ def load_study(path: str | Path) -> StudySpec:
         spec = StudySpec(**raw).validate()
     except AeclsError as e:  # name the file as well as the study
         raise AeclsError(f"{path}: {e}") from e
-    spec.file = str(path.resolve())
-    return spec
+    return replace(spec, file=str(path.resolve()))
 
 
 class StudyFileNotFound(AeclsError):

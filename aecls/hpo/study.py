@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from aecls.core.errors import AeclsError
 from aecls.core.paths import DEFAULT_STORAGE
+from aecls.hpo.search import pruner_for, sampler_for
 from aecls.hpo.space import StudySpec
 from aecls.hpo.storage import make_storage, retry_races, safe_url
 
@@ -23,7 +24,7 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
                create: bool = True, **storage_kw) -> optuna.Study:
     """The study named in `spec` on `storage`; a second call continues it (load_if_exists).
 
-    The sampler is TPE (StudySpec.build_sampler), for the two objectives of `multi` too
+    The sampler is TPE (`sampler_for`), for the two objectives of `multi` too
     (multi-objective TPE); NSGA-II's generations (population 50 by default) need more trials
     than a 20-trial CPU study has. A continued study
     must have been created from the same study file (space, epochs, objective, ...) unless
@@ -32,16 +33,16 @@ def open_study(spec: StudySpec, storage: str = DEFAULT_STORAGE, allow_changes: b
     """
     # set_metric_names and heartbeats are "experimental" in Optuna: warned about in every worker
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    sampler = spec.build_sampler()
+    sampler = sampler_for(spec.seed, spec.sampler_args)
     backend = make_storage(storage, create=create, **storage_kw)
     if create:  # hosts starting together race to create it: the losers load it (retry_races)
         study = retry_races(lambda: optuna.create_study(
             study_name=spec.name, storage=backend, directions=spec.directions, sampler=sampler,
-            pruner=spec.build_pruner(), load_if_exists=True))
+            pruner=pruner_for(spec.pruner, spec.pruner_args, spec.epochs), load_if_exists=True))
     else:
         try:
             study = optuna.load_study(study_name=spec.name, storage=backend, sampler=sampler,
-                                      pruner=spec.build_pruner())
+                                      pruner=pruner_for(spec.pruner, spec.pruner_args, spec.epochs))
         except KeyError as e:
             raise AeclsError(f"no study {spec.name} on {safe_url(storage)}; `aecls study run` "
                              "creates it") from e

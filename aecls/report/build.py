@@ -34,7 +34,7 @@ from aecls.core.paths import (
 from aecls.data.transforms import add_noise, to_unit
 from aecls.evaluation.baselines import flat, pca_test_mse
 from aecls.evaluation.stats import spread
-from aecls.hpo.rules import test_rows
+from aecls.hpo.record import BestRecord
 from aecls.modules.autoencoder import EVAL_NOISE_SEED, psnr
 from aecls.modules.registry import Family, of_kind
 from aecls.report import figures
@@ -244,16 +244,16 @@ def study(r: Report) -> None:
     if not info.is_file():
         r.missing.append(f"study {r.study}: no best.json (run `aecls study best {r.study}`)")
         return
-    best = json.loads(info.read_text())
-    rule = f" (objective {best['objective']}, chosen by `--select {best['select']}`: {best['rule']})" \
-        if "select" in best else ""
-    r.lines += ["", f"Best trial {best['trial']}{rule}: `{json.dumps(best['params'])}`, re-trained "
-                f"{best['epochs']} epochs x {_n_seeds(best['seeds'])} seeds:", "",
+    best = BestRecord.read(info)
+    rule = f" (objective {best.objective}, chosen by `--select {best.select}`: {best.rule})" \
+        if best.select else ""
+    n = len(best.seeds)
+    r.lines += ["", f"Best trial {best.trial}{rule}: `{json.dumps(best.params)}`, re-trained "
+                f"{best.epochs} epochs x {n} seeds:", "",
                 "| metric | mean ± sd (sample sd, n − 1) |", "|---|---|"]
-    n = _n_seeds(best["seeds"])
-    r.lines += [f"| {m}{note} | {spread(s['mean'], s['sd'], n)} |" for m, s, note in test_rows(best)]
-    r.lines.append(f"\nEncoder: `{shown(best['encoder']['path'])}` (seed {best['encoder']['seed']}, "
-                   f"checkpoint `{shown(best['encoder']['checkpoint'])}`).")
+    r.lines += [f"| {m}{note} | {spread(s['mean'], s['sd'], n)} |" for m, s, note in best.test_rows()]
+    r.lines.append(f"\nEncoder: `{shown(best.encoder['path'])}` (seed {best.encoder['seed']}, "
+                   f"checkpoint `{shown(best.encoder['checkpoint'])}`).")
 
 
 def transfer(r: Report) -> None:
@@ -311,11 +311,6 @@ def stage_times(r: Report) -> None:
     r.lines.append(f"| all stages before the report (wall) | {wall:.0f} |")
 
 
-def _n_seeds(seeds: int | list[int]) -> int:
-    """best.json lists the seeds it re-trained with (older files: their count)."""
-    return seeds if isinstance(seeds, int) else len(seeds)
-
-
 def _sweep_encoder(folder: Path) -> str:
     """What a sweep's encoder is (sweep.json: path, family, latent size; the study trial when it
     is a study export), or "" for a sweep written before sweep.json."""
@@ -324,11 +319,9 @@ def _sweep_encoder(folder: Path) -> str:
     except (OSError, ValueError):
         return ""
     what = f"{e['family']}, latent {e['latent_dim']}, `{shown(e['encoder'])}`"
-    try:  # a study export: name the trial it came from
-        best = json.loads((Path(e["encoder"]) / BEST_FILE).read_text())
-        what = f"study {best['study']} trial {best['trial']} ({what}, {best['epochs']} epochs)"
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    if (Path(e["encoder"]) / BEST_FILE).is_file():  # a study export: name the trial it came from
+        best = BestRecord.read(Path(e["encoder"]) / BEST_FILE)
+        what = f"study {best.study} trial {best.trial} ({what}, {best.epochs} epochs)"
     return what
 
 
