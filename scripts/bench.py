@@ -164,11 +164,11 @@ def bench_study(study_file: str, n_trials: int, epochs: int, pruner: str, worker
     from dataclasses import replace
 
     from aecls.hpo.run import run_study
-    from aecls.hpo.space import load_study
+    from aecls.hpo.space import check_study, load_study
 
     base = load_study(study_file)
-    spec = replace(base, epochs=epochs, pruner=pruner, name=f"bench_{pruner}_{workers}w",
-                   trainer={**base.trainer, **(trainer or {})}).validate()  # re-reads the config's defaults
+    spec = check_study(replace(base, epochs=epochs, pruner=pruner, name=f"bench_{pruner}_{workers}w",
+                               trainer={**base.trainer, **(trainer or {})}))  # re-reads the config's defaults
     tmp = Path(tempfile.mkdtemp(prefix="aecls_bench_study_"))
     cwd = os.getcwd()
     try:
@@ -276,13 +276,13 @@ def bench_study_overhead(storage: str, n_trials: int, workers: int = 1,
     from dataclasses import replace
 
     from aecls.hpo.run import run_study
-    from aecls.hpo.space import load_study
+    from aecls.hpo.space import check_study, load_study
 
     def cpu() -> float:
         return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                                      resource.getrusage(resource.RUSAGE_CHILDREN)))
 
-    spec = replace(load_study(study_file), name=f"overhead_{workers}w").validate()
+    spec = check_study(replace(load_study(study_file), name=f"overhead_{workers}w"))
     cpu_before = cpu()
     study = run_study(spec, n_trials, storage, workers=workers, progress=False, log_dir="logs",
                       objective_fn=stand_in_objective)
@@ -316,9 +316,9 @@ def bench_sampler(tpe_args: dict, n_trials: int, study_file: str = "studies/quic
     import optuna
 
     from aecls.hpo.search import pruner_for, sampler_for
-    from aecls.hpo.space import load_study
+    from aecls.hpo.space import check_study, load_study
 
-    spec = replace(load_study(study_file), sampler_args=tpe_args).validate()
+    spec = check_study(replace(load_study(study_file), sampler_args=tpe_args))
     study = optuna.create_study(sampler=sampler_for(spec.seed, spec.sampler_args),
                                 pruner=pruner_for(spec.pruner, spec.pruner_args, spec.epochs))
     ends = []

@@ -117,6 +117,16 @@ def test_help_loads_neither_torch_nor_lightning():
     assert out.strip() == "[]"
 
 
+def test_a_study_file_reads_without_torch():
+    """A study file is data: read_study (aecls.hpo.spec) loads neither torch nor Lightning; the
+    checks that build modules are aecls.hpo.space's."""
+    code = ("import sys; from aecls.hpo.spec import read_study; s = read_study('studies/quickstart.yaml'); "
+            "s.fingerprint(); print(s.name, sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "quickstart []"
+
+
 def test_sweep_flags_come_from_its_config(capsys):
     with pytest.raises(SystemExit):
         main(["transfer", "sweep", "--help"])

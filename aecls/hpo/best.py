@@ -20,7 +20,8 @@ from aecls.hpo.objective import checkpoint_callback, trial_config
 from aecls.hpo.record import BestRecord
 from aecls.hpo.rules import RULES
 from aecls.hpo.sampler import rerun_seeds
-from aecls.hpo.space import StudySpec
+from aecls.hpo.space import model_config
+from aecls.hpo.spec import StudySpec
 from aecls.modules.encoders import export_encoder
 from aecls.training.probe import PROBE_METRIC, LatentProbe
 from aecls.training.train import build_module, train
@@ -81,7 +82,7 @@ def rerun_best(spec: StudySpec, study: optuna.Study, seeds: int = 3, data_dir: s
     spec.family.module.check_test_settings(test_settings)
     trial, rule = select_trial(spec, study, select)
     params = spec.suggest(optuna.trial.FixedTrial(trial.params))  # fixed values of the space too
-    model = spec.model_config(params)
+    model = model_config(spec, params)
     model["init_args"].update(test_settings)  # test-only: each fit is the trial's
     cost = build_module(model).test_cost()
     if cost is not None:  # said once, before the first of the seeds' tests

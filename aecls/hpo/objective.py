@@ -21,7 +21,8 @@ from aecls.core.errors import AeclsError
 from aecls.core.paths import LOG_DIR
 from aecls.data.transforms import to_unit
 from aecls.hpo.sampler import trial_seed
-from aecls.hpo.space import StudySpec
+from aecls.hpo.space import model_config
+from aecls.hpo.spec import StudySpec
 from aecls.modules.base import GRID_IMAGES, BaseModule
 from aecls.training.probe import LatentProbe
 from aecls.training.train import TrainConfig, build_module, prepare, train
@@ -36,14 +37,14 @@ def trial_config(spec: StudySpec, params: dict[str, Any], seed: int, data_dir: s
     `params` drawn, seeded with `seed`; `kwargs`: TrainConfig's logger, checkpoint, ..."""
     length = {"max_epochs": spec.epochs,
               **({"limit_train_batches": spec.train_fraction} if spec.train_fraction < 1 else {})}
-    return TrainConfig(model=spec.model_config(params), data={"data_dir": data_dir, **spec.data},
+    return TrainConfig(model=model_config(spec, params), data={"data_dir": data_dir, **spec.data},
                        trainer={**length, **spec.trainer}, seed=seed, **kwargs)
 
 
 def trial_module(spec: StudySpec, params: dict[str, Any]) -> BaseModule:
     """The LightningModule a trial (or the best-trial re-run) trains from drawn parameters."""
     try:
-        return build_module(spec.model_config(params))
+        return build_module(model_config(spec, params))
     except (TypeError, AeclsError) as e:  # a config key the model does not take, a bad value
         raise AeclsError(f"study {spec.name}: {e}") from e
 

@@ -18,7 +18,7 @@ from aecls.core.paths import DEFAULT_STORAGE, LOG_DIR
 from aecls.core.progress import progress as progress_bar
 from aecls.data.locate import locate
 from aecls.hpo.recovery import WORKER_ATTR, describe, recover_trials
-from aecls.hpo.space import StudySpec
+from aecls.hpo.spec import StudySpec
 from aecls.hpo.storage import check_outputs, is_grpc, is_journal, mark_outputs, safe_url
 from aecls.hpo.study import DONE, LIVE, open_study
 from aecls.hpo.workers import StudyRun, supervise, trials_left, visible_gpus, work, worker_plan

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from aecls.core.errors import AeclsError
 from aecls.core.paths import DEFAULT_STORAGE
 from aecls.hpo.search import pruner_for, sampler_for
-from aecls.hpo.space import StudySpec
+from aecls.hpo.spec import StudySpec
 from aecls.hpo.storage import make_storage, retry_races, safe_url
 
 FILE_ATTR = "study_file"  # the study file a study was last run from (a name finds it again)

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from aecls.core.paths import STUDY_FILE
 from aecls.hpo.recovery import requeued
-from aecls.hpo.space import StudySpec
+from aecls.hpo.spec import StudySpec
 
 
 def summary(spec: StudySpec, study: optuna.Study) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from aecls.core.errors import AeclsError, FitInterrupted, check
 from aecls.hpo.objective import objective
 from aecls.hpo.recovery import WORKER_ATTR, Recovered, describe, recover_trials, worker_id
-from aecls.hpo.space import StudySpec
+from aecls.hpo.spec import StudySpec
 from aecls.hpo.storage import artifact_store, trial_lock
 from aecls.hpo.study import DONE, LIVE, open_study
 from aecls.modules.speed import limit_threads
