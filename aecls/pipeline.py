@@ -197,7 +197,7 @@ def folder_lock(path: Path = Path(PIPELINE_LOCK)):
         lock.release()
 
 
-def _study_progress(spec, storage: str, workers: int = 1) -> str:
+def study_progress(spec, storage: str, workers: int = 1) -> str:
     """How far the pipeline's study is: fresh, or continuing an earlier run (read only); and the
     workers it starts, when it has trials left to run."""
     on = f", {workers} workers" if workers > 1 else ""
@@ -391,7 +391,7 @@ def plan(s: Scale, spec, storage: str, workers: int, data_dir: str | None, timer
     name = spec.name
     export = Path(ARTIFACTS) / name
     sweeps = ["sweep", *(f"sweep {p}" for p in s.pretexts())]
-    study = f"study {name}: {_study_progress(spec, storage, workers)}"
+    study = f"study {name}: {study_progress(spec, storage, workers)}"
     return [
         Stage("study", study, study_stage, (spec, storage, workers, data_dir),
               owns=(export, Path(LOG_DIR) / name), alone=True),

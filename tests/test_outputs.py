@@ -62,15 +62,15 @@ def test_pipeline_study_stage_says_fresh_or_continued(monkeypatch, capsys):
     from aecls import pipeline
 
     spec, storage = load_study(write_study("tiny", n_trials=3)), "sqlite:///optuna.db"
-    assert pipeline._study_progress(spec, storage) == "3 trials"
+    assert pipeline.study_progress(spec, storage) == "3 trials"
     study = optuna.create_study(study_name="tiny", storage=storage)
     study.add_trial(optuna.trial.create_trial(value=1.0))
-    assert pipeline._study_progress(spec, storage) == "continues an earlier run (1 of 3 trials done)"
-    assert pipeline._study_progress(spec, storage, 2).endswith("(1 of 3 trials done), 2 workers")
+    assert pipeline.study_progress(spec, storage) == "continues an earlier run (1 of 3 trials done)"
+    assert pipeline.study_progress(spec, storage, 2).endswith("(1 of 3 trials done), 2 workers")
     for _ in range(2):
         study.add_trial(optuna.trial.create_trial(value=1.0))
     # finished: no workers start, so none is announced
-    assert pipeline._study_progress(spec, storage, 2) == "continues an earlier run (3 of 3 trials done)"
+    assert pipeline.study_progress(spec, storage, 2) == "continues an earlier run (3 of 3 trials done)"
 
 
 def test_aecls_test_prints_no_advert_and_shows_progress(tiny_data, capsys, monkeypatch):

@@ -162,15 +162,31 @@ def test_a_worker_trial_is_reproduced_with_its_thread_count(tiny_data):
 def test_the_sampler_keeps_tpes_search_space_and_draws_the_same():
     """TrialSeededTPESampler carries TPE's incrementally kept search space from trial to trial (a
     fresh one rescanned every trial: half the sampler's time at thousands of trials). It must draw
-    exactly what a sampler rebuilding everything per trial draws."""
-    from optuna.samplers import TPESampler
+    exactly what a sampler rebuilding TPE for every trial draws (written here on Optuna's public
+    sampler interface)."""
+    from optuna.samplers import BaseSampler, TPESampler
 
     from aecls.hpo.sampler import SAMPLER_STREAM, TrialSeededTPESampler, derive_seed
 
-    class Rebuilding(TrialSeededTPESampler):
+    class Rebuilding(BaseSampler):
+        def __init__(self, seed, **kwargs):
+            self.seed, self.kwargs, self.tpe = seed, kwargs, None
+
         def before_trial(self, study, trial):
-            self._tpe = TPESampler(seed=derive_seed(self.seed, SAMPLER_STREAM, trial.number), **self._kwargs)
-            self._tpe.before_trial(study, trial)
+            self.tpe = TPESampler(seed=derive_seed(self.seed, SAMPLER_STREAM, trial.number), **self.kwargs)
+            self.tpe.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self.tpe.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.tpe.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, name, distribution):
+            return self.tpe.sample_independent(study, trial, name, distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self.tpe.after_trial(study, trial, state, values)
 
     def draws(sampler):
         study = optuna.create_study(sampler=sampler)
@@ -178,15 +194,18 @@ def test_the_sampler_keeps_tpes_search_space_and_draws_the_same():
                        + (t.suggest_categorical("c", ["a", "b"]) == "a"), n_trials=40)
         return [t.params for t in study.trials]
 
-    kept = TrialSeededTPESampler(3, constant_liar=True)
-    space = kept._tpe._search_space
-    assert draws(kept) == draws(Rebuilding(3, constant_liar=True))
-    assert kept._tpe._search_space is space  # one space for the whole study
+    assert draws(TrialSeededTPESampler(3, constant_liar=True)) == draws(Rebuilding(3, constant_liar=True))
 
 
 def test_sampler_args_reach_tpe_and_leave_the_default_alone():
-    default = open_study(load_study(write_study("plain")), "sqlite:///s.db")
-    assert default.sampler._kwargs == {"constant_liar": True}
-    tuned = open_study(load_study(write_study("tuned", sampler_args={"multivariate": False})), "sqlite:///s.db")
-    assert tuned.sampler._kwargs == {"constant_liar": True, "multivariate": False}
-    assert tuned.sampler._tpe._multivariate is False
+    """A study file's sampler_args reach TPE: with n_startup_trials 2 its third trial is drawn by
+    TPE, where the default's (10 random trials first) is still random; the first two agree."""
+    def params(spec):
+        study = open_study(spec, "sqlite:///s.db")
+        study.optimize(lambda t: sum(v for v in spec.suggest(t).values() if isinstance(v, (int, float))),
+                       n_trials=4)
+        return [t.params for t in study.trials]
+
+    plain = params(load_study(write_study("plain")))
+    tuned = params(load_study(write_study("tuned", sampler_args={"n_startup_trials": 2})))
+    assert plain[:2] == tuned[:2] and plain[2:] != tuned[2:]
