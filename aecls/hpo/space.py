@@ -1,12 +1,11 @@
-"""A study file (studies/*.yaml) read once into a typed `StudySpec`, and its search space.
+"""A study file's checks and its model side: `check_study` refuses, before any trial runs, what
+the study file (aecls.hpo.spec) says that no trial could train; `model_config` is a trial's model.
 
-A space entry is either a fixed value (`scheduler: onecycle`) or a distribution:
-`{type: int|float, low, high, log, step}` or `{type: categorical, choices: [...]}`. Names are the
-fields of NetConfig (latent_dim, n_channels, hidden, batch_norm, arch, dropout, mlp_widths) and
-OptimConfig (optimizer -> name, lr, weight_decay, momentum, scheduler), plus the keys the model's
-family declares (`Family.study_keys`: noise_sigma for the DAE, beta for the VAE, ...). Whatever
-the space leaves out comes from the family's config (`configs/<model>.yaml`, or `config:`), so a
-study trains the model `aecls fit --config` trains.
+Space names are the fields of NetConfig (latent_dim, n_channels, hidden, batch_norm, arch,
+dropout, mlp_widths) and OptimConfig (optimizer -> name, lr, weight_decay, momentum, scheduler),
+plus the keys the model's family declares (`Family.study_keys`: noise_sigma for the DAE, beta for
+the VAE, ...). Whatever the space leaves out comes from the family's config (`configs/<model>.yaml`,
+or `config:`), so a study trains the model `aecls fit --config` trains.
 """
 
 from __future__ import annotations
