@@ -75,7 +75,7 @@ def differences(table: Table, vary: tuple[str, ...] | list[str] = ()) -> tuple[l
     reads, between all). `varied` for the settings in `vary`, `unlike` for the others and for CSVs
     that recorded no settings."""
     check_vary(vary)
-    name_of = dict(zip(table.rows["csv"], table.rows["sweep"], strict=True))
+    name_of = table.sweep_of
     made = {p: table.settings[p] for p in table.settings}
     unlike = [f"{name_of[p]} ({p}): no settings recorded beside it ({Path(p).with_suffix('.json').name})"
               for p, s in made.items() if s is None]

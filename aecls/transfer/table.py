@@ -44,6 +44,7 @@ class Table:
     settings: dict[str, dict | None]
     scores: dict[str, str]
     names: tuple[str, ...]
+    sweep_of: dict[str, str]  # csv -> the name it was given
 
     def sweep(self, name: str) -> Sweep:
         """{(labels, method): {seed: accuracy}} of the sweep `name`."""
@@ -82,7 +83,7 @@ def read(paths: dict[str, list[str]]) -> Table:
         f"{twice.iloc[0]['sweep']}: {twice.iloc[0]['method']} at {twice.iloc[0]['labels']} labels, seed "
         f"{twice.iloc[0]['seed']} is in two of its CSVs (the second: {twice.iloc[0]['csv']}); give each "
         "run once"))
-    return Table(rows, settings, scores, tuple(paths))
+    return Table(rows, settings, scores, tuple(paths), {p: name for name, ps in paths.items() for p in ps})
 
 
 def read_one(path: str | Path) -> Table:
