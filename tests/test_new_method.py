@@ -26,15 +26,14 @@ def _spread(r: Run) -> float:
     from sklearn.semi_supervised import LabelSpreading
 
     from aecls.data import FashionMNISTDataModule
-    from aecls.data.subsets import stratified_subset
     from aecls.transfer.labelling import frozen_codes
-    from aecls.transfer.runners import TESTED, scored_on
+    from aecls.transfer.runners import TESTED, scored_on, subset_rows
 
     dm = scored_on(FashionMNISTDataModule(data_dir=r.cfg.data_dir, seed=r.seed, val_size=r.cfg.val_size),
                    r.cfg.score)
     train, train_y, test, test_y = frozen_codes(r.cfg.encoder, dm, TESTED)
     given = np.full(len(train_y), -1)
-    rows = stratified_subset(train_y, r.budget, r.seed) if r.budget else np.arange(len(train_y))
+    rows = subset_rows(train_y, r.budget, r.seed)
     given[rows] = train_y[rows]
     return float(LabelSpreading(kernel="knn", n_neighbors=10).fit(train, given).score(test, test_y))
 

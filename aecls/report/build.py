@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from aecls.core.constants import CLASSIFIER_MODES
+from aecls.core.errors import AeclsError
 from aecls.core.paths import (
     ARTIFACTS,
     BEST_FILE,
@@ -173,15 +174,14 @@ def denoising(r: Report) -> None:
         d = r.data(ckpt)
         sigma = module.hparams.noise_sigma
         logged = logged_test(path)
-        if {"test/psnr", "test/psnr_noisy"} <= set(logged):  # the fit's test: no second pass
-            x = to_unit(d["x"][d["first"]])
-            noisy = add_noise(x, sigma, torch.Generator().manual_seed(EVAL_NOISE_SEED))
-            out = module(noisy)
+        known = {"test/psnr", "test/psnr_noisy"} <= set(logged)  # the fit's test: no second pass
+        # the images shown, or (no logged test) every test image, the shown ones picked after
+        x = to_unit(d["x"][d["first"]] if known else d["x"])
+        noisy = add_noise(x, sigma, torch.Generator().manual_seed(EVAL_NOISE_SEED))
+        out = module(noisy)
+        if known:
             p_out, p_in, i = logged["test/psnr"], logged["test/psnr_noisy"], slice(None)
         else:
-            x = to_unit(d["x"])
-            noisy = add_noise(x, sigma, torch.Generator().manual_seed(EVAL_NOISE_SEED))
-            out = module(noisy)
             p_out, p_in, i = float(psnr(out, x)), float(psnr(noisy, x)), d["first"]
         png = "denoising.png" if len(noisy_fits) == 1 else f"denoising_{f.name}.png"
         r.image(figures.image_rows([x[i, 0].numpy(), noisy[i, 0].numpy(), out[i, 0].numpy()],
@@ -319,9 +319,11 @@ def _sweep_encoder(folder: Path) -> str:
     except (OSError, ValueError):
         return ""
     what = f"{e['family']}, latent {e['latent_dim']}, `{shown(e['encoder'])}`"
-    if (Path(e["encoder"]) / BEST_FILE).is_file():  # a study export: name the trial it came from
+    try:  # a study export: name the trial it came from
         best = BestRecord.read(Path(e["encoder"]) / BEST_FILE)
         what = f"study {best.study} trial {best.trial} ({what}, {best.epochs} epochs)"
+    except AeclsError:  # no best.json there (an autoencoder checkpoint), or not one
+        pass
     return what
 
 

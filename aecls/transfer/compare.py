@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from aecls.transfer.plots import panels_plot
 from aecls.transfer.runs import sweep_settings
 from aecls.transfer.table import Sweep, Table, read
 
-COMPARED = ("encoder",)
+COMPARED = ("encoder",)  # the setting a comparison of sweeps is about
 
 
 def pretrained() -> tuple[str, ...]:
@@ -44,7 +45,7 @@ def pretrained() -> tuple[str, ...]:
 
 def references() -> tuple[str, ...]:
     """What every pretrained result must beat to count (scratch, raw pixels)."""
-    return method_names(reference=True)  # the setting a comparison of sweeps is about
+    return method_names(reference=True)
 NO_VERDICT = "no verdict (unlike sweeps)"
 
 
@@ -76,16 +77,16 @@ def differences(table: Table, vary: tuple[str, ...] | list[str] = ()) -> tuple[l
     that recorded no settings."""
     check_vary(vary)
     name_of = table.sweep_of
-    made = {p: table.settings[p] for p in table.settings}
+    made = table.settings
     unlike = [f"{name_of[p]} ({p}): no settings recorded beside it ({Path(p).with_suffix('.json').name})"
               for p, s in made.items() if s is None]
     known = {p: s for p, s in made.items() if s is not None}
-    methods = {p: table.methods_of(p) for p in known}
+    ran = {p: table.methods_of(p) for p in known}
     varied = []
     for key in sorted({k for s in known.values() for k in s} - {*COMPARED, "score"}):
         readers = [m for m, keys in settings_read().items() if key in keys]
         # the groups of CSVs that must agree on `key`: those that ran one method that reads it
-        groups = [[p for p in known if m in methods[p]] for m in readers] if readers else [list(known)]
+        groups = [[p for p in known if m in ran[p]] for m in readers] if readers else [list(known)]
         shown: dict[str, None] = {}
         for group in groups:
             values = {p: known[p].get(key) for p in group}
@@ -317,8 +318,9 @@ class Compared:
     unlike: list[str]
     varied: list[str]
 
-    @property
+    @cached_property
     def sweeps(self) -> dict[str, Sweep]:
+        """By name, {(labels, method): {seed: accuracy}}: built once, read by every table."""
         return self.table.sweeps()
 
 

@@ -114,9 +114,10 @@ class GraphCodes:
         return self.by_seed[seed]
 
 
-def subset_rows(g: graph.Graphs, budget: int | None, seed: int) -> np.ndarray:
-    """Positions in the training split of the subset the DataModule draws for (budget, seed)."""
-    return stratified_subset(g.train_y, budget, seed) if budget else np.arange(len(g.train_y))
+def subset_rows(labels: np.ndarray, budget: int | None, seed: int) -> np.ndarray:
+    """Positions in the training split (its `labels`) of the subset the DataModule draws for
+    (budget, seed); every position for budget None."""
+    return stratified_subset(labels, budget, seed) if budget else np.arange(len(labels))
 
 
 def graph_accuracy(r: Run, method: str) -> float:
@@ -124,7 +125,7 @@ def graph_accuracy(r: Run, method: str) -> float:
     the test images, for the transductive ones), from the labelled subset the DataModule draws
     for (budget, seed)."""
     g = r.codes(r.seed)
-    return g.accuracy(subset_rows(g, r.budget, r.seed), method)
+    return g.accuracy(subset_rows(g.train_y, r.budget, r.seed), method)
 
 
 def pseudo(r: Run, then_fixmatch: bool = False) -> Outcome:
@@ -138,7 +139,7 @@ def pseudo(r: Run, then_fixmatch: bool = False) -> Outcome:
     and FixMatch's pseudo-label history (empty without FixMatch)."""
     cfg, dm, net, seed = r.cfg, r.dm, r.net, r.seed
     g = r.codes(seed)
-    labelled = subset_rows(g, r.budget, seed)
+    labelled = subset_rows(g.train_y, r.budget, seed)
     y, keep = g.training_labels(labelled, cfg.pseudo_graph, cfg.pseudo_keep)
     rows = torch.from_numpy(graph.repeated(keep, labelled, cfg.pseudo_labelled_share))
     images = dm.unlabelled_images()  # the training split, in the order the codes are in
