@@ -70,11 +70,13 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _results(args: argparse.Namespace) -> None:
-    from aecls.report.results import regenerate
+    from aecls.report.results import regenerate, verify_encoders
 
     changed = regenerate(args.file, check_only=args.check)  # --check: out of step is an error, exit 1
+    verified = verify_encoders(args.file)  # a kept encoder file that changed is an error too
     print(f"{args.file}: " + (f"regenerated {', '.join(changed)}" if changed and not args.check
-                              else "every results block matches its rows"))
+                              else "every results block matches its rows")
+          + f"; {verified} kept encoder file(s) match the sha256 their rows recorded")
 
 
 def _pipeline(args: argparse.Namespace) -> None:

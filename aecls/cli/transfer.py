@@ -61,6 +61,18 @@ def add_transfer_parser(sub: argparse._SubParsersAction) -> None:
                    help="lay sweeps made with other settings side by side anyway, with no verdict "
                         "across them (the differing settings are listed)")
     c.set_defaults(func=_compare)
+    r = tsub.add_parser("rescore", help="run one cell of a recorded sweep again, from its kept encoders",
+                        description="Re-run one (labels, seed, method) of a sweep CSV with the settings "
+                                    "and encoder files its JSON records (their sha256 checked first) into "
+                                    "a new folder, and print its accuracy beside the recorded one.")
+    r.add_argument("csv", help="a sweep CSV with its JSON beside it (results/FOLDER/NAME/sweep.csv)")
+    r.add_argument("--labels", type=lambda t: _budgets(t)[0], required=True, help="the budget: 100, ..., all")
+    r.add_argument("--seed", type=int, required=True, help="the seed")
+    r.add_argument("--method", required=True, help="the method")
+    r.add_argument(*DATA_DIR_ALIASES, dest="data_dir", default=None,
+                   help="IDX directory (default: the search order)")
+    r.add_argument("--out", default=None, help="folder for the new row (default: a temporary one)")
+    r.set_defaults(func=_rescore)
     g = tsub.add_parser("labelling", help="graph pseudo-labels scored on validation images (to choose "
                                           "--pseudo-graph, --pseudo-keep and --graph-codes of a sweep)",
                         description="For each seed and label budget (the sweep's subsets), label the "
@@ -144,6 +156,15 @@ def _sweep(args: argparse.Namespace) -> None:
     rows = run_sweep(cfg, progress=args.progress)
     print(markdown_table(rows, cfg.score))
     print(f"written: {cfg.out}/sweep.csv, sweep.md, sweep.png")
+
+
+def _rescore(args: argparse.Namespace) -> None:
+    from aecls.transfer.sweep import rescore
+
+    now, was = rescore(args.csv, args.labels, args.seed, args.method, args.data_dir, args.out)
+    said = "no such row" if was is None else f"{100 * was:.2f} %"
+    print(f"{args.method}, {args.labels or 'all'} labels, seed {args.seed}: {100 * now:.2f} % now; "
+          f"recorded: {said}")
 
 
 def _compare(args: argparse.Namespace) -> None:

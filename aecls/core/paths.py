@@ -3,6 +3,7 @@ study storage, and where the model configs (configs/<name>.yaml) are found."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from aecls.core.errors import AeclsError
@@ -34,6 +35,15 @@ PIPELINE_LOCK = ".aecls_pipeline.lock"  # one pipeline per folder: the running o
 FIT_BEST = "best-{epoch}"
 FIT_BEST_GLOB = "version_*/checkpoints/best-*.ckpt"
 FIT_LAST_GLOB = "version_*/checkpoints/last.ckpt"
+SHA256 = "sha256"  # a sweep.json's {encoder file: its sha256}: what `aecls results` verifies
+
+
+def sha256_of(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes: how a row's encoder file is named in its settings."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 # aecls's commands take the IDX directory as --data-dir, and as LightningCLI spells it for fits.
 DATA_DIR_ALIASES = ("--data-dir", "--data.data_dir")
 

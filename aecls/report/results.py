@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aecls.core.errors import AeclsError, check
-from aecls.core.paths import COMPARE_MD, COMPARE_PNG
+from aecls.core.paths import COMPARE_MD, COMPARE_PNG, SHA256
 from aecls.evaluation.stats import ALPHA, MIN_PAIRED, SPREAD, holm, mean_sd, verdict_of
 from aecls.transfer.compare import (
     Sweep,
@@ -35,6 +35,7 @@ from aecls.transfer.compare import (
 )
 from aecls.transfer.config import SCORES
 from aecls.transfer.methods import methods
+from aecls.transfer.runs import changed_encoders, record_of
 
 BLOCK = re.compile(r"(<!-- (?P<kind>results|headline): (?P<folder>[^ ]+) -->\n)(?P<body>.*?)"
                    r"(<!-- /results -->)", re.S)
@@ -134,6 +135,22 @@ def headline(folder: str) -> str:
             f"draws the same labelled subset everywhere); {tested}. The best and the runner-up are "
             f"picked on the same {SCORES[c.score]} that is tested, so their margin is optimistic; read "
             "'no difference' as 'either'.\n")
+
+
+def verify_encoders(path: str | Path = "RESULTS.md") -> int:
+    """Check the sha256 that each sweep of every block's folder recorded for its encoder files
+    (aecls.transfer.runs) against the files kept beside the rows; returns how many were verified.
+    A file whose bytes differ is an error (exit 1): the rows were not made with it."""
+    verified, changed = 0, []
+    for m in BLOCK.finditer(Path(path).read_text()):
+        paths, _ = read_record(m["folder"])
+        for csv_path in (p for ps in paths.values() for p in ps):
+            record = record_of(csv_path)
+            changed += changed_encoders(record)
+            verified += sum(Path(p).is_file() for p in record.get(SHA256, {}))
+    if changed:
+        raise OutOfStep(f"encoder files differ from the sha256 their rows recorded: {'; '.join(changed)}")
+    return verified
 
 
 def regenerate(path: str | Path = "RESULTS.md", check_only: bool = False) -> list[str]:

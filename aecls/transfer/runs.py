@@ -23,7 +23,7 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 from aecls.core.errors import AeclsError
-from aecls.core.paths import SWEEP_CSV, SWEEP_JSON
+from aecls.core.paths import ENCODER_FILE, SHA256, SWEEP_CSV, SWEEP_JSON, sha256_of
 from aecls.transfer.config import SCORES, SweepConfig, score_column
 from aecls.transfer.methods import methods
 
@@ -88,14 +88,20 @@ def _defaults() -> dict:
     return out
 
 
+def record_of(csv_path: str | Path) -> dict:
+    """The JSON beside a sweep CSV (same stem: sweep.json for sweep.csv), or {} where there is none."""
+    try:
+        made = json.loads(Path(csv_path).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return made if isinstance(made, dict) else {}
+
+
 def recorded(csv_path: str | Path) -> dict | None:
     """The settings a sweep CSV's rows were made with: `settings` of the JSON beside it with the
     same stem (sweep.json for sweep.csv; NAME.json for a CSV copied as NAME.csv into results/),
     settings added to aecls since at their defaults; None where none was recorded."""
-    try:
-        made = json.loads(Path(csv_path).with_suffix(".json").read_text()).get("settings")
-    except (OSError, ValueError, AttributeError):
-        return None
+    made = record_of(csv_path).get("settings")
     return {**_defaults(), **made} if isinstance(made, dict) else None
 
 
@@ -189,10 +195,40 @@ def load(out: Path, cfg: SweepConfig) -> list[dict]:
     return rows
 
 
+def encoder_files(cfg: SweepConfig) -> list[Path]:
+    """The files a sweep's runs read weights from: its encoder's and each of `graph_codes`' (a study
+    export's folder stands for its ENCODER_FILE)."""
+    paths = [Path(p) for p in dict.fromkeys([cfg.encoder, *(cfg.graph_codes or [])])]
+    return [p / ENCODER_FILE if p.is_dir() else p for p in paths]
+
+
+def hashes(cfg: SweepConfig) -> dict[str, str]:
+    """{encoder file: sha256} of the files the runs read (encoder_files)."""
+    return {str(p): sha256_of(p) for p in encoder_files(cfg)}
+
+
+def changed_encoders(record: dict) -> list[str]:
+    """The encoder files a sweep.json names (SHA256) that are here with other bytes: its rows were
+    not made with them. A file that is not here is not checked (the rows name it; it is not kept)."""
+    return [f"{p} (sha256 {want[:12]}..., now {sha256_of(p)[:12]}...)"
+            for p, want in record.get(SHA256, {}).items() if Path(p).is_file() and sha256_of(p) != want]
+
+
 def start(out: Path, cfg: SweepConfig, encoder: dict) -> None:
-    """Record the settings (and which encoder) before the first run writes a row."""
+    """Record the settings, which encoder and the sha256 of every encoder file the runs read,
+    before the first run writes a row. A sweep continued with an encoder file whose bytes changed
+    since (a refit at the same path) is refused: its rows would mix two encoders."""
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / SWEEP_JSON, json.dumps({**encoder, "settings": settings(cfg)}, indent=2))
+    now = hashes(cfg)
+    try:
+        before = json.loads((out / SWEEP_JSON).read_text())
+    except (OSError, ValueError):
+        before = {}
+    changed = [p for p, h in before.get(SHA256, {}).items() if now.get(p, h) != h]
+    if changed and (out / SWEEP_CSV).exists():
+        raise _fail(out / SWEEP_CSV, None, f"its rows were made with other bytes in {', '.join(changed)} "
+                                           "(sha256 in sweep.json); rows of two encoders do not mix")
+    write_atomic(out / SWEEP_JSON, json.dumps({**encoder, SHA256: now, "settings": settings(cfg)}, indent=2))
 
 
 def write_atomic(path: Path, text: str) -> None:

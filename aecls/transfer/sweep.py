@@ -114,6 +114,32 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
     return rows
 
 
+def rescore(csv_path: str | Path, budget: int | None, seed: int, name: str, data_dir: str | None = None,
+            out: str | Path | None = None) -> tuple[float, float | None]:
+    """Run one cell of a recorded sweep again: (budget, seed, method `name`) with the settings and
+    encoder files its JSON records (their sha256 checked first), into `out` (default: a temporary
+    folder); returns (the accuracy now, the one its row recorded, or None if it has no such row)."""
+    import tempfile
+    from dataclasses import fields
+
+    from aecls.core.errors import AeclsError, check
+
+    record, made = runs.record_of(csv_path), runs.recorded(csv_path)
+    check(made is not None and "encoder" in record, f"{csv_path}: no recorded settings beside it "
+          f"({Path(csv_path).with_suffix('.json').name}), so its runs cannot be made again")
+    changed = runs.changed_encoders(record)
+    if changed:
+        raise AeclsError(f"{csv_path}: its encoder files changed since its rows: {'; '.join(changed)}")
+    known = {f.name for f in fields(SweepConfig)}
+    out = str(out or tempfile.mkdtemp(prefix="aecls_rescore_"))
+    cfg = SweepConfig(**{k: v for k, v in made.items() if k in known}, labels=[budget], seeds=[seed],
+                      methods=(name,), data_dir=data_dir, out=out)
+    was = [r for r in runs.read_rows(csv_path) if runs.key(r["budget"], r["seed"], r["method"])
+           == runs.key(budget, seed, name)]
+    row = run_sweep(cfg, progress=False)[-1]
+    return float(runs.accuracy(row)), (float(runs.accuracy(was[0])) if was else None)
+
+
 # a curve row: its run (labels, seed, method), then the diagnostic at one step
 CURVE_FIELDS = ("labels", "seed", "method")
 
