@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
+from aecls import fullrun
 from aecls.core.errors import AeclsError
 from aecls.core.locking import FileLock
 from aecls.core.paths import (
@@ -30,6 +31,7 @@ from aecls.core.paths import (
     PIPELINE_JSON,
     PIPELINE_LOCK,
     REPORTS,
+    SWEEP_CSV,
     SWEEP_MD,
     TRANSFER_OUT,
     find_config,
@@ -66,7 +68,7 @@ class Scale:
     fitted: tuple[str, ...] | None = None  # stage 3; None: every family whose encoder transfers
     compared: tuple[str, ...] = ()  # fits whose encoders are swept beside the study's and compared
     fit_args: dict = field(default_factory=dict)  # {family: init_args on top of its config's}
-    graph: tuple[str, ...] = ()  # graph methods added to every sweep (a k-NN graph per seed and encoder)
+    chooses: bool = False  # after the fits, aecls.fullrun: every method, settings chosen on validation
 
     def fits(self) -> list[str]:
         """The families fitted in stage 3 (configs/<name>.yaml)."""
@@ -78,11 +80,11 @@ class Scale:
 
     def sweep(self, encoder: str, data_dir: str | None, methods: tuple[str, ...] = DEFAULT_METHODS,
               **kw) -> SweepConfig:
-        """A sweep of `encoder` by `methods` and this scale's graph methods, at this scale's
-        budgets, seeds and run length (`kw` on top)."""
+        """A sweep of `encoder` by `methods`, at this scale's budgets, seeds and run length (`kw`
+        on top)."""
         return SweepConfig(encoder=encoder, labels=list(self.labels), seeds=self.sweep_seeds,
                            epochs=self.sweep_epochs, min_steps=self.sweep_min_steps, data_dir=data_dir,
-                           methods=(*methods, *self.graph), **kw)
+                           methods=methods, **kw)
 
     def describe(self) -> str:
         fits = "each config's epochs" if self.fit_epochs is None else f"{self.fit_epochs} epoch(s) each"
@@ -94,7 +96,8 @@ class Scale:
                 f"study's encoder and {', '.join(self.pretexts())} at {budgets} labels, "
                 f"{self.sweep_seeds} seeds, {self.sweep_epochs} passes or at least "
                 f"{self.sweep_min_steps} steps a run"
-                + (f"; graph methods {', '.join(self.graph)} on every encoder's codes" if self.graph else ""))
+                + ("; every method aecls offers on the kept encoders, each setting chosen on validation "
+                   "images, 5 seeds for the best two cells at 100 and 1,000 labels" if self.chooses else ""))
 
 
 MAX_SIDE = 4  # processes for stages side by side, at most
@@ -107,10 +110,10 @@ LOGS = "pipeline_logs"  # under ARTIFACTS: the output of the stages run side by 
 QUICK = Scale("quick", "studies/quickstart.yaml", 1, 1, (100, 1000, 10000), 2, 5, 150,
               fitted=("vae", "dae", "simclr", "cae"), compared=("dae", "simclr"),
               fit_args={"vae": {"nll_samples": 5}})
-# The full scale also runs the graph methods (transductive, the papers' setting): seconds a run, but
-# a k-NN graph per seed and encoder, which the quickstart's five minutes leave out.
+# The full scale: after the fits, every method on the same kept encoders, its settings chosen on
+# validation images (aecls.fullrun, which sets its sweeps' budgets and seeds).
 FULL = Scale("full", "studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10, 300,
-             compared=("dae", "barlow", "simclr"), graph=("graph", "graph_laplace"))
+             compared=fullrun.TRANSFERRED[1:], chooses=True)
 
 
 def fit_config(config: str, data_dir: str | None, epochs: int | None, init_args: dict) -> None:
@@ -210,7 +213,12 @@ def study_progress(spec, storage: str, workers: int = 1) -> str:
     return f"continues an earlier run ({done} of {spec.n_trials} trials done){on}"
 
 
-def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None = None) -> Path:
+def run_pipeline(full: bool = False, fresh: bool = False, data_dir: str | None = None,
+                 show_plan: bool = False) -> Path | None:
+    """The pipeline (quick or `full` scale); `show_plan`: print its stages, runs and estimated time
+    and run nothing."""
+    if show_plan:
+        return _run(full, fresh, data_dir, show_plan)
     with folder_lock():
         return _run(full, fresh, data_dir)
 
@@ -247,6 +255,9 @@ class Stage:
     done: Callable[[], Path | None] = lambda: None
     owns: tuple[Path, ...] = ()
     alone: bool = False
+    runs: int = 1  # the runs it makes (a sweep's: budgets x seeds x methods), for the progress line
+    cost: float = 0.0  # its estimated seconds on one core (0: not estimated; the full scale's are)
+    rows: Path | None = None  # a sweep stage's CSV: its runs done so far, counted as they land
 
 
 def _exists(path: Path) -> Callable[[], Path | None]:
@@ -317,12 +328,11 @@ def run_beside(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> Non
     pool.shutdown(wait=True)
 
 
-def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
-    """Run `stages` in the order their `needs` allow (graphlib): a finished stage is reused; of the
-    stages whose inputs are all finished, one that runs `alone` goes first, by itself, else they
-    all run side by side, as one wave (measured faster than starting each as soon as its inputs
-    are ready: docs/notebook.md). Stage k of N is titled "k/N NAME"."""
-    title = {t.name: f"{k}/{len(stages)} {t.title}" for k, t in enumerate(stages, 1)}
+def waves(stages: list[Stage]) -> list[list[Stage]]:
+    """The order `stages`' `needs` allow (graphlib), as waves: of the stages whose inputs are all
+    finished, one that runs `alone` goes first, by itself, else they all run side by side, as one
+    wave (measured faster than starting each as soon as its inputs are ready: docs/notebook.md).
+    A stage that needs what no stage makes, or stages that wait on each other, are a bug."""
     by_name = {t.name: t for t in stages}
     for t in stages:
         unknown = set(t.needs) - set(by_name)
@@ -333,21 +343,80 @@ def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
         order.prepare()
     except CycleError as e:
         raise ValueError(f"pipeline stages {e.args[1]} wait on each other") from None
-    ready: list[Stage] = []
+    out, ready = [], []
     while order.is_active():
         ready += [by_name[n] for n in order.get_ready()]
         ready.sort(key=stages.index)  # the stage list's order within a wave
         alone = [t for t in ready if t.alone]
         wave = alone[:1] or ready
+        out.append(wave)
+        ready = [t for t in ready if t not in wave]
+        order.done(*(t.name for t in wave))
+    return out
+
+
+def wave_seconds(wave: list[Stage], cores: int) -> float:
+    """A wave's estimated wall seconds: its stages' core-seconds over the cores, but no less than its
+    longest stage (one process computes on one core)."""
+    costs = [t.cost for t in wave]
+    return costs[0] if len(wave) == 1 else max(max(costs), sum(costs) / max(1, cores))
+
+
+def _runs_done(t: Stage) -> int:
+    if t.done() is not None:
+        return t.runs
+    if t.rows is not None and t.rows.is_file():
+        with open(t.rows) as f:
+            return min(t.runs, max(0, sum(1 for _ in f) - 1))
+    return 0
+
+
+def progress_line(stages: list[Stage], left: list[list[Stage]], cores: int) -> str:
+    """Runs done of all, and the estimated time left: each wave still to run, scaled by the share
+    of its runs not yet done."""
+    done, total = sum(_runs_done(t) for t in stages), sum(t.runs for t in stages)
+    seconds = sum(wave_seconds(w, cores) * (1 - sum(map(_runs_done, w)) / max(1, sum(t.runs for t in w)))
+                  for w in left)
+    return f"{done} of {total} runs done; about {_hours(seconds)} left (estimated)"
+
+
+def _hours(seconds: float) -> str:
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def plan_text(stages: list[Stage], cores: int) -> str:
+    """What a pipeline will run, before anything trains: each wave's stages, their runs and the
+    estimated wall time (stages already finished: reused, no time)."""
+    lines, total = [], 0.0
+    for k, wave in enumerate(waves(stages), 1):
+        todo = [t for t in wave if t.done() is None]
+        seconds = wave_seconds(todo, cores) if todo else 0.0
+        total += seconds
+        how = "alone" if wave[0].alone else f"{len(wave)} side by side"
+        lines.append(f"wave {k} ({how}), ~{_hours(seconds)}:")
+        lines += [f"   {t.title}: {t.runs} run(s), ~{t.cost / 60:.0f} min on one core"
+                  + (" (done: reused)" if t.done() is not None else "") for t in wave]
+    runs = sum(t.runs for t in stages)
+    return "\n".join([*lines, f"in all: {len(stages)} stages, {runs} runs, about {_hours(total)} on "
+                                f"{cores} cores (per-run costs measured on a 2-core CPU: aecls/fullrun.py)"])
+
+
+def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
+    """Run `stages` wave by wave (`waves`): a finished stage is reused; stage k of N is titled
+    "k/N NAME". With estimated costs, each wave starts with the runs done and the time left."""
+    title = {t.name: f"{k}/{len(stages)} {t.title}" for k, t in enumerate(stages, 1)}
+    planned = waves(stages)
+    cores = os.cpu_count() or 1
+    for k, wave in enumerate(planned):
+        if any(t.cost for t in stages):
+            print(f"\n== progress: {progress_line(stages, planned[k:], cores)}", flush=True)
         todo = [t for t in wave if timer.todo(title[t.name], t.done())]
-        if alone:
+        if wave[0].alone:
             for t in todo:
                 timer(title[t.name])
                 t.fn(*t.args)
         else:
             run_beside(timer, [(title[t.name], t) for t in todo], logs)
-        ready = [t for t in ready if t not in wave]
-        order.done(*(t.name for t in wave))
 
 
 def export_best(spec, storage: str, seeds: int, data_dir: str | None) -> None:
@@ -381,50 +450,129 @@ def sweep_of(s: Scale, pretext: str, data_dir: str | None) -> None:
                   out=f"{TRANSFER_OUT}_{pretext}"))
 
 
-def report_stage(name: str, data_dir: str | None, timer: Stages, s: Scale) -> None:
+def report_stage(name: str, data_dir: str | None, timer: Stages, s: Scale, transfer: str,
+                 compared: str) -> None:
     timer.write(Path(ARTIFACTS) / PIPELINE_JSON, s, final=False)  # what the report's stage table reads
-    timer.report = build_report(name, study_name=name, data_dir=data_dir)
+    timer.report = build_report(name, study_name=name, data_dir=data_dir, transfer_dir=transfer,
+                                compare_dir=compared)
 
 
 def plan(s: Scale, spec, storage: str, workers: int, data_dir: str | None, timer: Stages) -> list[Stage]:
     """The pipeline at scale `s`, as data: every stage, what it reads and what it leaves."""
     name = spec.name
     export = Path(ARTIFACTS) / name
-    sweeps = ["sweep", *(f"sweep {p}" for p in s.pretexts())]
+    cost = fullrun.STAGE_COST if s.chooses else {}
     study = f"study {name}: {study_progress(spec, storage, workers)}"
-    return [
+    head = [
         Stage("study", study, study_stage, (spec, storage, workers, data_dir),
-              owns=(export, Path(LOG_DIR) / name), alone=True),
+              owns=(export, Path(LOG_DIR) / name), alone=True, cost=cost.get("study", 0)),
         Stage("export", "re-run the best trial, export its encoder", export_best,
-              (spec, storage, s.seeds, data_dir), needs=("study",), done=_exists(export / BEST_FILE)),
+              (spec, storage, s.seeds, data_dir), needs=("study",), done=_exists(export / BEST_FILE),
+              cost=cost.get("export", 0)),
         # The fits need nothing, but run after the study, not against its workers for the cores.
         *(Stage(f"fit {cfg}", f"fit {cfg}", fit_config,
                 (cfg, data_dir, s.fit_epochs, s.fit_args.get(cfg, {})),
-                needs=("study",), done=_latest_fit(cfg), owns=(Path(LOG_DIR) / cfg,)) for cfg in s.fits()),
+                needs=("study",), done=_latest_fit(cfg), owns=(Path(LOG_DIR) / cfg,),
+                cost=cost.get(f"fit {cfg}", 0)) for cfg in s.fits()),
+        Stage("classifier", "frozen-encoder classifier + test report", fit_config,
+              ("classifier", data_dir, s.fit_epochs,
+               {"mode": "frozen", "encoder_path": str(export), "net": None}),
+              needs=("export",), done=_latest_fit("classifier"), owns=(Path(LOG_DIR) / "classifier",),
+              cost=cost.get("classifier", 0)),
+    ]
+    if s.chooses:
+        body, folders = full_stages(fullrun.Full(data_dir=data_dir), name, s)
+    else:
+        body, folders = quick_stages(s, name, data_dir)
+    return [*head, *body,
+            Stage("report", "report", report_stage, (name, data_dir, timer, s, *folders),
+                  needs=("compare", "classifier", *(f"fit {cfg}" for cfg in s.fits())),
+                  owns=(Path(REPORTS) / name,), alone=True, cost=cost.get("report", 0))]
+
+
+def quick_stages(s: Scale, name: str, data_dir: str | None) -> tuple[list[Stage], tuple[str, str]]:
+    """The sweeps of the study's encoder and the pretexts' and their comparison; (stages, the
+    folders of the study encoder's sweep and of the comparison, for the report)."""
+    export = Path(ARTIFACTS) / name
+    sweeps = ["sweep", *(f"sweep {p}" for p in s.pretexts())]
+    return [
         Stage("sweep", "transfer sweep", sweep, (s.sweep(str(export), data_dir),), needs=("export",),
               done=_exists(Path(TRANSFER_OUT) / SWEEP_MD), owns=(Path(TRANSFER_OUT),)),
         *(Stage(f"sweep {p}", f"transfer sweep of the {p} encoder", sweep_of, (s, p, data_dir),
                 needs=(f"fit {p}",), done=_exists(Path(f"{TRANSFER_OUT}_{p}") / SWEEP_MD),
                 owns=(Path(f"{TRANSFER_OUT}_{p}"),)) for p in s.pretexts()),
-        Stage("classifier", "frozen-encoder classifier + test report", fit_config,
-              ("classifier", data_dir, s.fit_epochs,
-               {"mode": "frozen", "encoder_path": str(export), "net": None}),
-              needs=("export",), done=_latest_fit("classifier"), owns=(Path(LOG_DIR) / "classifier",)),
         Stage("compare", "compare the encoders", compare_stage, (name, s.pretexts()), needs=tuple(sweeps),
               owns=(Path(COMPARE_OUT),), alone=True),
-        Stage("report", "report", report_stage, (name, data_dir, timer, s),
-              needs=("compare", "classifier", *(f"fit {cfg}" for cfg in s.fits())),
-              owns=(Path(REPORTS) / name,), alone=True),
+    ], (TRANSFER_OUT, COMPARE_OUT)
+
+
+def _sweep_stage(name: str, title: str, fn: Callable, args: tuple, needs: tuple[str, ...], folder: Path,
+                 methods: tuple[str, ...], labels, seeds: int) -> Stage:
+    runs, cost = fullrun.sweep_cost(methods, labels, seeds)
+    return Stage(name, title, fn, args, needs=needs, done=_exists(folder / SWEEP_MD), runs=runs, cost=cost,
+                 rows=folder / SWEEP_CSV)
+
+
+def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tuple[str, str]]:
+    """The full run after the fits (aecls.fullrun): keep the encoders, choose every setting on
+    validation images, test every method on the kept encoders, compare; (stages, the folders of the
+    study encoder's test sweep and of the comparison, for the report)."""
+    fits = tuple(f"fit {e}" for e in fullrun.ENCODERS if e != fullrun.STUDY_ENCODER)
+    every = (*f.few, *f.many)
+    points = len(fullrun.grid_points(f.grid))
+    stages = [Stage("keep", "keep the encoders", fullrun.keep, (f, study), needs=("export", *fits),
+                    done=_exists(f.path("encoders", "encoders.json")), owns=(Path(f.out),),
+                    cost=fullrun.STAGE_COST["keep"])]
+    for e in fullrun.ENCODERS:
+        ms = fullrun.methods_of(e)
+        stages += [_sweep_stage(f"val {e}", f"selection: {e} on validation images", fullrun.val_sweep,
+                                (f, e), ("keep",), f.path("selection", e), ms, f.few, f.seeds),
+                   _sweep_stage(f"test {e}", f"test sweep of {e}", fullrun.test_sweep, (f, e), ("keep",),
+                                f.path("test", e), ms, every, f.seeds)]
+    stages.append(_sweep_stage("pair", "selection: the graph on the two best encoders' codes",
+                               fullrun.pair_sweep, (f,), tuple(f"val {e}" for e in fullrun.ENCODERS),
+                               f.path("selection", fullrun.PAIR), fullrun.GRAPH, f.few, f.seeds))
+    for b in f.few:
+        last = fullrun.point_name(fullrun.grid_points(f.grid)[-1])
+        runs, cost = fullrun.sweep_cost(("pseudo",), [b], f.grid_seeds)
+        stages.append(Stage(f"grid {b}", f"selection: pseudo-label settings at {b} labels ({points} points)",
+                            fullrun.grid_sweeps, (f, b), needs=("pair",),
+                            done=_exists(f.path("selection", f"pseudo_{b}", last, SWEEP_MD)),
+                            runs=runs * points, cost=cost * points))
+    stages.append(Stage("choose", "choose the settings (validation rows only)", fullrun.choose, (f,),
+                        needs=tuple(f"grid {b}" for b in f.few), alone=True,
+                        done=_exists(f.path("selection", fullrun.CHOSEN_JSON)),
+                        cost=fullrun.STAGE_COST["choose"]))
+    for b in f.few:
+        stages += [_sweep_stage(f"chosen {b}", f"test: chosen graph and pseudo at {b} labels",
+                                fullrun.chosen_sweep, (f, b), ("choose",), f.path("test", f"chosen_{b}"),
+                                ("graph", "pseudo"), [b], f.seeds),
+                   _sweep_stage(f"semi {b}", f"test: fixmatch, pseudo_fixmatch at {b} labels",
+                                fullrun.semi_sweep, (f, b), ("choose",), f.path("test", f"semi_{b}"),
+                                fullrun.SEMI, [b], f.seeds)]
+    extra = f.extra_seeds * f.best_cells * len(f.few)
+    stages += [
+        Stage("extra", f"test: {f.extra_seeds} more seeds of the {f.best_cells} best cells per budget",
+              fullrun.extra_seeds, (f,), needs=tuple(t.name for t in stages if t.name.startswith(
+                  ("test ", "chosen ", "semi "))), runs=extra,
+              cost=extra * fullrun.run_cost("pseudo", max(f.few))),  # the dearest candidate cell
+        Stage("compare", "compare every test sweep (the headline's rows)", fullrun.compare, (f,),
+              needs=("extra",), alone=True, cost=fullrun.STAGE_COST["compare"]),
     ]
+    return stages, (str(f.path("test", fullrun.STUDY_ENCODER)), f.out)
 
 
-def _run(full: bool, fresh: bool, data_dir: str | None) -> Path:
+def _run(full: bool, fresh: bool, data_dir: str | None, show_plan: bool = False) -> Path | None:
     s = FULL if full else QUICK
     timer = Stages()
     workers, _ = side_slots()
     storage = PARALLEL_STORAGE if workers > 1 else DEFAULT_STORAGE
     spec = load_study(s.study)
     logs = Path(ARTIFACTS) / LOGS
+    if show_plan:
+        print(f"aecls pipeline{' --full' if full else ''}: {s.describe()}\n")
+        print(plan_text(plan(s, spec, storage, workers, data_dir, timer), os.cpu_count() or 1))
+        return None
     if fresh:  # only what this pipeline writes: every stage's folders, its logs, its study
         import optuna
 

@@ -21,8 +21,6 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     data = write_dataset(tmp_path / "data", n_train=6000, n_test=200)
     Path("configs").symlink_to(CONFIGS)
     study = write_study("tiny", epochs=1, data={"val_size": 5000, "batch_size": 128})
-    # No graph method here (the full scale's): seconds more; test_scale_graph_methods_reach_every_sweep
-    # checks they reach the sweeps, tests/test_graph.py runs them in one.
     tiny = replace(pipeline.QUICK, study=str(study), labels=(20,), sweep_epochs=1, sweep_min_steps=3)
     monkeypatch.setattr(pipeline, "QUICK", tiny)  # the quickstart's stages, on tiny data
     report = pipeline.run_pipeline(data_dir=str(data))
@@ -56,13 +54,6 @@ def test_the_pipeline_runs_every_stage_and_compares_the_pretexts(tmp_path, monke
     out = capsys.readouterr().out
     assert "export its encoder: already done; reusing artifacts/tiny/best.json" in out
     assert out.count("already done; reusing") == 3 + len(tiny.fits()) + len(tiny.pretexts())
-
-
-def test_scale_graph_methods_reach_every_sweep():
-    full = pipeline.FULL
-    assert full.graph and full.sweep("artifacts/x", None).methods[-len(full.graph):] == full.graph
-    pretext = full.sweep("enc.ckpt", None, methods=("frozen", "finetune"), out="o")
-    assert pretext.methods == ("frozen", "finetune", *full.graph) and pretext.out == "o"
 
 
 def test_a_second_pipeline_in_the_folder_is_refused(capsys):

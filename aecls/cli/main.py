@@ -82,7 +82,7 @@ def _results(args: argparse.Namespace) -> None:
 def _pipeline(args: argparse.Namespace) -> None:
     from aecls.pipeline import run_pipeline
 
-    run_pipeline(args.full, args.fresh, args.data_dir)
+    run_pipeline(args.full, args.fresh, args.data_dir, show_plan=args.plan)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -170,6 +170,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="the full scale: studies/cae_seed004.yaml, every family at its config's epochs, "
                          "3 seeds, all labels (hours on a CPU)")
     pl.add_argument("--fresh", action="store_true", help="delete earlier pipeline outputs first")
+    pl.add_argument("--plan", action="store_true",
+                    help="print the stages, the runs of each and the estimated wall time; run nothing")
     pl.add_argument(*DATA_DIR_ALIASES, dest="data_dir", help="IDX directory (default: the search order)")
     pl.set_defaults(func=_pipeline)
     res = sub.add_parser("results", help="regenerate RESULTS.md's few-label tables from the committed rows",

@@ -77,6 +77,9 @@ class Report:
         self.missing: list[str] = []
         self.scale = ""  # what the pipeline that wrote the inputs trained (PIPELINE_JSON)
         self.baselines: list[str] = []
+        # the sweep of the study's encoder and the comparison of encoders (the full pipeline's
+        # are under results/, beside its kept encoders)
+        self.transfer_dir, self.compare_dir = artifacts / "transfer", artifacts / "transfer_compare"
         self._data = None
         self._models: dict[str, tuple] = {}
 
@@ -258,7 +261,7 @@ def study(r: Report) -> None:
 
 def transfer(r: Report) -> None:
     r.section("Transfer: accuracy vs. labels")
-    folder = r.artifacts / "transfer"
+    folder = r.transfer_dir
     if not (folder / SWEEP_CSV).is_file():
         r.missing.append(f"transfer sweep: nothing in {folder} (run `aecls transfer sweep`)")
     else:
@@ -271,7 +274,7 @@ def transfer(r: Report) -> None:
         shutil.copy(folder / SWEEP_PNG, r.png("transfer.png"))
         r.image(r.png("transfer.png"), "transfer")
         _classifier_baselines(r, rows, folder / SWEEP_CSV, encoder, score)
-    compared = r.artifacts / "transfer_compare"
+    compared = r.compare_dir
     if (compared / COMPARE_JSON).is_file():  # optional: `aecls transfer compare` over sweeps
         r.section("Few labels: which pretraining, which method (`aecls transfer compare`)")
         paths, options = read_record(compared)
@@ -365,10 +368,13 @@ def without_empty_sections(lines: list[str]) -> list[str]:
 
 def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG_DIR,
                  artifacts: str = ARTIFACTS, study_name: str = "quickstart",
-                 data_dir: str | None = None) -> Path:
+                 data_dir: str | None = None, transfer_dir: str | None = None,
+                 compare_dir: str | None = None) -> Path:
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
     r = Report(out, Path(log_dir), Path(artifacts), study_name, data_dir)
+    r.transfer_dir = Path(transfer_dir) if transfer_dir else r.transfer_dir
+    r.compare_dir = Path(compare_dir) if compare_dir else r.compare_dir
     with torch.no_grad():  # the report only evaluates
         for part in (reconstructions, denoising, latent_space, study, transfer, stage_times):
             part(r)

@@ -1,0 +1,146 @@
+"""Issue #51: `aecls pipeline --full` after the fits, at a tiny scale on synthetic data: the
+encoders kept and hashed, every setting chosen on validation rows (which read no test image or
+label), every method on the kept encoders, the comparison the headline reads, a cell re-scored from
+the kept files; and the plan that says what the real scale costs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aecls import fullrun, pipeline
+from aecls.core.paths import SWEEP_CSV
+from aecls.data.idx import write_idx
+from aecls.data.locate import SPLIT_FILES
+from aecls.modules.encoders import export_encoder
+from aecls.modules.registry import code_halves
+from aecls.nets import NetConfig, build_encoder
+from aecls.transfer.runs import read_rows
+from tests.conftest import write_dataset
+
+SWEEP = {"val_size": 200, "epochs": 1, "min_steps": 2, "batch_size": 64, "fixmatch_steps": 2,
+         "monitor_every": 1, "pseudo_passes": 1, "unlabelled_ratio": 1}
+
+
+def tiny(out: str, data: Path) -> fullrun.Full:
+    return fullrun.Full(out=out, few=(20,), many=(None,), seeds=1, extra_seeds=1, best_cells=2, grid_seeds=1,
+                        grid={"pseudo_keep": (0.5, 1.0)}, sweep=SWEEP, data_dir=str(data))
+
+
+def fake_encoders(monkeypatch) -> None:
+    """The study's export and a fit per family, as encoder exports of random tiny nets (what the
+    full run's earlier stages leave), found where `keep` looks."""
+    net = NetConfig(n_channels=4, latent_dim=6).validate()
+    found = {}
+    for k, name in enumerate(fullrun.ENCODERS):
+        torch.manual_seed(k)
+        path = Path("fits") / f"{name}.pt"
+        path.parent.mkdir(exist_ok=True)
+        found[name] = export_encoder(path, build_encoder(net, out_mult=code_halves(name)), net, name)
+    Path("artifacts/tiny").mkdir(parents=True)
+    shutil.copy(found["cae"], "artifacts/tiny/best_encoder.pt")
+    monkeypatch.setattr(fullrun, "latest", lambda log_dir, name: found[name])
+
+
+def run_chain(full: fullrun.Full, until: str | None = None) -> None:
+    """The full run's stages after the fits, in this process (the earlier ones: done)."""
+    stages, _ = pipeline.full_stages(full, "tiny", pipeline.FULL)
+    if until is not None:
+        stages = stages[:[t.name for t in stages].index(until) + 1]
+    before = {n for t in stages for n in t.needs} - {t.name for t in stages}
+    done = [pipeline.Stage(n, n, print, done=lambda: Path(".")) for n in sorted(before)]
+    pipeline.run_stages(done + stages, pipeline.Stages(), Path("logs"))
+
+
+def garbage_test_files(src: Path, dst: Path) -> Path:
+    """`src`'s IDX files with the test images and labels replaced by random ones."""
+    shutil.copytree(src, dst)
+    rng = np.random.default_rng(99)
+    images_name, labels_name = SPLIT_FILES["test"]
+    write_idx(dst / f"{images_name}.gz", rng.integers(0, 256, (200, 28, 28), dtype=np.uint8))
+    write_idx(dst / f"{labels_name}.gz", rng.integers(0, 10, 200).astype(np.uint8))
+    return dst
+
+
+@pytest.mark.slow
+def test_the_full_chain_chooses_on_validation_and_tests_every_method(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pipeline, "side_slots", lambda cores=None, tasks=None: (1, 1))  # in this process
+    data = write_dataset(tmp_path / "data", n_train=1200, n_test=200)
+    fake_encoders(monkeypatch)
+    full = tiny("results/full", data)
+    run_chain(full)
+    out = capsys.readouterr().out
+    assert "runs done; about" in out  # the progress line before each wave
+    # kept: weights and config alone, hashed; every sweep recorded the hashes of the files it read
+    kept = json.loads(Path("results/full/encoders/encoders.json").read_text())
+    assert set(kept) == set(fullrun.ENCODERS) and all(k["bytes"] > 0 for k in kept.values())
+    chosen = json.loads(Path("results/full/selection/chosen.json").read_text())["20"]
+    assert chosen["encoder"] in fullrun.TRANSFERRED and chosen["pseudo_point"] in ("keep0.5", "keep1.0")
+    assert len(chosen["extra"]) == 2
+    # every method of the issue ran on test images, on the kept encoders
+    runs = {n: [read_rows(p) for p in ps] for n, ps in fullrun.compared(full).items()}
+    ran = {r["method"] for rows in runs.values() for rs in rows for r in rs}
+    assert ran >= {"scratch", "frozen", "finetune", "logreg_pixels", "logreg_pca", "pseudo", "fixmatch",
+                   "pseudo_fixmatch", *fullrun.GRAPH}
+    for sweep, method in chosen["extra"]:  # the best cells have the extra seed
+        folder = "chosen_20" if sweep == fullrun.CHOSEN else sweep
+        seeds = {r["seed"] for r in read_rows(f"results/full/test/{folder}/{SWEEP_CSV}")
+                 if r["method"] == method and r["budget"] == "20"}
+        assert seeds == {"0", "1"}, (sweep, method, seeds)
+    assert json.loads(Path("results/full/compare.json").read_text())["vary"] == sorted(fullrun.VARIED)
+    # the headline reads the run's comparison; the kept encoders verify
+    from aecls.report.results import headline, verify_encoders
+
+    table = headline("results/full")
+    assert "| 20 |" in table and "| all |" not in table.split("\n")[0]
+    Path("R.md").write_text("<!-- headline: results/full -->\n<!-- /results -->\n")
+    assert verify_encoders("R.md") >= len(fullrun.ENCODERS)
+    with open("results/full/encoders/dae.pt", "ab") as f:  # a kept encoder changed: refused
+        f.write(b"x")
+    from aecls.core.errors import AeclsError
+
+    with pytest.raises(AeclsError, match=r"dae\.pt"):
+        verify_encoders("R.md")
+
+
+@pytest.mark.slow
+def test_the_selection_reads_no_test_image_or_label(tmp_path, monkeypatch):
+    """The selection stages on the same data but for test files of random images and labels: the
+    same validation rows, the same choices."""
+    monkeypatch.setattr(pipeline, "side_slots", lambda cores=None, tasks=None: (1, 1))
+    data = write_dataset(tmp_path / "data", n_train=1200, n_test=200)
+    fake_encoders(monkeypatch)
+    chosen = {}
+    for name, d in (("a", data), ("b", garbage_test_files(data, tmp_path / "garbage"))):
+        run_chain(tiny(f"results/{name}", d), until="choose")
+        text = Path(f"results/{name}/selection/chosen.json").read_text()
+        chosen[name] = json.loads(text.replace(f"results/{name}/", "results/"))  # its own encoders' paths
+    assert chosen["a"] == chosen["b"]
+    for csv in sorted(Path("results/a/selection").rglob(SWEEP_CSV)):
+        twin = Path("results/b") / csv.relative_to("results/a")
+        accuracy = [[r["val_acc"] for r in read_rows(p)] for p in (csv, twin)]
+        assert accuracy[0] == accuracy[1], csv
+
+
+def test_the_plan_says_what_each_stage_costs(capsys):
+    from aecls.cli import main
+
+    Path("studies").symlink_to(Path(__file__).resolve().parents[1] / "studies")
+    assert main(["pipeline", "--full", "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "test: fixmatch, pseudo_fixmatch at 1000 labels: 6 run(s)" in out
+    assert "selection: pseudo-label settings at 100 labels (8 points): 16 run(s)" in out
+    assert re.search(r"in all: 30 stages, \d+ runs, about \d+ h \d\d min on \d+ cores", out), out[-300:]
+    assert not Path("artifacts").exists() and not Path("results").exists()  # nothing ran
+
+
+def test_the_cheap_methods_of_each_encoder():
+    assert fullrun.methods_of("vae") == fullrun.GRAPH
+    assert "scratch" in fullrun.methods_of("cae") and "scratch" not in fullrun.methods_of("dae")
+    assert {"frozen", "finetune"} <= set(fullrun.methods_of("barlow"))
