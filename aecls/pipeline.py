@@ -50,6 +50,7 @@ from aecls.report.build import build_report, latest
 from aecls.training.train import load_train_config, train
 from aecls.transfer.compare import compare_sweeps
 from aecls.transfer.config import DEFAULT_METHODS, SweepConfig
+from aecls.transfer.methods import method_names
 from aecls.transfer.sweep import markdown_table, run_sweep
 
 
@@ -135,6 +136,7 @@ class Stages:
     def __init__(self) -> None:
         self.rows: list[dict] = []
         self.report: Path | None = None  # the report stage's file
+        self.notes: dict[str, str] = {}  # more for the report (PIPELINE_JSON): what the full run adds
         self._open: tuple[dict, float] | None = None
         self.start = time.perf_counter()
 
@@ -178,7 +180,7 @@ class Stages:
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
         info = {"scale": scale.name, "scale_text": scale.describe(),
                 "stages": [r for r in self.rows if r is not running],
-                "seconds": round(time.perf_counter() - self.start, 1),
+                "seconds": round(time.perf_counter() - self.start, 1), **self.notes,
                 "machine": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
                             "cpu": platform.processor() or platform.machine()}}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -562,6 +564,22 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
     return stages, (str(f.path("test", fullrun.STUDY_ENCODER)), f.out)
 
 
+def full_adds(s: Scale, storage: str, workers: int, data_dir: str | None) -> str:
+    """What `aecls pipeline --full` measures that scale `s` does not, and its estimated wall time
+    here: for the quickstart's report."""
+    stages = plan(FULL, load_study(FULL.study), storage, workers, data_dir, Stages())
+    seconds = sum(wave_seconds(w, os.cpu_count() or 1) for w in waves(stages))
+    swept = {*DEFAULT_METHODS, *(m for e in fullrun.ENCODERS for m in fullrun.methods_of(e)), "pseudo",
+             *fullrun.SEMI}
+    added = [m for m in method_names() if m in swept and m not in DEFAULT_METHODS]
+    encoders = [e for e in fullrun.ENCODERS if e not in ("cae", *s.pretexts())]
+    return (f"`aecls pipeline --full` adds the encoders {', '.join(encoders)} and the methods "
+            f"{', '.join(added)}, fits at each config's epochs, every setting chosen on validation images, "
+            f"3 seeds at every budget and 5 for the best two cells at 100 and 1,000 labels: about "
+            f"{_hours(seconds)} on {os.cpu_count()} cores, estimated from measured per-run costs "
+            "(`aecls pipeline --full --plan` lists its stages)")
+
+
 def _run(full: bool, fresh: bool, data_dir: str | None, show_plan: bool = False) -> Path | None:
     s = FULL if full else QUICK
     timer = Stages()
@@ -582,6 +600,8 @@ def _run(full: bool, fresh: bool, data_dir: str | None, show_plan: bool = False)
             optuna.delete_study(study_name=spec.name, storage=make_storage(storage))
         except KeyError:
             pass  # no such study yet
+    if not full:
+        timer.notes["full_run"] = full_adds(s, storage, workers, data_dir)
     run_stages(plan(s, spec, storage, workers, data_dir, timer), timer, logs)
     info = timer.write(Path(ARTIFACTS) / PIPELINE_JSON, s)
     print("\n== stages: " + "; ".join(f"{r['stage'].split(' ', 1)[1]} {r['seconds']:.0f} s"

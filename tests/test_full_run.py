@@ -95,18 +95,23 @@ def test_the_full_chain_chooses_on_validation_and_tests_every_method(tmp_path, m
         assert seeds == {"0", "1"}, (sweep, method, seeds)
     assert json.loads(Path("results/full/compare.json").read_text())["vary"] == sorted(fullrun.VARIED)
     # the headline reads the run's comparison; the kept encoders verify
+    from aecls.core.errors import AeclsError
     from aecls.report.results import headline, verify_encoders
+    from aecls.transfer.sweep import rescore, run_sweep
 
     table = headline("results/full")
     assert "| 20 |" in table and "| all |" not in table.split("\n")[0]
     Path("R.md").write_text("<!-- headline: results/full -->\n<!-- /results -->\n")
     assert verify_encoders("R.md") >= len(fullrun.ENCODERS)
+    # one cell again, from the kept files: the same accuracy as its row
+    now, was = rescore("results/full/test/dae/sweep.csv", 20, 0, "finetune", out="again")
+    assert was is not None and now == pytest.approx(was, abs=1e-6)
     with open("results/full/encoders/dae.pt", "ab") as f:  # a kept encoder changed: refused
         f.write(b"x")
-    from aecls.core.errors import AeclsError
-
-    with pytest.raises(AeclsError, match=r"dae\.pt"):
-        verify_encoders("R.md")
+    for refused in (lambda: verify_encoders("R.md"), lambda: run_sweep(fullrun.test_config(full, "dae")),
+                    lambda: rescore("results/full/test/dae/sweep.csv", 20, 0, "finetune")):
+        with pytest.raises(AeclsError, match=r"dae\.pt"):
+            refused()
 
 
 @pytest.mark.slow
@@ -144,3 +149,10 @@ def test_the_cheap_methods_of_each_encoder():
     assert fullrun.methods_of("vae") == fullrun.GRAPH
     assert "scratch" in fullrun.methods_of("cae") and "scratch" not in fullrun.methods_of("dae")
     assert {"frozen", "finetune"} <= set(fullrun.methods_of("barlow"))
+
+
+def test_the_quickstart_says_what_the_full_run_adds():
+    Path("studies").symlink_to(Path(__file__).resolve().parents[1] / "studies")
+    text = pipeline.full_adds(pipeline.QUICK, "journal:optuna.journal", 1, None)
+    assert "barlow" in text and all(m in text for m in ("pseudo", "fixmatch", "pseudo_fixmatch", "graph"))
+    assert re.search(r"about \d+ h \d\d min on \d+ cores", text)

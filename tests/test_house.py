@@ -80,7 +80,7 @@ LAYERS = [
     ("core", ("aecls.core",)), ("data", ("aecls.data",)), ("nets", ("aecls.nets",)),
     ("modules", ("aecls.modules",)), ("evaluation", ("aecls.evaluation",)), ("training", ("aecls.training",)),
     ("hpo", ("aecls.hpo",)), ("transfer", ("aecls.transfer",)), ("report", ("aecls.report",)),
-    ("top", ("aecls.pipeline", "aecls.cli")),
+    ("top", ("aecls.pipeline", "aecls.fullrun", "aecls.cli")),
 ]
 
 

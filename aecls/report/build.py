@@ -76,6 +76,7 @@ class Report:
         self.lines: list[str] = []
         self.missing: list[str] = []
         self.scale = ""  # what the pipeline that wrote the inputs trained (PIPELINE_JSON)
+        self.full_run = ""  # what the full run would add (PIPELINE_JSON, a quickstart's)
         self.baselines: list[str] = []
         # the sweep of the study's encoder and the comparison of encoders (the full pipeline's
         # are under results/, beside its kept encoders)
@@ -302,6 +303,7 @@ def stage_times(r: Report) -> None:
     r.section("How long each stage took")
     if info.get("scale_text"):  # what the pipeline trained, for reading every number above
         r.scale = info["scale_text"]
+    r.full_run = info.get("full_run", "")
     r.lines += [f"`aecls pipeline` ({info['scale']} scale) on {m['cores']} cores ({m['cpu']}), "
                 f"{m['torch_threads']} torch threads, GPU: {m['gpu']}; wall seconds as each stage ended, "
                 "indented: a stage's own seconds in a group run side by side (the report's own stage "
@@ -383,6 +385,8 @@ def build_report(name: str = "main", out_root: str = REPORTS, log_dir: str = LOG
     if r.scale:
         head += ["", f"{r.scale[:1].upper()}{r.scale[1:]}. Its numbers compare with another report of "
                      "this scale only."]
+    if r.full_run:
+        head += ["", f"{r.full_run}."]
     if r.missing:
         head += ["", "## Missing", "", *[f"- {m}" for m in r.missing]]
     if r.baselines:
