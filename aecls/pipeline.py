@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -266,6 +266,11 @@ def _exists(path: Path) -> Callable[[], Path | None]:
     return lambda: path if path.exists() else None
 
 
+def _either(done: Callable[[], Path | None], path: Path) -> Callable[[], Path | None]:
+    """`done`, or else `path` if it exists: a stage whose output a later one supersedes."""
+    return lambda: done() or (path if path.exists() else None)
+
+
 def _latest_fit(config: str) -> Callable[[], Path | None]:
     return lambda: latest(Path(LOG_DIR), config)
 
@@ -483,7 +488,13 @@ def plan(s: Scale, spec, storage: str, workers: int, data_dir: str | None, timer
               cost=cost.get("classifier", 0)),
     ]
     if s.chooses:
-        body, folders = full_stages(fullrun.Full(data_dir=data_dir), name, s)
+        f = fullrun.Full(data_dir=data_dir)
+        body, folders = full_stages(f, name, s)
+        # Once the encoders are kept, they are the run's input: a run continued on another machine
+        # (the rows and encoders committed, the study's storage and the fits not) does not study and
+        # fit again for them; the report then lists what it lacks.
+        kept = f.path("encoders", "encoders.json")
+        head = [replace(t, done=_either(t.done, kept)) for t in head]
     else:
         body, folders = quick_stages(s, name, data_dir)
     return [*head, *body,

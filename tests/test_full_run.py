@@ -156,3 +156,22 @@ def test_the_quickstart_says_what_the_full_run_adds():
     text = pipeline.full_adds(pipeline.QUICK, "journal:optuna.journal", 1, None)
     assert "barlow" in text and all(m in text for m in ("pseudo", "fixmatch", "pseudo_fixmatch", "graph"))
     assert re.search(r"about \d+ h \d\d min on \d+ cores", text)
+
+
+def test_kept_encoders_stand_for_the_study_and_fits():
+    """Continued where the rows and kept encoders were committed but the study and fits were not
+    (another machine), the full run neither studies nor fits again; before, it does."""
+    from aecls.hpo.space import load_study
+
+    Path("studies").symlink_to(Path(__file__).resolve().parents[1] / "studies")
+    head = ("study", "export", "classifier", *(f"fit {e}" for e in pipeline.FULL.fits()))
+
+    def pending() -> set[str]:
+        stages = pipeline.plan(pipeline.FULL, load_study(pipeline.FULL.study), "journal:optuna.journal", 1,
+                               None, pipeline.Stages())
+        return {t.name for t in stages if t.done() is None}
+
+    assert set(head) <= pending()
+    Path(fullrun.OUT, "encoders").mkdir(parents=True)
+    Path(fullrun.OUT, "encoders", "encoders.json").write_text("{}")
+    assert not set(head) & pending() and {"val cae", "test cae", "choose"} <= pending()
