@@ -24,6 +24,7 @@ STUDY_FILE = "study.json"  # `study run` / `study plots`: the study's summary ->
 SWEEP_CSV, SWEEP_MD, SWEEP_PNG = "sweep.csv", "sweep.md", "sweep.png"  # a sweep -> compare, report
 SWEEP_JSON = "sweep.json"  # a sweep's encoder (path, family, latent size) -> report
 CURVES_CSV, CURVES_PNG = "fixmatch_curves.csv", "fixmatch_curves.png"  # a sweep's FixMatch diagnostic
+ROUNDS_CSV, ROUNDS_PNG = "rounds.csv", "rounds.png"  # a sweep's label propagation in rounds, per round
 # `aecls transfer labelling`: graph pseudo-labels scored on validation images
 LABELLING_CSV, LABELLING_MD, LABELLING_PNG = "labelling.csv", "labelling.md", "labelling.png"
 COMPARE_JSON, COMPARE_MD, COMPARE_PNG = "compare.json", "compare.md", "compare.png"  # compare -> report

@@ -17,6 +17,7 @@ DEFAULT_METHODS = method_names(default=True)  # fixmatch, the pseudo-label and g
 # What a sweep's runs are scored on (SweepConfig.score), in the words every line, table, column and
 # figure of the sweep uses: a validation score is never called a test score.
 SCORES = {"test": "test accuracy", "val": "validation accuracy"}
+WEIGHTINGS = ("certainty", "none")  # rounds_weighting: graph.weighted_labels
 
 
 def score_column(score: str) -> str:
@@ -94,6 +95,14 @@ class SweepConfig:
     pseudo_labelled_share: float = field(default=0.0, metadata=_help(
         "pseudo: the share of the training images that are the labelled subset's, its images "
         "repeated to make it (0 = each once)"))
+    rounds: int = field(default=3, metadata=_help(
+        "rounds: training rounds, each on the labels propagated over the graph of the network's "
+        "codes from the round before (the first: of the pretext's codes, as pseudo)"))
+    rounds_k: int = field(default=graph.K, metadata=_help(
+        "rounds: neighbours of each image in the graph of the network's codes"))
+    rounds_weighting: str = field(default="certainty", metadata=_help(
+        "rounds: how each propagated label is drawn: certainty (1 - normalised entropy, times "
+        "its class's inverse frequency) or none (each once)"))
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -121,6 +130,9 @@ class SweepConfig:
               f"{self.pseudo_labelled_share}", "pseudo_labelled_share")
         check(self.pseudo_tune_steps >= 0, f"pseudo_tune_steps must be >= 0, got {self.pseudo_tune_steps}",
               "pseudo_tune_steps")
+        check(self.rounds >= 1 and self.rounds_k >= 1, "rounds and rounds_k must be >= 1", "rounds")
+        check(self.rounds_weighting in WEIGHTINGS, f"rounds_weighting must be one of {list(WEIGHTINGS)}, "
+              f"got {self.rounds_weighting!r}", "rounds_weighting")
         check(self.pseudo_passes >= 1, f"pseudo_passes must be >= 1, got {self.pseudo_passes}",
               "pseudo_passes")
         check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",

@@ -144,11 +144,56 @@ def repeated(keep: np.ndarray, labelled: np.ndarray, share: float) -> np.ndarray
     rows `labelled` repeated so that they are about `share` of the whole (0: each once). With
     few labels among many pseudo-labels the given labels would otherwise be a few steps' worth."""
     used = np.flatnonzero(keep)
-    others = len(used) - len(labelled)
+    again = copies(len(used) - len(labelled), len(labelled), share) - 1
+    return np.concatenate([used, np.tile(labelled, again)])
+
+
+def copies(others: int, labelled: int, share: float) -> int:
+    """How many times `labelled` images appear beside `others` to be about `share` of them all."""
     if share <= 0 or others <= 0:
-        return used
-    copies = max(1, round(share * others / ((1 - share) * len(labelled))))
-    return np.concatenate([used, np.tile(labelled, copies - 1)])
+        return 1
+    return max(1, round(share * others / ((1 - share) * labelled)))
+
+
+def certainty(scores: np.ndarray) -> np.ndarray:
+    """(n,) 1 - the normalised entropy of each row of (n, C) `scores` (propagate's), the row
+    scaled to sum 1 (a row of zeros: uniform, certainty 0): Iscen et al. (CVPR 2019)'s weight of a
+    propagated label, 1 for one class, 0 for all alike."""
+    p = np.clip(scores, 0, None)
+    total = p.sum(1, keepdims=True)
+    p = np.where(total > 0, p / np.where(total > 0, total, 1), 1 / p.shape[1])
+    entropy = -(p * np.log(np.where(p > 0, p, 1))).sum(1)
+    return 1 - entropy / np.log(p.shape[1])
+
+
+def weighted_labels(scores: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
+                    weighting: str) -> tuple[np.ndarray, np.ndarray]:
+    """(label, weight) of every node: the subset's own labels at `labelled` (weight 0 here: they
+    are drawn apart, `drawn`), elsewhere the class the scores give, weighted by nothing ("none":
+    1) or ("certainty") its `certainty` times the inverse frequency of its class among them, so
+    that each class weighs the same in all (Iscen et al.'s class balance)."""
+    y = scores.argmax(1)
+    y[labelled] = labels
+    w = np.ones(len(y)) if weighting == "none" else certainty(scores)
+    others = np.ones(len(y), dtype=bool)
+    others[labelled] = False
+    if weighting != "none":
+        counts = np.bincount(y[others], minlength=scores.shape[1]).astype(float)
+        w = w / np.maximum(counts, 1)[y]
+    w[~others] = 0
+    return y, w
+
+
+def drawn(weights: np.ndarray, labelled: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Positions of the images a round trains on: as many as there are unlabelled images, drawn
+    with replacement in proportion to `weights` (all once where they are equal: no draw), then the
+    `labelled` rows repeated to be `share` of the whole (`copies`). Drawing by weight trains on
+    the weighted loss in expectation, with no weight in the classifier's loss."""
+    others = np.flatnonzero(weights > 0)
+    if len(others) and not np.allclose(weights[others], weights[others][0]):
+        rng = np.random.default_rng(seed)
+        others = np.sort(rng.choice(len(weights), size=len(others), p=weights / weights.sum()))
+    return np.concatenate([others, np.tile(labelled, copies(len(others), len(labelled), share))])
 
 
 class Graphs:
@@ -188,8 +233,13 @@ class Graphs:
         """(class, margin) of every training image by `algorithm` on the graph of the training
         split alone (no test image shapes it), from the training rows `labelled` (only their
         labels are read)."""
-        scores = propagate(algorithm, self.train_only, labelled, self.train_y[labelled], self.classes)
+        scores = self.scores(labelled, algorithm)
         return scores.argmax(1), margin(scores)
+
+    def scores(self, labelled: np.ndarray, algorithm: str) -> np.ndarray:
+        """(n, C) class scores of every training image by `algorithm` on the graph of the training
+        split alone, from the training rows `labelled` (only their labels are read)."""
+        return propagate(algorithm, self.train_only, labelled, self.train_y[labelled], self.classes)
 
     def training_labels(self, labelled: np.ndarray, algorithm: str, keep: float = 1.0
                         ) -> tuple[np.ndarray, np.ndarray]:

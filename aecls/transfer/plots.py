@@ -99,3 +99,27 @@ def pseudo_label_plot(curves: list[dict], path: Path, title: str) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle(f"FixMatch pseudo-labels on validation images: {title} (dashed: trained weights)")
     save_figure(fig, path)
+
+
+def rounds_plot(curves: list[dict], path: Path, title: str) -> None:
+    """Label propagation in rounds, per round: how many of the propagated labels of the images
+    outside the subset are right (a diagnostic) and the network's validation accuracy; a line per
+    (labels, seed) run."""
+    from aecls.core.plotting import plt, save_figure
+
+    runs: dict[tuple[int, int], list[dict]] = {}
+    for c in curves:
+        runs.setdefault((int(c["labels"]), int(c["seed"])), []).append(c)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for i, ((labels, seed), points) in enumerate(sorted(runs.items())):
+        x = [int(p["round"]) for p in points]
+        for ax, key in zip(axes, ("pseudo_label_acc", "val_acc"), strict=True):
+            ax.plot(x, [100 * float(p[key]) for p in points], "o-", color=f"C{i % 10}",
+                    label=f"{labels} labels, seed {seed}")
+    for ax, name in zip(axes, ("propagated labels right (other training images)",
+                               "network, validation accuracy"), strict=True):
+        ax.set(xlabel="round", ylabel="%", title=name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Label propagation in rounds: {title}")
+    save_figure(fig, path)

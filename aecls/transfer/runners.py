@@ -161,6 +161,58 @@ def pseudo(r: Run, then_fixmatch: bool = False) -> Outcome:
                    done.history)
 
 
+@torch.no_grad()
+def _outputs(fn, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """`fn` of (N, 28, 28) uint8 images, batch by batch as the DataModule serves them, on the CPU."""
+    from aecls.data.batches import DeviceBatches
+
+    dummy = torch.zeros(len(images), dtype=torch.long)
+    return torch.cat([fn(x).cpu() for x, _ in DeviceBatches(images, dummy.to(images.device), batch)])
+
+
+def _predicted(model: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """`model`'s accuracy (eval mode) on images and their labels."""
+    model.eval()
+    return float((_outputs(model, images.to(model.device)).argmax(1) == labels.cpu()).float().mean())
+
+
+def rounds(r: Run) -> Outcome:
+    """Label propagation in rounds (Iscen et al., CVPR 2019): labels propagated from the subset
+    over the graph of the pretext's codes (as `pseudo`), then `rounds` times: the fine-tuned
+    classifier trained `pseudo_passes` passes on them (from the last round's weights), each image
+    drawn by its label's certainty and class balance (`rounds_weighting`; graph.weighted_labels,
+    graph.drawn), its own encoder's codes of every training image then make a new k-NN graph
+    (`rounds_k`) and the labels are propagated again over it. Returns the last round's accuracy,
+    the last labels' accuracy over the other training images (a diagnostic: nothing trains on
+    it), and per round that and the network's accuracy on the validation images (rounds.csv)."""
+    cfg, dm, net, seed = r.cfg, r.dm, r.net, r.seed
+    g = r.codes(seed)
+    labelled = subset_rows(g.train_y, r.budget, seed)
+    labels = g.train_y[labelled]
+    others = np.setdiff1d(np.arange(g.n), labelled)
+    scores = g.scores(labelled, cfg.pseudo_graph) if len(others) else np.eye(g.classes)[g.train_y]
+    images, subset, (val_x, val_y) = dm.unlabelled_images(), dm.splits["train"], dm.splits["val"]
+    device = subset[0].device
+    model, history, right = None, [], 1.0
+    for k in range(1, cfg.rounds + 1):
+        y, w = graph.weighted_labels(scores, labelled, labels, cfg.rounds_weighting)
+        right = float((y[others] == g.train_y[others]).mean()) if len(others) else 1.0
+        rows = torch.from_numpy(graph.drawn(w, labelled, cfg.pseudo_labelled_share, seed * 1000 + k))
+        dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
+        model = fit_classifier(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes, model=model,
+                               test=None).module
+        history.append({"round": k, "pseudo_label_acc": right, "val_acc": _predicted(model, val_x, val_y)})
+        if k < cfg.rounds and len(others):
+            model.eval()
+            codes = _outputs(model.features, images.to(model.device)).numpy()
+            scores = graph.propagate(cfg.pseudo_graph, graph.knn(codes, cfg.rounds_k), labelled, labels,
+                                     g.classes)
+        model.train()  # the next round trains on (Lightning leaves the mode as it finds it)
+    dm.splits["train"] = subset
+    accuracy = _predicted(model, *dm.splits["test"])
+    return Outcome(accuracy, {"pseudo_label_acc": f"{right:.4f}"}, history)
+
+
 def logreg(r: Run, pca: bool) -> float:
     """Logistic regression on the subset's raw pixels, or (`pca`) on their PCA codes of the
     encoder's latent size: the non-deep baselines."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from aecls.core.errors import FitInterrupted, Interrupted
-from aecls.core.paths import CURVES_CSV, CURVES_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
+from aecls.core.paths import CURVES_CSV, CURVES_PNG, ROUNDS_CSV, ROUNDS_PNG, SWEEP_CSV, SWEEP_MD, SWEEP_PNG
 from aecls.core.progress import in_terminal
 from aecls.data import FashionMNISTDataModule
 from aecls.modules.encoders import load_encoder
@@ -29,7 +29,7 @@ from aecls.training.trainer import quiet_lightning
 from aecls.transfer import runs
 from aecls.transfer.config import SCORES, SweepConfig, score_column
 from aecls.transfer.methods import Outcome, Run, method, method_names
-from aecls.transfer.plots import accuracy_plot, pseudo_label_plot
+from aecls.transfer.plots import accuracy_plot, pseudo_label_plot, rounds_plot
 from aecls.transfer.runners import GraphCodes, scored_on
 from aecls.transfer.table import markdown_table, summarise
 
@@ -68,7 +68,8 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
               "the validation images first (--score val), then run the chosen ones here", flush=True)
     encoder = {"encoder": str(cfg.encoder), "family": source, "latent_dim": net.latent_dim}
     runs.start(out, cfg, encoder)
-    curves = _read_curves(out / CURVES_CSV, rows)
+    curves = {f: _read_curves(out / f, rows, f) for f in dict.fromkeys(method(m).curve for m in cfg.methods)
+              if f is not None}
     stamp = runs.provenance()
     graph_codes = GraphCodes(cfg)
     quiet_lightning()
@@ -88,9 +89,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
             done = m.run(Run(cfg, dm, net, budget, seed, graph_codes))
             done = done if isinstance(done, Outcome) else Outcome(float(done))
             acc = done.accuracy
-            if done.history:  # saved before the row; a run stopped in between runs again (_read_curves)
-                curves += [{"labels": n_labels, "seed": seed, "method": name, **h} for h in done.history]
-                runs.save(curves, out / CURVES_CSV, fields=CURVE_FIELDS)
+            if done.history and m.curve:  # saved before the row; a run stopped in between runs again
+                run = {"labels": n_labels, "seed": seed, "method": name}
+                curves[m.curve] += [{**run, **h} for h in done.history]
+                runs.save(curves[m.curve], out / m.curve, fields=CURVE_FIELDS)
             seconds = time.perf_counter() - start
             rows.append({"labels": str(n_labels),
                          "budget": runs.key(budget, seed, name)[0], "seed": str(seed),
@@ -140,38 +142,42 @@ def rescore(csv_path: str | Path, budget: int | None, seed: int, name: str, data
     return float(runs.accuracy(row)), (float(runs.accuracy(was[0])) if was else None)
 
 
-# a curve row: its run (labels, seed, method), then the diagnostic at one step
+# a curve row: its run (labels, seed, method), then the diagnostic at one step (or round)
 CURVE_FIELDS = ("labels", "seed", "method")
+PLOTS = {CURVES_CSV: (CURVES_PNG, pseudo_label_plot), ROUNDS_CSV: (ROUNDS_PNG, rounds_plot)}
 
 
-def _read_curves(path: Path, rows: list[dict]) -> list[dict]:
-    """The FixMatch diagnostic rows of the runs in `rows` (a diagnostic: not checked further).
-    A run stopped after its curve was saved but before its row has no row, so it runs again:
-    its old curve is dropped here, or the rerun would add it twice. Curves written before they
-    named their method are FixMatch's (pseudo_fixmatch's were not kept then)."""
+def _read_curves(path: Path, rows: list[dict], curve: str = CURVES_CSV) -> list[dict]:
+    """The rows of the curve file `path` (a method's `curve`: FixMatch's diagnostic, the rounds of
+    propagation) of the runs in `rows` (a diagnostic: not checked further). A run stopped after
+    its curve was saved but before its row has no row, so it runs again: its old curve is dropped
+    here, or the rerun would add it twice. Curves written before they named their method are
+    FixMatch's (pseudo_fixmatch's were not kept then)."""
     if not path.is_file():
         return []
-    # the runs that have a curve: the methods that run FixMatch (and so draw their own views)
-    own = method_names(own_views=True)
+    own = method_names(curve=curve)  # the methods whose runs keep this curve
     kept = {(r["labels"], r["seed"], r["method"]) for r in rows if r["method"] in own}
     with open(path, newline="") as f:
         curves = [{**c, "method": c.get("method") or "fixmatch"} for c in csv.DictReader(f)]
     return [c for c in curves if (c["labels"], c["seed"], c["method"]) in kept]
 
 
-def write_outputs(rows: list[dict], out: Path, title: str = "", curves: list[dict] | None = None,
+def write_outputs(rows: list[dict], out: Path, title: str = "", curves: dict[str, list[dict]] | None = None,
                   score: str = "test") -> dict[str, Path]:
     """The summaries of a finished sweep beside its rows, each naming the images its runs were
     scored on (`score`): sweep.md (mean ± sd table), sweep.png
     (accuracy vs labels); with FixMatch runs (fixmatch, pseudo_fixmatch), fixmatch_curves.png
-    (the pseudo-label diagnostic vs steps). sweep.csv and fixmatch_curves.csv are written run by
+    (the pseudo-label diagnostic vs steps), with `rounds`, rounds.png (per round). `curves`: each
+    curve file's rows. sweep.csv and the curve CSVs are written run by
     run, sweep.json (the encoder and settings) by `runs.start`, all in `run_sweep`."""
     out.mkdir(parents=True, exist_ok=True)
     (out / SWEEP_MD).write_text(f"# Transfer sweep: {title}\n\n" + markdown_table(rows, score))
     stats = summarise(rows)
     accuracy_plot([(stats, m, {"label": m}) for m in method_names()], out / SWEEP_PNG, title, SCORES[score])
     written = [SWEEP_CSV, SWEEP_MD, SWEEP_PNG]
-    if curves:
-        pseudo_label_plot(curves, out / CURVES_PNG, title)
-        written += [CURVES_CSV, CURVES_PNG]
+    for name, points in (curves or {}).items():
+        if points:
+            png, plot = PLOTS[name]
+            plot(points, out / png, title)
+            written += [name, png]
     return {name: out / name for name in written}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aecls.core.errors import AeclsError
+from aecls.core.paths import CURVES_CSV
 
 # baseline: no deep network (logistic regression); supervised: a classifier on the labelled subset
 # alone; semi-supervised: also the training images outside it, unlabelled; graph: labels
@@ -23,7 +24,7 @@ from aecls.core.errors import AeclsError
 KINDS = ("baseline", "supervised", "semi-supervised", "graph")
 # Settings every run reads: they fix the images it trains on and is scored on.
 EVERY = ("val_size", "score")
-BUILT_IN = ("supervised", "fixmatch", "pseudo", "propagation", "logreg")  # the table order
+BUILT_IN = ("supervised", "fixmatch", "pseudo", "rounds", "propagation", "logreg")  # the table order
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class SweepMethod:
             (what it builds on: a semi-supervised method against fine-tuning, ...).
         own_views: draws its own augmented views (the data's `augment` stays off) and keeps a
             pseudo-label curve (fixmatch_curves.csv).
+        curve: the CSV in the sweep's folder that a run's history (Outcome.history) goes to, a
+            row per point (default: fixmatch_curves.csv with own_views, else none).
         uses_encoder: its result depends on the pretrained encoder's weights (a comparison of
             encoders has a panel and a row for it).
         reference: every encoder's result is tested against it (scratch, raw pixels).
@@ -83,8 +86,11 @@ class SweepMethod:
     reference: bool = False
     default: bool = False
     title: str | None = None
+    curve: str | None = None
 
     def __post_init__(self) -> None:
+        if self.own_views and self.curve is None:
+            object.__setattr__(self, "curve", CURVES_CSV)
         if self.kind not in KINDS:
             raise ValueError(f"sweep method {self.name}: kind must be one of {KINDS}, got {self.kind!r}")
         object.__setattr__(self, "reads", tuple(self.reads))

@@ -1,0 +1,72 @@
+"""Issue #52: label propagation in rounds (the `rounds` sweep method): the weights of a propagated
+label (certainty, class balance), the draw that trains on them, and a tiny sweep that keeps a row
+per round."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aecls.core.paths import ROUNDS_CSV, ROUNDS_PNG, SWEEP_CSV
+from aecls.modules.encoders import export_encoder
+from aecls.nets import NetConfig, build_encoder
+from aecls.transfer import graph
+from aecls.transfer.config import SweepConfig
+from aecls.transfer.runs import read_rows
+from tests.conftest import write_dataset
+
+
+def test_certainty_is_one_for_one_class_and_zero_for_all_alike():
+    scores = np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [0.2, 0.7, 0.1]])
+    c = graph.certainty(scores)
+    assert c[0] == pytest.approx(1) and c[1] == pytest.approx(0) and c[2] == pytest.approx(0)
+    assert 0 < c[3] < 1
+
+
+def test_weighted_labels_balance_the_classes_and_leave_the_subset_apart():
+    # six images outside the subset: four of class 0, two of class 1, all as sure
+    scores = np.array([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2 + [[0.3, 0.7], [0.6, 0.4]])
+    labelled, labels = np.array([6, 7]), np.array([0, 1])
+    y, w = graph.weighted_labels(scores, labelled, labels, "certainty")
+    assert list(y) == [0, 0, 0, 0, 1, 1, 0, 1]  # the subset keeps its own labels
+    assert w[6] == w[7] == 0  # drawn apart
+    assert w[y == 0][:4].sum() == pytest.approx(w[4:6].sum())  # each class weighs the same
+    y, w = graph.weighted_labels(scores, labelled, labels, "none")
+    assert list(w) == [1, 1, 1, 1, 1, 1, 0, 0]
+
+
+def test_the_draw_follows_the_weights_and_repeats_the_subset():
+    w = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+    assert list(graph.drawn(w, np.array([3, 4]), 0.0, seed=0)) == [0, 1, 2, 3, 4]  # equal: each once
+    w = np.array([0.9, 0.1, 0.0, 0.0, 0.0, 0.0])
+    rows = graph.drawn(w, np.array([4, 5]), 0.5, seed=1)
+    assert list(rows) == list(graph.drawn(w, np.array([4, 5]), 0.5, seed=1))  # seeded
+    drawn, subset = rows[:2], rows[2:]
+    assert set(drawn) <= {0, 1} and list(subset) == [4, 5]  # two drawn, the subset half of all
+    many = graph.drawn(np.array([0.9, 0.1] + [0.0] * 2), np.array([2, 3]), 0.0, seed=2)
+    assert len(many) == 4
+    counts = np.bincount(graph.drawn(np.r_[np.full(1000, 0.9), np.full(1000, 0.1), 0.0], np.array([2000]),
+                                     0.0, seed=3)[:2000] < 1000, minlength=2)
+    assert counts[0] < counts[1]  # the heavier half drawn more (positions < 1000: the 0.9 ones)
+
+
+@pytest.mark.slow
+def test_a_rounds_sweep_keeps_a_row_per_round(tmp_path):
+    from aecls.transfer.sweep import run_sweep
+
+    data = write_dataset(tmp_path / "data", n_train=1200, n_test=200)
+    net = NetConfig(n_channels=4, latent_dim=6).validate()
+    torch.manual_seed(0)
+    encoder = export_encoder("enc.pt", build_encoder(net), net, "cae")
+    cfg = SweepConfig(encoder=str(encoder), labels=[20], seeds=1, methods=("rounds",), epochs=1, min_steps=2,
+                      batch_size=64, val_size=200, data_dir=str(data), out="sw", rounds=2, pseudo_passes=1)
+    rows = run_sweep(cfg, progress=False)
+    assert [r["method"] for r in rows] == ["rounds"] and 0 <= float(rows[0]["pseudo_label_acc"]) <= 1
+    curve = read_rows(Path("sw") / ROUNDS_CSV)
+    assert [c["round"] for c in curve] == ["1", "2"] and all(0 <= float(c["val_acc"]) <= 1 for c in curve)
+    assert (Path("sw") / ROUNDS_PNG).stat().st_size > 5000
+    run_sweep(cfg, progress=False)  # continued: nothing to run, the curve kept once
+    assert len(read_rows(Path("sw") / ROUNDS_CSV)) == 2 and len(read_rows(Path("sw") / SWEEP_CSV)) == 1
