@@ -369,8 +369,8 @@ def wave_seconds(wave: list[Stage], cores: int) -> float:
     return costs[0] if len(wave) == 1 else max(max(costs), sum(costs) / max(1, cores))
 
 
-def _runs_done(t: Stage) -> int:
-    if t.done() is not None:
+def _runs_done(t: Stage, ran: set[str] = frozenset()) -> int:
+    if t.name in ran or t.done() is not None:
         return t.runs
     if t.rows is not None and t.rows.is_file():
         with open(t.rows) as f:
@@ -378,10 +378,12 @@ def _runs_done(t: Stage) -> int:
     return 0
 
 
-def progress_line(stages: list[Stage], left: list[list[Stage]], cores: int) -> str:
-    """Runs done of all, and the estimated time left: each wave still to run, scaled by the share
-    of its runs not yet done."""
-    done, total = sum(_runs_done(t) for t in stages), sum(t.runs for t in stages)
+def progress_line(stages: list[Stage], left: list[list[Stage]], cores: int,
+                  ran: set[str] = frozenset()) -> str:
+    """Runs done of all (`ran`: the stages this pipeline ran, finished whatever their `done` says),
+    and the estimated time left: each wave still to run, scaled by the share of its runs not yet
+    done."""
+    done, total = sum(_runs_done(t, ran) for t in stages), sum(t.runs for t in stages)
     seconds = sum(wave_seconds(w, cores) * (1 - sum(map(_runs_done, w)) / max(1, sum(t.runs for t in w)))
                   for w in left)
     return f"{done} of {total} runs done; about {_hours(seconds)} left (estimated)"
@@ -414,9 +416,10 @@ def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
     title = {t.name: f"{k}/{len(stages)} {t.title}" for k, t in enumerate(stages, 1)}
     planned = waves(stages)
     cores = os.cpu_count() or 1
+    ran: set[str] = set()
     for k, wave in enumerate(planned):
         if any(t.cost for t in stages):
-            print(f"\n== progress: {progress_line(stages, planned[k:], cores)}", flush=True)
+            print(f"\n== progress: {progress_line(stages, planned[k:], cores, ran)}", flush=True)
         todo = [t for t in wave if timer.todo(title[t.name], t.done())]
         if wave[0].alone:
             for t in todo:
@@ -424,6 +427,7 @@ def run_stages(stages: list[Stage], timer: Stages, logs: Path) -> None:
                 t.fn(*t.args)
         else:
             run_beside(timer, [(title[t.name], t) for t in todo], logs)
+        ran.update(t.name for t in wave)
 
 
 def export_best(spec, storage: str, seeds: int, data_dir: str | None) -> None:
