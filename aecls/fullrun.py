@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from aecls.core.errors import check
-from aecls.core.paths import ARTIFACTS, LOG_DIR, SWEEP_CSV, sha256_of
+from aecls.core.paths import ARTIFACTS, LOG_DIR, SWEEP_CSV, SWEEP_JSON, sha256_of
 from aecls.modules.encoders import export_encoder, load_encoder
 from aecls.report.build import latest
 from aecls.transfer import graph
@@ -148,7 +148,7 @@ def _codes(full: Full, codes: str) -> list[str]:
     """The encoder files of the codes called `codes` (an encoder, or the pair)."""
     if codes != PAIR:
         return [full.encoder(codes)]
-    made = json.loads(full.path("selection", PAIR, "sweep.json").read_text())["settings"]
+    made = json.loads(full.path("selection", PAIR, SWEEP_JSON).read_text())["settings"]
     return list(made["graph_codes"])
 
 
