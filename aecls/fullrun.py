@@ -76,6 +76,11 @@ class Full:
     sweep: dict = field(default_factory=dict)  # SweepConfig settings on top of its defaults
     data_dir: str | None = None
 
+    def describe(self) -> str:
+        few = ", ".join(f"{b:,}" for b in self.few)
+        return ("; every method aecls offers on the kept encoders, each setting chosen on validation "
+                f"images, {self.seeds + self.extra_seeds} seeds for the best {self.best_cells} cells at {few} labels")
+
     def path(self, *parts: str) -> Path:
         return Path(self.out).joinpath(*parts)
 

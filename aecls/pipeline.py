@@ -69,7 +69,8 @@ class Scale:
     fitted: tuple[str, ...] | None = None  # stage 3; None: every family whose encoder transfers
     compared: tuple[str, ...] = ()  # fits whose encoders are swept beside the study's and compared
     fit_args: dict = field(default_factory=dict)  # {family: init_args on top of its config's}
-    chooses: bool = False  # after the fits, aecls.fullrun: every method, settings chosen on validation
+    # after the fits, aecls.fullrun at these settings: every method, settings chosen on validation
+    chooses: fullrun.Full | None = None
 
     def fits(self) -> list[str]:
         """The families fitted in stage 3 (configs/<name>.yaml)."""
@@ -97,8 +98,7 @@ class Scale:
                 f"study's encoder and {', '.join(self.pretexts())} at {budgets} labels, "
                 f"{self.sweep_seeds} seeds, {self.sweep_epochs} passes or at least "
                 f"{self.sweep_min_steps} steps a run"
-                + ("; every method aecls offers on the kept encoders, each setting chosen on validation "
-                   "images, 5 seeds for the best two cells at 100 and 1,000 labels" if self.chooses else ""))
+                + (self.chooses.describe() if self.chooses is not None else ""))
 
 
 MAX_SIDE = 4  # processes for stages side by side, at most
@@ -114,7 +114,7 @@ QUICK = Scale("quick", "studies/quickstart.yaml", 1, 1, (100, 1000, 10000), 2, 5
 # The full scale: after the fits, every method on the same kept encoders, its settings chosen on
 # validation images (aecls.fullrun, which sets its sweeps' budgets and seeds).
 FULL = Scale("full", "studies/cae_seed004.yaml", 3, None, (100, 1000, 10000, None), 3, 10, 300,
-             compared=fullrun.TRANSFERRED[1:], chooses=True)
+             compared=fullrun.TRANSFERRED[1:], chooses=fullrun.Full())
 
 
 def fit_config(config: str, data_dir: str | None, epochs: int | None, init_args: dict) -> None:
@@ -472,7 +472,7 @@ def plan(s: Scale, spec, storage: str, workers: int, data_dir: str | None, timer
     """The pipeline at scale `s`, as data: every stage, what it reads and what it leaves."""
     name = spec.name
     export = Path(ARTIFACTS) / name
-    cost = fullrun.STAGE_COST if s.chooses else {}
+    cost = fullrun.STAGE_COST if s.chooses is not None else {}
     study = f"study {name}: {study_progress(spec, storage, workers)}"
     head = [
         Stage("study", study, study_stage, (spec, storage, workers, data_dir),
@@ -491,8 +491,8 @@ def plan(s: Scale, spec, storage: str, workers: int, data_dir: str | None, timer
               needs=("export",), done=_latest_fit("classifier"), owns=(Path(LOG_DIR) / "classifier",),
               cost=cost.get("classifier", 0)),
     ]
-    if s.chooses:
-        f = fullrun.Full(data_dir=data_dir)
+    if s.chooses is not None:
+        f = replace(s.chooses, data_dir=data_dir)
         body, folders = full_stages(f, name, s)
         # Once the encoders are kept, they are the run's input: a run continued on another machine
         # (the rows and encoders committed, the study's storage and the fits not) does not study and

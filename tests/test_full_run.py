@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from aecls.modules.registry import code_halves
 from aecls.nets import NetConfig, build_encoder
 from aecls.transfer.runs import read_rows
 from tests.conftest import write_dataset
+from tests.helpers import CONFIGS, write_study
 
 SWEEP = {"val_size": 200, "epochs": 1, "min_steps": 2, "batch_size": 64, "fixmatch_steps": 2,
          "monitor_every": 1, "pseudo_passes": 1, "unlabelled_ratio": 1}
@@ -112,6 +114,24 @@ def test_the_full_chain_chooses_on_validation_and_tests_every_method(tmp_path, m
                     lambda: rescore("results/full/test/dae/sweep.csv", 20, 0, "finetune")):
         with pytest.raises(AeclsError, match=r"dae\.pt"):
             refused()
+
+
+@pytest.mark.slow
+def test_aecls_pipeline_full_from_the_study_to_the_report(tmp_path, monkeypatch, capsys):
+    """`aecls pipeline --full` end to end at a tiny scale: study, fits, kept encoders, selection,
+    test sweeps, comparison and the report that reads them."""
+    data = write_dataset(tmp_path / "data", n_train=6000, n_test=200)  # the configs' 5,000 validation
+    Path("configs").symlink_to(CONFIGS)
+    study = write_study("tiny", epochs=1, data={"val_size": 5000, "batch_size": 128})
+    small = replace(pipeline.FULL, study=str(study), seeds=1, fit_epochs=1,
+                    fit_args={"vae": {"nll_samples": 5}}, chooses=tiny(fullrun.OUT, data))
+    monkeypatch.setattr(pipeline, "FULL", small)
+    report = pipeline.run_pipeline(full=True, data_dir=str(data))
+    assert "pipeline done" in capsys.readouterr().out
+    text = report.read_text()
+    assert "## Few labels: which pretraining, which method" in text and "(chosen for 20)" in text
+    assert "## Missing" not in text, text.split("## Missing")[1][:500]
+    assert Path(fullrun.OUT, "compare.json").is_file()
 
 
 @pytest.mark.slow
