@@ -79,7 +79,8 @@ class Full:
     def describe(self) -> str:
         few = ", ".join(f"{b:,}" for b in self.few)
         return ("; every method aecls offers on the kept encoders, each setting chosen on validation "
-                f"images, {self.seeds + self.extra_seeds} seeds for the best {self.best_cells} cells at {few} labels")
+                f"images, {self.seeds + self.extra_seeds} seeds for the best {self.best_cells} cells at {few} "
+                "labels")
 
     def path(self, *parts: str) -> Path:
         return Path(self.out).joinpath(*parts)
