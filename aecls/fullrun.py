@@ -77,10 +77,9 @@ class Full:
     data_dir: str | None = None
 
     def describe(self) -> str:
-        few = ", ".join(f"{b:,}" for b in self.few)
+        few, seeds = ", ".join(f"{b:,}" for b in self.few), self.seeds + self.extra_seeds
         return ("; every method aecls offers on the kept encoders, each setting chosen on validation "
-                f"images, {self.seeds + self.extra_seeds} seeds for the best {self.best_cells} cells at {few} "
-                "labels")
+                f"images, {seeds} seeds for the best {self.best_cells} cells at {few} labels")
 
     def path(self, *parts: str) -> Path:
         return Path(self.out).joinpath(*parts)
