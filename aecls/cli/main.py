@@ -21,6 +21,7 @@ Errors a user can cause (`AeclsError`) print one line on stderr and exit with co
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from typing import NoReturn
@@ -249,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(a for a in argv[:2] if not a.startswith("-")) or "aecls"
         print(f"aecls: {command} {how}{AFTER_STOP.get(argv[0] if argv else '', '')}", file=sys.stderr)
         return code
+    except BrokenPipeError:  # the reader went away (`aecls ... | head`): nothing more to say, to anyone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:
         if (err := user_error(e)) is None:
             raise
