@@ -581,18 +581,22 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
 
 def full_adds(s: Scale, storage: str, workers: int, data_dir: str | None) -> str:
     """What `aecls pipeline --full` measures that scale `s` does not, and its estimated wall time
-    here: for the quickstart's report."""
-    stages = plan(FULL, load_study(FULL.study), storage, workers, data_dir, Stages())
-    seconds = sum(wave_seconds(w, os.cpu_count() or 1) for w in waves(stages))
+    here: for the quickstart's report (without the time where the full study file is not found)."""
     swept = {*DEFAULT_METHODS, *(m for e in fullrun.ENCODERS for m in fullrun.methods_of(e)), "pseudo",
              *fullrun.SEMI}
     added = [m for m in method_names() if m in swept and m not in DEFAULT_METHODS]
     encoders = [e for e in fullrun.ENCODERS if e not in ("cae", *s.pretexts())]
+    try:
+        stages = plan(FULL, load_study(FULL.study), storage, workers, data_dir, Stages())
+        seconds = sum(wave_seconds(w, os.cpu_count() or 1) for w in waves(stages))
+        time = (f"about {_hours(seconds)} on {os.cpu_count()} cores, estimated from measured per-run "
+                "costs (`aecls pipeline --full --plan` lists its stages)")
+    except AeclsError as e:  # run outside the repository's root: no studies/ here
+        time = f"its time: `aecls pipeline --full --plan` ({e})"
+    f = FULL.chooses or fullrun.Full()
     return (f"`aecls pipeline --full` adds the encoders {', '.join(encoders)} and the methods "
-            f"{', '.join(added)}, fits at each config's epochs, every setting chosen on validation images, "
-            f"3 seeds at every budget and 5 for the best two cells at 100 and 1,000 labels: about "
-            f"{_hours(seconds)} on {os.cpu_count()} cores, estimated from measured per-run costs "
-            "(`aecls pipeline --full --plan` lists its stages)")
+            f"{', '.join(added)}, fits at each config's epochs{f.describe()}, {f.seeds} seeds elsewhere: "
+            f"{time}")
 
 
 def _run(full: bool, fresh: bool, data_dir: str | None, show_plan: bool = False) -> Path | None:
