@@ -282,11 +282,11 @@ RUN_COST = {
     **{m: (18, 2, 2, 3) for m in graph.METHODS},
     "pseudo": (66, 62, 62, 62), "fixmatch": (923, 999, 999, 999), "pseudo_fixmatch": (905, 1162, 1162, 1162),
 }
-# Seconds of one core per stage before the sweeps: the full run of 2026-12-02 (docs/notebook.md,
-# "The full scale, timed"), each stage's wall seconds at half a core, halved; the study's wall
-# seconds as it is (it runs alone, on its own workers).
-STAGE_COST = {"study": 1120, "export": 466, "fit cae": 311, "fit dae": 972, "fit simclr": 479,
-              "fit vae": 605, "fit barlow": 379, "classifier": 26, "keep": 5, "choose": 5, "compare": 20,
+# Seconds of one core per stage before the sweeps: the full run of 2026-12-07 (docs/notebook.md,
+# "The full run, one command"), each side stage's wall seconds at half a core (4 processes on 2
+# cores), halved; the study's wall seconds as they were (it runs alone, on its own workers).
+STAGE_COST = {"study": 1631, "export": 488, "fit cae": 330, "fit dae": 1098, "fit simclr": 547,
+              "fit vae": 660, "fit barlow": 416, "classifier": 40, "keep": 5, "choose": 5, "compare": 20,
               "report": 16}
 
 
