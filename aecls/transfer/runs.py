@@ -220,11 +220,7 @@ def start(out: Path, cfg: SweepConfig, encoder: dict) -> None:
     since (a refit at the same path) is refused: its rows would mix two encoders."""
     out.mkdir(parents=True, exist_ok=True)
     now = hashes(cfg)
-    try:
-        before = json.loads((out / SWEEP_JSON).read_text())
-    except (OSError, ValueError):
-        before = {}
-    changed = [p for p, h in before.get(SHA256, {}).items() if now.get(p, h) != h]
+    changed = [p for p, h in record_of(out / SWEEP_CSV).get(SHA256, {}).items() if now.get(p, h) != h]
     if changed and (out / SWEEP_CSV).exists():
         raise _fail(out / SWEEP_CSV, None, f"its rows were made with other bytes in {', '.join(changed)} "
                                            "(sha256 in sweep.json); rows of two encoders do not mix")
