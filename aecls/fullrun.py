@@ -240,8 +240,10 @@ def chosen_sweep(full: Full, labels: int) -> None:
     _print(run_sweep(cfg, progress=False), cfg)
 
 
-def semi_sweep(full: Full, labels: int) -> None:
-    cfg = chosen_config(full, labels, SEMI, "semi")
+def semi_sweep(full: Full, labels: int, name: str) -> None:
+    """One of the expensive methods (SEMI) with the chosen settings, in a folder of its own: the
+    two run side by side."""
+    cfg = chosen_config(full, labels, (name,), name)
     _print(run_sweep(cfg, progress=False), cfg)
 
 
@@ -260,7 +262,7 @@ def compared(full: Full) -> dict[str, list[str]]:
     runs = {n: [str(full.path("test", n, SWEEP_CSV))] for n in ENCODERS}
     for b in full.few:
         name = f"{chosen(full, b)['encoder']} (chosen for {b})"
-        runs[name] = [str(full.path("test", f"{f}_{b}", SWEEP_CSV)) for f in (CHOSEN, "semi")]
+        runs[name] = [str(full.path("test", f"{f}_{b}", SWEEP_CSV)) for f in (CHOSEN, *SEMI)]
     return runs
 
 

@@ -540,12 +540,9 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
     stages = [Stage("keep", "keep the encoders", fullrun.keep, (f, study), needs=("export", *fits),
                     done=_exists(f.path("encoders", "encoders.json")), owns=(Path(f.out),),
                     cost=fullrun.STAGE_COST["keep"])]
-    for e in fullrun.ENCODERS:
-        ms = fullrun.methods_of(e)
-        stages += [_sweep_stage(f"val {e}", f"selection: {e} on validation images", fullrun.val_sweep,
-                                (f, e), ("keep",), f.path("selection", e), ms, f.few, f.seeds),
-                   _sweep_stage(f"test {e}", f"test sweep of {e}", fullrun.test_sweep, (f, e), ("keep",),
-                                f.path("test", e), ms, every, f.seeds)]
+    stages += [_sweep_stage(f"val {e}", f"selection: {e} on validation images", fullrun.val_sweep, (f, e),
+                            ("keep",), f.path("selection", e), fullrun.methods_of(e), f.few, f.seeds)
+               for e in fullrun.ENCODERS]
     stages.append(_sweep_stage("pair", "selection: the graph on the two best encoders' codes",
                                fullrun.pair_sweep, (f,), tuple(f"val {e}" for e in fullrun.ENCODERS),
                                f.path("selection", fullrun.PAIR), fullrun.GRAPH, f.few, f.seeds))
@@ -560,18 +557,24 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
                         needs=tuple(f"grid {b}" for b in f.few), alone=True,
                         done=_exists(f.path("selection", fullrun.CHOSEN_JSON)),
                         cost=fullrun.STAGE_COST["choose"]))
-    for b in f.few:
-        stages += [_sweep_stage(f"chosen {b}", f"test: chosen graph and pseudo at {b} labels",
-                                fullrun.chosen_sweep, (f, b), ("choose",), f.path("test", f"chosen_{b}"),
-                                ("graph", "pseudo"), [b], f.seeds),
-                   _sweep_stage(f"semi {b}", f"test: fixmatch, pseudo_fixmatch at {b} labels",
-                                fullrun.semi_sweep, (f, b), ("choose",), f.path("test", f"semi_{b}"),
-                                fullrun.SEMI, [b], f.seeds)]
+    # Every test sweep waits for the choice, though only the chosen settings' need it: in one wave,
+    # the long FixMatch runs start first (the list's order) and the cheap sweeps fill the cores
+    # beside them, instead of a wave of cheap sweeps before a wave of FixMatch alone.
+    stages += [_sweep_stage(f"{m} {b}", f"test: {m} at {b} labels, chosen settings", fullrun.semi_sweep,
+                            (f, b, m), ("choose",), f.path("test", f"{m}_{b}"), (m,), [b], f.seeds)
+               for m in fullrun.SEMI for b in f.few]
+    stages += [_sweep_stage(f"test {e}", f"test sweep of {e}", fullrun.test_sweep, (f, e), ("choose",),
+                            f.path("test", e), fullrun.methods_of(e), every, f.seeds)
+               for e in fullrun.ENCODERS]
+    stages += [_sweep_stage(f"chosen {b}", f"test: chosen graph and pseudo at {b} labels",
+                            fullrun.chosen_sweep, (f, b), ("choose",), f.path("test", f"chosen_{b}"),
+                            ("graph", "pseudo"), [b], f.seeds)
+               for b in f.few]
     extra = f.extra_seeds * f.best_cells * len(f.few)
     stages += [
         Stage("extra", f"test: {f.extra_seeds} more seeds of the {f.best_cells} best cells per budget",
               fullrun.extra_seeds, (f,), needs=tuple(t.name for t in stages if t.name.startswith(
-                  ("test ", "chosen ", "semi "))), runs=extra,
+                  ("test ", "chosen ", *fullrun.SEMI))), runs=extra,
               cost=extra * fullrun.run_cost("pseudo", max(f.few))),  # the dearest candidate cell
         Stage("compare", "compare every test sweep (the headline's rows)", fullrun.compare, (f,),
               needs=("extra",), alone=True, cost=fullrun.STAGE_COST["compare"]),

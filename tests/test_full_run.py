@@ -159,9 +159,9 @@ def test_the_plan_says_what_each_stage_costs(capsys):
     Path("studies").symlink_to(Path(__file__).resolve().parents[1] / "studies")
     assert main(["pipeline", "--full", "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "test: fixmatch, pseudo_fixmatch at 1000 labels: 6 run(s)" in out
+    assert "test: pseudo_fixmatch at 1000 labels, chosen settings: 3 run(s)" in out
     assert "selection: pseudo-label settings at 100 labels (8 points): 16 run(s)" in out
-    assert re.search(r"in all: 30 stages, \d+ runs, about \d+ h \d\d min on \d+ cores", out), out[-300:]
+    assert re.search(r"in all: 32 stages, \d+ runs, about \d+ h \d\d min on \d+ cores", out), out[-300:]
     assert not Path("artifacts").exists() and not Path("results").exists()  # nothing ran
 
 
