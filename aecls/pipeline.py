@@ -362,10 +362,11 @@ def waves(stages: list[Stage]) -> list[list[Stage]]:
     return out
 
 
-def wave_seconds(wave: list[Stage], cores: int) -> float:
+def wave_seconds(wave: list[Stage], cores: int, left: bool = False) -> float:
     """A wave's estimated wall seconds: its stages' core-seconds over the cores, but no less than its
-    longest stage (one process computes on one core)."""
-    costs = [t.cost for t in wave]
+    longest stage (one process computes on one core); `left`: each stage's share of its runs
+    not yet done."""
+    costs = [t.cost * (1 - _runs_done(t) / max(1, t.runs) if left else 1) for t in wave]
     return costs[0] if len(wave) == 1 else max(max(costs), sum(costs) / max(1, cores))
 
 
@@ -381,11 +382,10 @@ def _runs_done(t: Stage, ran: set[str] = frozenset()) -> int:
 def progress_line(stages: list[Stage], left: list[list[Stage]], cores: int,
                   ran: set[str] = frozenset()) -> str:
     """Runs done of all (`ran`: the stages this pipeline ran, finished whatever their `done` says),
-    and the estimated time left: each wave still to run, scaled by the share of its runs not yet
-    done."""
+    and the estimated time left: each wave still to run, each stage by the share of its runs not
+    yet done."""
     done, total = sum(_runs_done(t, ran) for t in stages), sum(t.runs for t in stages)
-    seconds = sum(wave_seconds(w, cores) * (1 - sum(map(_runs_done, w)) / max(1, sum(t.runs for t in w)))
-                  for w in left)
+    seconds = sum(wave_seconds(w, cores, left=True) for w in left)
     return f"{done} of {total} runs done; about {_hours(seconds)} left (estimated)"
 
 
