@@ -94,6 +94,12 @@ class Full:
                            **{**self.sweep, **kw})
 
 
+def swept() -> set[str]:
+    """Every method the full run sweeps on test images: each encoder's cheap ones, the chosen
+    graph's (among those), `pseudo` and the expensive ones."""
+    return {*(m for e in ENCODERS for m in methods_of(e)), "pseudo", *SEMI}
+
+
 def methods_of(name: str) -> tuple[str, ...]:
     """The cheap methods swept on encoder `name`: the references (scratch, the baselines) with the
     study's encoder only, the encoder's own methods with each, the graph methods with every one."""
@@ -161,9 +167,9 @@ def _points(full: Full) -> dict[str, dict]:
     return {point_name(p): p for p in grid_points(full.grid)}
 
 
-def _base(full: Full, labels: int) -> dict:
-    """At `labels`: the encoder fine-tuned and the graph (codes, method), from the selection rows."""
-    cells = _val_cells(full, [*ENCODERS, PAIR])
+def _base(full: Full, cells: pd.DataFrame, labels: int) -> dict:
+    """At `labels`: the encoder fine-tuned and the graph (codes, method), from the selection rows'
+    `cells` (every encoder's and the pair's)."""
     codes, graph_method = best_graph(cells, labels)
     return {"encoder": best_encoder(cells, labels, list(TRANSFERRED)), "codes": codes,
             "graph_method": graph_method, "graph_codes": _codes(full, codes),
@@ -172,7 +178,7 @@ def _base(full: Full, labels: int) -> dict:
 
 def grid_sweeps(full: Full, labels: int) -> None:
     """`pseudo` at every grid point, at `labels`, on the chosen encoder and graph."""
-    base = _base(full, labels)
+    base = _base(full, _val_cells(full, [*ENCODERS, PAIR]), labels)
     for name, point in _points(full).items():
         cfg = full.config(base["encoder"], [labels], "val", ("pseudo",),
                           full.path("selection", f"pseudo_{labels}", name), seeds=full.grid_seeds,
@@ -182,16 +188,15 @@ def grid_sweeps(full: Full, labels: int) -> None:
 
 def choose(full: Full) -> None:
     """chosen.json from the selection rows: per budget the settings and the cells for extra seeds."""
-    out = {}
+    out, points = {}, _points(full)
+    cells = _val_cells(full, [*ENCODERS, PAIR])  # read once, for every budget
+    own, pair = cells[cells["sweep"].isin(ENCODERS)], cells[cells["sweep"] == PAIR]
     for b in full.few:
-        base = _base(full, b)
-        points = _points(full)
+        base = _base(full, cells, b)
         paths = {n: [str(full.path("selection", f"pseudo_{b}", n, SWEEP_CSV))] for n in points}
         grid = means(read(paths).rows)
         point = best_point(grid, b, points)
         # the candidates for extra seeds: the cells whose test twin has the same settings
-        own = _val_cells(full, list(ENCODERS))
-        pair = _val_cells(full, [PAIR])
         twins = [own, grid[grid["sweep"] == point].assign(sweep=CHOSEN)]
         if base["codes"] == PAIR:  # the chosen graph on the pair's codes runs in the chosen sweep
             twins.append(pair[pair["method"] == base["graph_method"]].assign(sweep=CHOSEN))

@@ -546,8 +546,8 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
     stages.append(_sweep_stage("pair", "selection: the graph on the two best encoders' codes",
                                fullrun.pair_sweep, (f,), tuple(f"val {e}" for e in fullrun.ENCODERS),
                                f.path("selection", fullrun.PAIR), fullrun.GRAPH, f.few, f.seeds))
+    last = fullrun.point_name(fullrun.grid_points(f.grid)[-1])  # the grid's last sweep: all done
     for b in f.few:
-        last = fullrun.point_name(fullrun.grid_points(f.grid)[-1])
         runs, cost = fullrun.sweep_cost(("pseudo",), [b], f.grid_seeds)
         stages.append(Stage(f"grid {b}", f"selection: pseudo-label settings at {b} labels ({points} points)",
                             fullrun.grid_sweeps, (f, b), needs=("pair",),
@@ -585,9 +585,7 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
 def full_adds(s: Scale, storage: str, workers: int, data_dir: str | None) -> str:
     """What `aecls pipeline --full` measures that scale `s` does not, and its estimated wall time
     here: for the quickstart's report (without the time where the full study file is not found)."""
-    swept = {*DEFAULT_METHODS, *(m for e in fullrun.ENCODERS for m in fullrun.methods_of(e)), "pseudo",
-             *fullrun.SEMI}
-    added = [m for m in method_names() if m in swept and m not in DEFAULT_METHODS]
+    added = [m for m in method_names() if m in fullrun.swept() and m not in DEFAULT_METHODS]
     encoders = [e for e in fullrun.ENCODERS if e not in ("cae", *s.pretexts())]
     try:
         stages = plan(FULL, load_study(FULL.study), storage, workers, data_dir, Stages())

@@ -68,8 +68,9 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[dict]:
               "the validation images first (--score val), then run the chosen ones here", flush=True)
     encoder = {"encoder": str(cfg.encoder), "family": source, "latent_dim": net.latent_dim}
     runs.start(out, cfg, encoder)
-    curves = {f: _read_curves(out / f, rows, f) for f in dict.fromkeys(method(m).curve for m in cfg.methods)
-              if f is not None}
+    # the curve files of the methods to run and of those the rows ran (replotted with the rest)
+    named = dict.fromkeys(method(m).curve for m in (*cfg.methods, *(r["method"] for r in rows)))
+    curves = {f: _read_curves(out / f, rows, f) for f in named if f is not None}
     stamp = runs.provenance()
     graph_codes = GraphCodes(cfg)
     quiet_lightning()
