@@ -102,6 +102,7 @@ class Scale:
 
 
 MAX_SIDE = 4  # processes for stages side by side, at most
+STOP_GRACE_S = 10.0  # after a stop, how long a side process has to end its run before it is killed
 LOGS = "pipeline_logs"  # under ARTIFACTS: the output of the stages run side by side
 # The quickstart: what the report shows, at a size that fits five minutes on 2 cores. Shorter
 # than the full scale in the fits (one epoch), the sweeps' runs (5 passes / 150 steps) and the
@@ -297,6 +298,30 @@ def _in_process(fn: Callable, args: tuple, log: str, threads: int) -> tuple[str 
         os.close(fd)
 
 
+def stop_side(pool: ProcessPoolExecutor, grace: float | None = None) -> None:
+    """End every process of `pool` (an error or a stop in this one): SIGTERM first, so a fit
+    ends as a stopped run does (its sweep keeps every finished row), then SIGKILL whatever is
+    still alive after `grace` seconds (STOP_GRACE_S). Why not only terminate and shut down: a
+    process whose fit traps SIGTERM (Lightning's signal connector ends the fit gracefully, then
+    returns) goes on to the next stage already in the executor's call queue, and
+    shutdown(wait=True) (or the interpreter's exit, which joins the executor) then waits for that
+    whole stage: the hang of a stop during a wave of FixMatch stages. cancel_futures removes only
+    stages not yet queued; terminate_workers() and kill_workers() arrive in Python 3.14."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    end = time.monotonic() + (STOP_GRACE_S if grace is None else grace)
+    try:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(max(0.0, end - time.monotonic()))
+    finally:  # a second Ctrl-C while waiting only shortens the grace
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
 def run_beside(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> None:
     """Run independent stages (title, stage): one after another in this process on a one-core
     machine, else in `side_slots()` spawned processes with the cores split, each one's output in
@@ -325,12 +350,7 @@ def run_beside(timer: Stages, tasks: list[tuple[str, Stage]], logs: Path) -> Non
             if error is not None:
                 raise AeclsError(f"pipeline stage {title}: {error} (its output: {log[title]})")
     except BaseException:
-        # stopping early (an error, Ctrl-C): the other stages stop too. The executor cancels only
-        # stages not started (terminate_workers() arrives in Python 3.14), so its processes are
-        # ended here.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop_side(pool)
         raise
     pool.shutdown(wait=True)
 

@@ -119,3 +119,76 @@ def test_a_failed_side_stage_stops_the_others(monkeypatch):
     with pytest.raises(AeclsError, match="pipeline stage 2/2 fails: no data here"):
         pipeline.run_beside(pipeline.Stages(), tasks, Path("logs"))
     assert time.perf_counter() - start < 30
+
+
+STUBBORN_STAGE = '''
+import os, signal, sys, time
+from pathlib import Path
+
+
+def stubborn(marks):
+    """A stage that, as a Lightning fit does, traps SIGTERM and goes on (here: for good)."""
+    signal.signal(signal.SIGTERM, lambda *a: None)
+    Path(marks, str(os.getpid())).touch()
+    time.sleep(300)
+'''
+
+STOP_A_WAVE = '''
+import signal, sys
+from pathlib import Path
+from aecls import pipeline
+from stubborn_stage import stubborn
+
+
+def stop(*a):
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, stop)  # as aecls.cli.main does
+    pipeline.side_slots = lambda cores=None, tasks=None: (2, 1)
+    pipeline.STOP_GRACE_S = 2.0
+    S = pipeline.Stage
+    tasks = [(f"{k}/3 s{k}", S(f"s{k}", f"s{k}", stubborn, (sys.argv[1],))) for k in (1, 2, 3)]
+    try:
+        pipeline.run_beside(pipeline.Stages(), tasks, Path("logs"))
+    except KeyboardInterrupt:
+        sys.exit(143)
+'''
+
+
+@pytest.mark.slow
+def test_a_stop_ends_a_wave_whose_stages_trap_sigterm(tmp_path):
+    """SIGTERM to the pipeline during a wave of side stages ends every side process within the
+    grace, even those that trap SIGTERM and go on (as a Lightning fit does), and starts no queued
+    stage: before, the pipeline then waited for a whole queued FixMatch stage."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "stubborn_stage.py").write_text(STUBBORN_STAGE)
+    (tmp_path / "stop_a_wave.py").write_text(STOP_A_WAVE)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "stop_a_wave.py"), str(marks)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(marks.iterdir())) < 2:  # both processes are in their stage
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its side processes too
+        pytest.fail("the pipeline did not end within 60 s of SIGTERM")
+    assert proc.returncode == 143, out
+    pids = [int(p.name) for p in marks.iterdir()]
+    assert len(pids) == 2, "a queued stage started after the stop"
+    time.sleep(0.5)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
