@@ -10,9 +10,11 @@ Stages (aecls.pipeline runs them; a finished one is skipped, a sweep continues r
    cheap cell and graph algorithm on each encoder's codes at the few-label budgets; the graph on
    the best pair's codes side by side; per budget, a grid of the pseudo-label settings; then
    chosen.json: per budget the encoder to fine-tune, the graph's codes and algorithm, the
-   pseudo-label settings, and the two best cells, which get extra seeds.
+   pseudo-label settings, and the two best cells, which get extra seeds; then a grid of label
+   propagation in rounds from those settings, whose per-round curves choose the rounds (into
+   chosen.json, the best cells chosen again with them).
 3. test (OUT/test/): the cheap methods on every encoder at every budget; at the few-label budgets,
-   with the chosen settings, the graph, pseudo, fixmatch and pseudo_fixmatch; the extra seeds.
+   with the chosen settings, the graph, pseudo, rounds, fixmatch and pseudo_fixmatch; the extra seeds.
 4. compare.json over the test sweeps: RESULTS.md's headline (`aecls results`).
 """
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from aecls.core.errors import check
-from aecls.core.paths import ARTIFACTS, LOG_DIR, SWEEP_CSV, SWEEP_JSON, sha256_of
+from aecls.core.paths import ARTIFACTS, LOG_DIR, ROUNDS_CSV, SWEEP_CSV, SWEEP_JSON, sha256_of
 from aecls.modules.encoders import export_encoder, load_encoder
 from aecls.report.build import latest
 from aecls.transfer import graph
@@ -35,10 +37,13 @@ from aecls.transfer.methods import method
 from aecls.transfer.selection import (
     GRAPH,
     GRID,
+    ROUNDS_GRID,
+    ROUNDS_MAX,
     best_cells,
     best_encoder,
     best_graph,
     best_point,
+    best_round,
     grid_points,
     means,
     point_name,
@@ -55,9 +60,12 @@ ENCODERS = (*TRANSFERRED, *CODES_ONLY)
 PAIR = "pair"  # the selection sweep of the graph on the two best encoders' codes side by side
 CHOSEN = "chosen"  # what the test sweeps of the chosen settings are called in chosen.json
 CHOSEN_JSON = "chosen.json"
+ROUNDS = "rounds"  # label propagation in rounds (issue #52): its selection, test folder and method
+ROUNDS_JSON = "rounds.json"  # the rounds chosen after chosen.json, and the extra seeds' cells again
 SEMI = ("fixmatch", "pseudo_fixmatch")  # the expensive methods: on the chosen encoder only
 # what the chosen test sweeps differ in between budgets and from the encoders' own sweeps
-VARIED = ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_labelled_share", "pseudo_tune_steps")
+VARIED = ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_labelled_share", "pseudo_tune_steps",
+          "rounds", "rounds_k", "rounds_weighting")
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class Full:
     best_cells: int = 2
     grid_seeds: int = 2  # seeds of each pseudo-label grid point
     grid: dict = field(default_factory=lambda: dict(GRID))
+    rounds_grid: dict = field(default_factory=lambda: dict(ROUNDS_GRID))
+    rounds_max: int = ROUNDS_MAX  # the length of the rounds grid's runs: the rounds chosen are <= it
     sweep: dict = field(default_factory=dict)  # SweepConfig settings on top of its defaults
     data_dir: str | None = None
 
@@ -97,7 +107,7 @@ class Full:
 def swept() -> set[str]:
     """Every method the full run sweeps on test images: each encoder's cheap ones, the chosen
     graph's (among those), `pseudo` and the expensive ones."""
-    return {*(m for e in ENCODERS for m in methods_of(e)), "pseudo", *SEMI}
+    return {*(m for e in ENCODERS for m in methods_of(e)), "pseudo", ROUNDS, *SEMI}
 
 
 def methods_of(name: str) -> tuple[str, ...]:
@@ -163,8 +173,8 @@ def _codes(full: Full, codes: str) -> list[str]:
     return list(made["graph_codes"])
 
 
-def _points(full: Full) -> dict[str, dict]:
-    return {point_name(p): p for p in grid_points(full.grid)}
+def _points(grid: dict) -> dict[str, dict]:
+    return {point_name(p): p for p in grid_points(grid)}
 
 
 def _base(full: Full, cells: pd.DataFrame, labels: int) -> dict:
@@ -179,7 +189,7 @@ def _base(full: Full, cells: pd.DataFrame, labels: int) -> dict:
 def grid_sweeps(full: Full, labels: int) -> None:
     """`pseudo` at every grid point, at `labels`, on the chosen encoder and graph."""
     base = _base(full, _val_cells(full, [*ENCODERS, PAIR]), labels)
-    for name, point in _points(full).items():
+    for name, point in _points(full.grid).items():
         cfg = full.config(base["encoder"], [labels], "val", ("pseudo",),
                           full.path("selection", f"pseudo_{labels}", name), seeds=full.grid_seeds,
                           graph_codes=base["graph_codes"], pseudo_graph=base["pseudo_graph"], **point)
@@ -188,7 +198,7 @@ def grid_sweeps(full: Full, labels: int) -> None:
 
 def choose(full: Full) -> None:
     """chosen.json from the selection rows: per budget the settings and the cells for extra seeds."""
-    out, points = {}, _points(full)
+    out, points = {}, _points(full.grid)
     cells = _val_cells(full, [*ENCODERS, PAIR])  # read once, for every budget
     own, pair = cells[cells["sweep"].isin(ENCODERS)], cells[cells["sweep"] == PAIR]
     for b in full.few:
@@ -216,6 +226,50 @@ def chosen(full: Full, labels: int) -> dict:
     return json.loads(full.path("selection", CHOSEN_JSON).read_text())[str(labels)]
 
 
+def _settings(c: dict) -> dict:
+    """One budget's chosen graph and pseudo-label settings (its chosen.json entry), as sweep settings."""
+    return {"graph_codes": c["graph_codes"], "pseudo_graph": c["pseudo_graph"], **c["pseudo"]}
+
+
+def rounds_grid(full: Full, labels: int) -> None:
+    """`rounds` at every point of the rounds grid, `rounds_max` rounds a run, at `labels`, from the
+    chosen encoder, graph and pseudo-label settings."""
+    c = chosen(full, labels)
+    for name, point in _points(full.rounds_grid).items():
+        out = full.path("selection", f"{ROUNDS}_{labels}", name)
+        cfg = full.config(c["encoder"], [labels], "val", (ROUNDS,), out, seeds=full.grid_seeds,
+                          rounds=full.rounds_max, **_settings(c), **point)
+        _print(run_sweep(cfg, progress=False), cfg)
+
+
+def choose_rounds(full: Full) -> None:
+    """The rounds into chosen.json, from the rounds grid's per-round curves (selection.best_round):
+    per budget the rounds settings, and the cells for extra seeds chosen again, the chosen rounds
+    among the candidates (its validation mean beside the others')."""
+    path, points = full.path("selection", CHOSEN_JSON), _points(full.rounds_grid)
+    out = json.loads(path.read_text())
+    for b in full.few:
+        curves = pd.concat([pd.read_csv(full.path("selection", f"{ROUNDS}_{b}", n, ROUNDS_CSV))
+                            .assign(sweep=n) for n in points], ignore_index=True)
+        point, rounds, mean = best_round(curves, b, points)
+        c = out[str(b)]
+        c["val_means"][f"{ROUNDS} {ROUNDS}"] = round(mean, 4)
+        cells = [(*k.rsplit(" ", 1), v) for k, v in c["val_means"].items()]
+        candidates = pd.DataFrame([{"sweep": w, "labels": b, "method": m, "mean": v} for w, m, v in cells])
+        c.update(rounds={**points[point], "rounds": rounds}, rounds_point=point,
+                 extra=best_cells(candidates, b, full.best_cells))
+        print(f"{b} labels: rounds {point}, {rounds} round(s) (validation {mean:.2%}); extra seeds for "
+              f"{c['extra']}", flush=True)
+    path.write_text(json.dumps(out, indent=2))
+
+
+def rounds_chosen(full: Full) -> Path | None:
+    """chosen.json once it holds the rounds (choose_rounds ran), else None."""
+    path = full.path("selection", CHOSEN_JSON)
+    done = path.is_file() and all(ROUNDS in c for c in json.loads(path.read_text()).values())
+    return path if done else None
+
+
 # -- 3. test ---------------------------------------------------------------------------------------
 
 
@@ -226,7 +280,11 @@ def test_config(full: Full, name: str, **kw) -> SweepConfig:
 def chosen_config(full: Full, labels: int, methods: tuple[str, ...], folder: str, **kw) -> SweepConfig:
     c = chosen(full, labels)
     return full.config(c["encoder"], [labels], "test", methods, full.path("test", f"{folder}_{labels}"),
-                       graph_codes=c["graph_codes"], pseudo_graph=c["pseudo_graph"], **c["pseudo"], **kw)
+                       **_settings(c), **kw)
+
+
+def rounds_config(full: Full, labels: int) -> SweepConfig:
+    return chosen_config(full, labels, (ROUNDS,), ROUNDS, **chosen(full, labels)[ROUNDS])
 
 
 def chosen_methods(full: Full, labels: int) -> tuple[str, ...]:
@@ -245,6 +303,11 @@ def chosen_sweep(full: Full, labels: int) -> None:
     _print(run_sweep(cfg, progress=False), cfg)
 
 
+def rounds_sweep(full: Full, labels: int) -> None:
+    cfg = rounds_config(full, labels)
+    _print(run_sweep(cfg, progress=False), cfg)
+
+
 def semi_sweep(full: Full, labels: int, name: str) -> None:
     """One of the expensive methods (SEMI) with the chosen settings, in a folder of its own: the
     two run side by side."""
@@ -257,7 +320,8 @@ def extra_seeds(full: Full) -> None:
     seeds = list(range(full.seeds, full.seeds + full.extra_seeds))
     for b in full.few:
         for sweep, m in chosen(full, b)["extra"]:
-            cfg = (chosen_config(full, b, (m,), CHOSEN) if sweep == CHOSEN else test_config(full, sweep))
+            cfg = (chosen_config(full, b, (m,), CHOSEN) if sweep == CHOSEN else rounds_config(full, b)
+                   if sweep == ROUNDS else test_config(full, sweep))
             cfg = replace(cfg, labels=[b], seeds=seeds, methods=(m,))
             run_sweep(cfg, progress=False)
 
@@ -267,7 +331,7 @@ def compared(full: Full) -> dict[str, list[str]]:
     runs = {n: [str(full.path("test", n, SWEEP_CSV))] for n in ENCODERS}
     for b in full.few:
         name = f"{chosen(full, b)['encoder']} (chosen for {b})"
-        runs[name] = [str(full.path("test", f"{f}_{b}", SWEEP_CSV)) for f in (CHOSEN, *SEMI)]
+        runs[name] = [str(full.path("test", f"{f}_{b}", SWEEP_CSV)) for f in (CHOSEN, ROUNDS, *SEMI)]
     return runs
 
 
@@ -301,6 +365,12 @@ def run_cost(name: str, labels: int | None) -> float:
     """Estimated seconds of one run of method `name` at `labels` (RUN_COST; 30 s if unmeasured)."""
     column = 3 if labels is None else 0 if labels <= 100 else 1 if labels <= 1000 else 2
     return RUN_COST.get(name, (30,) * 4)[column]
+
+
+def rounds_cost(full: Full, labels: int, seeds: int) -> tuple[int, float]:
+    """(runs, estimated seconds on one thread) of `seeds` runs of `rounds` at `labels`: each round a
+    fit as long as `pseudo`'s (not measured yet; `rounds_max` rounds: at most)."""
+    return seeds, seeds * full.rounds_max * run_cost("pseudo", labels)
 
 
 def sweep_cost(methods: tuple[str, ...], labels, seeds: int) -> tuple[int, float]:

@@ -544,8 +544,9 @@ def quick_stages(s: Scale, name: str, data_dir: str | None) -> tuple[list[Stage]
 
 
 def _sweep_stage(name: str, title: str, fn: Callable, args: tuple, needs: tuple[str, ...], folder: Path,
-                 methods: tuple[str, ...], labels, seeds: int) -> Stage:
-    runs, cost = fullrun.sweep_cost(methods, labels, seeds)
+                 methods: tuple[str, ...], labels, seeds: int,
+                 costs: tuple[int, float] | None = None) -> Stage:
+    runs, cost = costs or fullrun.sweep_cost(methods, labels, seeds)
     return Stage(name, title, fn, args, needs=needs, done=_exists(folder / SWEEP_MD), runs=runs, cost=cost,
                  rows=folder / SWEEP_CSV)
 
@@ -577,6 +578,18 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
                         needs=tuple(f"grid {b}" for b in f.few), alone=True,
                         done=_exists(f.path("selection", fullrun.CHOSEN_JSON)),
                         cost=fullrun.STAGE_COST["choose"]))
+    # label propagation in rounds (issue #52): its own grid from the chosen settings, then the rounds
+    points, last = len(fullrun.grid_points(f.rounds_grid)), fullrun.grid_points(f.rounds_grid)[-1]
+    for b in f.few:
+        runs, cost = fullrun.rounds_cost(f, b, f.grid_seeds)
+        folder = f.path("selection", f"{fullrun.ROUNDS}_{b}", fullrun.point_name(last))
+        stages.append(Stage(f"grid rounds {b}", f"selection: label propagation in rounds at {b} labels "
+                            f"({points} points, {f.rounds_max} rounds)", fullrun.rounds_grid, (f, b),
+                            needs=("choose",), done=_exists(folder / SWEEP_MD), runs=runs * points,
+                            cost=cost * points))
+    stages.append(Stage("choose rounds", "choose the rounds (validation rows only)", fullrun.choose_rounds,
+                        (f,), needs=tuple(f"grid rounds {b}" for b in f.few), alone=True,
+                        done=lambda: fullrun.rounds_chosen(f), cost=fullrun.STAGE_COST["choose"]))
     # Every test sweep waits for the choice, though only the chosen settings' need it: in one wave,
     # the long FixMatch runs start first (the list's order) and the cheap sweeps fill the cores
     # beside them, instead of a wave of cheap sweeps before a wave of FixMatch alone.
@@ -590,11 +603,16 @@ def full_stages(f: fullrun.Full, study: str, s: Scale) -> tuple[list[Stage], tup
                             fullrun.chosen_sweep, (f, b), ("choose",), f.path("test", f"chosen_{b}"),
                             ("graph", "pseudo"), [b], f.seeds)
                for b in f.few]
+    stages += [_sweep_stage(f"rounds {b}", f"test: rounds at {b} labels, chosen settings",
+                            fullrun.rounds_sweep, (f, b), ("choose rounds",),
+                            f.path("test", f"{fullrun.ROUNDS}_{b}"), (fullrun.ROUNDS,), [b], f.seeds,
+                            fullrun.rounds_cost(f, b, f.seeds))
+               for b in f.few]
     extra = f.extra_seeds * f.best_cells * len(f.few)
     stages += [
         Stage("extra", f"test: {f.extra_seeds} more seeds of the {f.best_cells} best cells per budget",
               fullrun.extra_seeds, (f,), needs=tuple(t.name for t in stages if t.name.startswith(
-                  ("test ", "chosen ", *fullrun.SEMI))), runs=extra,
+                  ("test ", "chosen ", "rounds ", *fullrun.SEMI))), runs=extra,
               cost=extra * fullrun.run_cost("pseudo", max(f.few))),  # the dearest candidate cell
         Stage("compare", "compare every test sweep (the headline's rows)", fullrun.compare, (f,),
               needs=("extra",), alone=True, cost=fullrun.STAGE_COST["compare"]),

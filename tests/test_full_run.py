@@ -32,7 +32,9 @@ SWEEP = {"val_size": 200, "epochs": 1, "min_steps": 2, "batch_size": 64, "fixmat
 
 def tiny(out: str, data: Path) -> fullrun.Full:
     return fullrun.Full(out=out, few=(20,), many=(None,), seeds=1, extra_seeds=1, best_cells=2, grid_seeds=1,
-                        grid={"pseudo_keep": (0.5, 1.0)}, sweep=SWEEP, data_dir=str(data))
+                        grid={"pseudo_keep": (0.5, 1.0)}, rounds_max=2,
+                        rounds_grid={"rounds_weighting": ("certainty", "none")}, sweep=SWEEP,
+                        data_dir=str(data))
 
 
 def fake_encoders(monkeypatch) -> None:
@@ -85,13 +87,18 @@ def test_the_full_chain_chooses_on_validation_and_tests_every_method(tmp_path, m
     chosen = json.loads(Path("results/full/selection/chosen.json").read_text())["20"]
     assert chosen["encoder"] in fullrun.TRANSFERRED and chosen["pseudo_point"] in ("keep0.5", "keep1.0")
     assert len(chosen["extra"]) == 2
+    # the rounds: a grid point and a number of rounds from the validation curves, then on test images
+    assert chosen["rounds_point"] in ("wcertainty", "wnone") and chosen["rounds"]["rounds"] in (1, 2)
+    assert "rounds rounds" in chosen["val_means"]
+    tested = json.loads(Path("results/full/test/rounds_20/sweep.json").read_text())["settings"]
+    assert {k: tested[k] for k in chosen["rounds"]} == chosen["rounds"]
     # every method of the issue ran on test images, on the kept encoders
     runs = {n: [read_rows(p) for p in ps] for n, ps in fullrun.compared(full).items()}
     ran = {r["method"] for rows in runs.values() for rs in rows for r in rs}
     assert ran >= {"scratch", "frozen", "finetune", "logreg_pixels", "logreg_pca", "pseudo", "fixmatch",
-                   "pseudo_fixmatch", *fullrun.GRAPH}
+                   "pseudo_fixmatch", "rounds", *fullrun.GRAPH}
     for sweep, method in chosen["extra"]:  # the best cells have the extra seed
-        folder = "chosen_20" if sweep == fullrun.CHOSEN else sweep
+        folder = f"{sweep}_20" if sweep in (fullrun.CHOSEN, fullrun.ROUNDS) else sweep
         seeds = {r["seed"] for r in read_rows(f"results/full/test/{folder}/{SWEEP_CSV}")
                  if r["method"] == method and r["budget"] == "20"}
         assert seeds == {"0", "1"}, (sweep, method, seeds)
@@ -143,7 +150,7 @@ def test_the_selection_reads_no_test_image_or_label(tmp_path, monkeypatch):
     fake_encoders(monkeypatch)
     chosen = {}
     for name, d in (("a", data), ("b", garbage_test_files(data, tmp_path / "garbage"))):
-        run_chain(tiny(f"results/{name}", d), until="choose")
+        run_chain(tiny(f"results/{name}", d), until="choose rounds")
         text = Path(f"results/{name}/selection/chosen.json").read_text()
         chosen[name] = json.loads(text.replace(f"results/{name}/", "results/"))  # its own encoders' paths
     assert chosen["a"] == chosen["b"]
@@ -161,7 +168,8 @@ def test_the_plan_says_what_each_stage_costs(capsys):
     out = capsys.readouterr().out
     assert "test: pseudo_fixmatch at 1000 labels, chosen settings: 3 run(s)" in out
     assert "selection: pseudo-label settings at 100 labels (8 points): 16 run(s)" in out
-    assert re.search(r"in all: 32 stages, \d+ runs, about \d+ h \d\d min on \d+ cores", out), out[-300:]
+    assert "selection: label propagation in rounds at 1000 labels (4 points, 4 rounds): 8 run(s)" in out
+    assert re.search(r"in all: 37 stages, \d+ runs, about \d+ h \d\d min on \d+ cores", out), out[-300:]
     assert not Path("artifacts").exists() and not Path("results").exists()  # nothing ran
 
 

@@ -70,3 +70,44 @@ def test_a_rounds_sweep_keeps_a_row_per_round(tmp_path):
     assert (Path("sw") / ROUNDS_PNG).stat().st_size > 5000
     run_sweep(cfg, progress=False)  # continued: nothing to run, the curve kept once
     assert len(read_rows(Path("sw") / ROUNDS_CSV)) == 2 and len(read_rows(Path("sw") / SWEEP_CSV)) == 1
+
+
+@pytest.mark.slow
+def test_round_r_of_a_longer_run_is_the_run_of_r_rounds(tmp_path):
+    """What lets the full run choose the number of rounds from one grid of longer runs
+    (selection.best_round): scored on validation images, a 1-round run scores what round 1 of a
+    2-round run's curve says, on the same seed."""
+    from dataclasses import replace
+
+    from aecls.transfer.sweep import run_sweep
+
+    data = write_dataset(tmp_path / "data", n_train=1200, n_test=200)
+    net = NetConfig(n_channels=4, latent_dim=6).validate()
+    torch.manual_seed(0)
+    encoder = export_encoder("enc.pt", build_encoder(net), net, "cae")
+    cfg = SweepConfig(encoder=str(encoder), labels=[20], seeds=1, methods=("rounds",), epochs=1, min_steps=2,
+                      batch_size=64, val_size=200, data_dir=str(data), out="two", rounds=2, pseudo_passes=1,
+                      score="val")
+    run_sweep(cfg, progress=False)
+    one = run_sweep(replace(cfg, rounds=1, out="one"), progress=False)
+    curve = read_rows(Path("two") / ROUNDS_CSV)
+    assert float(one[0]["val_acc"]) == pytest.approx(float(curve[0]["val_acc"]), abs=1e-9)
+    assert float(read_rows(Path("one") / ROUNDS_CSV)[0]["val_acc"]) == float(curve[0]["val_acc"])
+
+
+def test_the_rounds_are_chosen_over_every_round_of_every_point():
+    import pandas as pd
+
+    from aecls.transfer.selection import best_round
+
+    rows = [("k10", 1, 0, 0.70), ("k10", 2, 0, 0.74), ("k10", 1, 1, 0.72), ("k10", 2, 1, 0.78),
+            ("k20", 1, 0, 0.75), ("k20", 2, 0, 0.73), ("k20", 1, 1, 0.75), ("k20", 2, 1, 0.75),
+            ("k30", 1, 0, 0.99)]  # a point not in the grid asked about
+    curves = pd.DataFrame([{"sweep": p, "labels": 100, "round": r, "seed": s, "val_acc": a}
+                           for p, r, s, a in rows])
+    points = {"k10": {}, "k20": {}}
+    assert best_round(curves, 100, points) == ("k10", 2, pytest.approx(0.76))  # over k20 round 1: 0.75
+    tied = curves.assign(val_acc=0.5)
+    assert best_round(tied, 100, points)[:2] == ("k10", 1)  # ties: the fewer rounds, the earlier point
+    with pytest.raises(Exception, match="no validation rows to choose the rounds at 1000 labels"):
+        best_round(curves, 1000, points)

@@ -24,6 +24,13 @@ from aecls.transfer.methods import method_names
 # fraction of the other training images kept (surest first), the labelled subset's share of the
 # images trained on, and the steps on the labelled subset alone afterwards.
 GRID = {"pseudo_keep": (0.5, 1.0), "pseudo_labelled_share": (0.0, 0.5), "pseudo_tune_steps": (0, 300)}
+# Label propagation in rounds (issue #52; the `rounds` method), on the codes and pseudo-label
+# settings chosen above: the neighbours of the graph of the network's codes and how each propagated
+# label is drawn (every combination measured), each run ROUNDS_MAX rounds long. The number of rounds
+# is chosen from those runs' per-round curves: round r of a run is a run of r rounds (the same
+# seeds, the same draws; its accuracy at round r is what that run scores on validation images).
+ROUNDS_GRID = {"rounds_k": (10, 20), "rounds_weighting": ("certainty", "none")}
+ROUNDS_MAX = 4
 # The graph methods measured on every encoder's codes: each fast algorithm, transductive (the
 # papers' setting; the scored images are in the graph, their labels never read).
 GRAPH = tuple(m for m, (algorithm, transductive) in graph.METHODS.items()
@@ -36,8 +43,9 @@ def grid_points(grid: dict[str, tuple] = GRID) -> list[dict]:
 
 
 def point_name(point: dict) -> str:
-    """A grid point as a folder name: keep0.5_share0.0_tune300."""
-    short = {"pseudo_keep": "keep", "pseudo_labelled_share": "share", "pseudo_tune_steps": "tune"}
+    """A grid point as a folder name: keep0.5_share0.0_tune300, k10_wcertainty."""
+    short = {"pseudo_keep": "keep", "pseudo_labelled_share": "share", "pseudo_tune_steps": "tune",
+             "rounds_k": "k", "rounds_weighting": "w"}
     return "_".join(f"{short.get(k, k)}{v}" for k, v in point.items())
 
 
@@ -86,3 +94,13 @@ def best_cells(candidates: pd.DataFrame, labels: int, n: int = 2) -> list[tuple[
     """The `n` (sweep, method) cells with the highest validation means at `labels`, best first."""
     g = candidates[candidates["labels"] == labels].sort_values("mean", ascending=False, kind="stable")
     return [(str(r.sweep), str(r.method)) for r in g.head(n).itertuples()]
+
+
+def best_round(curves: pd.DataFrame, labels: int, points: dict[str, dict]) -> tuple[str, int, float]:
+    """(grid point, rounds, mean) of the highest mean validation accuracy over the seeds measured at
+    `labels`, over every round of every point's curve (rows: sweep, labels, seed, round, val_acc;
+    ties: the fewer rounds, then the earlier point)."""
+    c = curves[(curves["labels"] == labels) & curves["sweep"].isin(points)]
+    c = c.groupby(["sweep", "round"], sort=False)["val_acc"].mean().reset_index(name="mean")
+    row = _best(c.sort_values("round", kind="stable"), f"the rounds at {labels} labels")
+    return str(row["sweep"]), int(row["round"]), float(row["mean"])
