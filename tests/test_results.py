@@ -40,7 +40,8 @@ def test_a_block_is_generated_from_its_rows_and_checked(capsys):
     Path("RESULTS.md").write_text("# R\n\ntext kept\n<!-- results: results/r -->\nstale\n"
                                   "<!-- /results -->\nafter\n")
     assert main(["results", "--check"]) == 1
-    assert "RESULTS.md: the block(s) of results/r differ from their rows" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "RESULTS.md: the block(s) or compare.md of results/r differ from their rows" in err
     assert not Path("results/r/compare.png").exists()  # --check writes nothing
     assert main(["results"]) == 0
     assert Path("results/r/compare.png").read_bytes().startswith(b"\x89PNG")  # the figure, redrawn
@@ -63,6 +64,25 @@ def test_a_block_is_generated_from_its_rows_and_checked(capsys):
     # a row changed: the check fails until the block is regenerated
     rows = Path(b).read_text().replace("0.66", "0.76")
     Path(b).write_text(rows)
+    assert main(["results", "--check"]) == 1
+    capsys.readouterr()
+
+
+def test_a_comparison_no_block_names_is_still_checked(capsys):
+    """A superseded comparison (its block gone from RESULTS.md, its compare.md still committed)
+    stays in step with its rows: --check covers every folder under results/ with a compare.json."""
+    a = _rows(Path("results/old/a.csv"), {"frozen": [0.70, 0.60, 0.65]})
+    b = _rows(Path("results/old/b.csv"), {"frozen": [0.75, 0.66, 0.70]})
+    compare_sweeps([("a", str(a)), ("b", str(b))], "results/old")
+    Path("RESULTS.md").write_text("# R\n\nno block\n")
+    assert main(["results", "--check"]) == 0
+    Path(b).write_text(Path(b).read_text().replace("0.66", "0.76"))  # a row changed
+    assert main(["results", "--check"]) == 1
+    assert "the block(s) or compare.md of results/old differ from their rows" in capsys.readouterr().err
+    assert main(["results"]) == 0  # compare.md rewritten; the page, with no block, left as it was
+    assert "| 100 | frozen | 65.00 ± 5.00 | 73.67 ± 3.21 |" in Path("results/old/compare.md").read_text()
+    assert Path("RESULTS.md").read_text() == "# R\n\nno block\n" and main(["results", "--check"]) == 0
+    Path("results/old/compare.md").unlink()  # a lost table is out of step too
     assert main(["results", "--check"]) == 1
     capsys.readouterr()
 

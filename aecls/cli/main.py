@@ -178,10 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     res = sub.add_parser("results", help="regenerate RESULTS.md's few-label tables from the committed rows",
                          description="Rewrite each block of RESULTS.md between `<!-- results: FOLDER -->` "
                                      "and `<!-- /results -->` from the sweep CSVs that FOLDER/compare.json "
-                                     "lists (the comparison, its paired tests, where the rows came from).")
+                                     "lists (the comparison, its paired tests, where the rows came from), "
+                                     "and the compare.md and compare.png of every folder under results/ "
+                                     "with a compare.json, those no block names too.")
     res.add_argument("--file", default="RESULTS.md", help="the Markdown file with results blocks")
     res.add_argument("--check", action="store_true",
-                     help="change nothing; exit 1 if a block differs from its rows")
+                     help="change nothing; exit 1 if a block or a compare.md differs from its rows")
     res.set_defaults(func=_results)
     return p
 

@@ -13,6 +13,7 @@ ARTIFACTS = "artifacts"  # study outputs (ARTIFACTS/<study>/), transfer sweeps (
 TRANSFER_OUT = f"{ARTIFACTS}/transfer"
 COMPARE_OUT = f"{ARTIFACTS}/transfer_compare"
 LABELLING_OUT = f"{ARTIFACTS}/transfer_labelling"
+RESULTS_DIR = "results"  # committed rows (results/<comparison>/), checked by `aecls results`
 REPORTS = "reports"  # REPORTS/<name>/report.md
 DEFAULT_STORAGE = "sqlite:///optuna.db"  # one file in the project, one writer at a time
 PARALLEL_STORAGE = "journal:optuna.journal"  # the default with --workers > 1: SQLite is not for them

@@ -7,8 +7,10 @@ Two kinds of block, each between a marker and `<!-- /results -->`:
 - `<!-- results: FOLDER -->`: one comparison (`aecls transfer compare`, FOLDER's compare.json) in
   brief: its figure, whether its sweeps were alike, the best of each budget against its runner-up,
   and where the rows came from; the full tables are FOLDER/compare.md, rewritten with it.
-`aecls results` rewrites every block (and each FOLDER's compare.md and compare.png) from the rows;
-`--check` only says which block would change (exit 1), so CI keeps RESULTS.md and the rows in step.
+`aecls results` rewrites every block, and the compare.md and compare.png of every folder under
+results/ with a compare.json (those no block names too: superseded comparisons stay checked), from
+the rows; `--check` only says which block or compare.md would change (exit 1), so CI keeps
+RESULTS.md, the committed tables and the rows in step.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from aecls.core.errors import AeclsError, check
-from aecls.core.paths import COMPARE_MD, COMPARE_PNG, SHA256
+from aecls.core.paths import COMPARE_JSON, COMPARE_MD, COMPARE_PNG, RESULTS_DIR, SHA256
 from aecls.evaluation.stats import ALPHA, MIN_PAIRED, SPREAD, holm, mean_sd, verdict_of
 from aecls.transfer.compare import (
     Sweep,
     best_per_budget,
     best_text,
+    compare_page,
     compare_sweeps,
     paired_by_seed,
     provenance_line,
@@ -137,25 +140,38 @@ def headline(folder: str) -> str:
             "'no difference' as 'either'.\n")
 
 
+def folders(path: str | Path = "RESULTS.md") -> list[str]:
+    """Every comparison `aecls results` keeps in step: the folders `path`'s blocks name, then every
+    other folder under RESULTS_DIR with a compare.json (a superseded comparison, no longer on the
+    page, whose compare.md is still committed), each once, as the blocks spell them."""
+    named = [m["folder"] for m in BLOCK.finditer(Path(path).read_text())]
+    seen = {Path(f).resolve() for f in named}
+    others = sorted(str(p.parent) for p in Path(RESULTS_DIR).glob(f"**/{COMPARE_JSON}")
+                    if p.parent.resolve() not in seen)
+    return list(dict.fromkeys(named)) + others
+
+
 def verify_encoders(path: str | Path = "RESULTS.md") -> int:
-    """Check the sha256 that each sweep of every block's folder recorded for its encoder files
-    (aecls.transfer.runs) against the files kept beside the rows; returns how many were verified.
-    A file whose bytes differ is an error (exit 1): the rows were not made with it."""
-    verified, changed = 0, []
-    for m in BLOCK.finditer(Path(path).read_text()):
-        paths, _ = read_record(m["folder"])
-        for csv_path in (p for ps in paths.values() for p in ps):
-            record = record_of(csv_path)
-            changed += changed_encoders(record)
-            verified += sum(Path(p).is_file() for p in record.get(SHA256, {}))
+    """Check the sha256 that each sweep of every kept comparison (`folders`) recorded for its
+    encoder files (aecls.transfer.runs) against the files kept beside the rows; returns how many
+    were verified (each file once, however many sweeps name it). A file whose bytes differ is an
+    error (exit 1): the rows were not made with it."""
+    verified: set[Path] = set()
+    changed: list[str] = []
+    csvs = {p for folder in folders(path) for ps in read_record(folder)[0].values() for p in ps}
+    for csv_path in sorted(csvs):
+        record = record_of(csv_path)
+        changed += changed_encoders(record)
+        verified |= {Path(p).resolve() for p in record.get(SHA256, {}) if Path(p).is_file()}
     if changed:
         raise OutOfStep(f"encoder files differ from the sha256 their rows recorded: {'; '.join(changed)}")
-    return verified
+    return len(verified)
 
 
 def regenerate(path: str | Path = "RESULTS.md", check_only: bool = False) -> list[str]:
-    """Rewrite every block of `path` from its rows (or, `check_only`, leave the file as it is);
-    returns the folders whose block changed (or would)."""
+    """Rewrite every block of `path` and every kept comparison's compare.md and compare.png
+    (`folders`) from the rows (or, `check_only`, leave every file as it is); returns the folders
+    whose block or compare.md changed (or would)."""
     path = Path(path)
     check(path.is_file(), f"no {path} here (run in the repository's root)")
     text = path.read_text()
@@ -168,13 +184,17 @@ def regenerate(path: str | Path = "RESULTS.md", check_only: bool = False) -> lis
         return m.group(1) + new + m.group(5)
 
     out = BLOCK.sub(fill, text)
-    if not check_only:  # the figures and compare.md too (not compared: a PNG's bytes vary)
-        for m in BLOCK.finditer(text):
-            paths, options = read_record(m["folder"])
-            compare_sweeps([(name, p) for name, ps in paths.items() for p in ps], m["folder"], **options)
+    for folder in folders(path):
+        paths, options = read_record(folder)
+        table = Path(folder) / COMPARE_MD
+        if not table.is_file() or compare_page(paths, **options)[0] != table.read_text():
+            changed.append(folder)
+        if not check_only:  # the figure too (not compared: a PNG's bytes vary)
+            compare_sweeps([(name, p) for name, ps in paths.items() for p in ps], folder, **options)
+    changed = list(dict.fromkeys(changed))
     if changed and check_only:
-        raise OutOfStep(f"{path}: the block(s) of {', '.join(changed)} differ from their rows; "
-                        "run `aecls results` to regenerate them")
-    if changed:
+        raise OutOfStep(f"{path}: the block(s) or {COMPARE_MD} of {', '.join(changed)} differ from their "
+                        "rows; run `aecls results` to regenerate them")
+    if out != text:
         path.write_text(out)
     return changed

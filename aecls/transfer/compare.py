@@ -395,6 +395,16 @@ def read_record(folder: str | Path) -> tuple[dict[str, list[str]], dict]:
     return runs, options
 
 
+def compare_page(paths: dict[str, list[str]], vary: tuple[str, ...] | list[str] = (),
+                 allow_unlike: bool = False) -> tuple[str, Compared]:
+    """compare.md's text for NAME -> sweep CSVs, and the comparison read to write it (unlike
+    sweeps refused as in `read_checked`); `aecls results --check` compares it with the file."""
+    compared = read_checked(paths, vary, allow_unlike)
+    markdown = compare_markdown(paths, compared=compared)
+    return (f"# Transfer sweeps compared\n\n{markdown}"
+            f"\n## Where the rows came from\n\n{provenance(compared.table)}"), compared
+
+
 def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path,
                    vary: tuple[str, ...] | list[str] = (), allow_unlike: bool = False) -> dict[str, Path]:
     """Write compare.md (side by side, paired differences to the first sweep, semi-supervised vs
@@ -413,12 +423,10 @@ def compare_sweeps(runs: dict[str, str] | list[tuple[str, str]], out: str | Path
               "by nothing; give each sweep once")
         paths.setdefault(name, []).append(str(csv_path))
     check(len(paths) >= 2, "compare needs at least two sweeps, NAME=PATH each")
-    compared = read_checked(paths, vary, allow_unlike)  # refuses unlike sweeps: nothing written
-    markdown = compare_markdown(paths, compared=compared)
+    text, compared = compare_page(paths, vary, allow_unlike)  # refuses unlike sweeps: nothing written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / COMPARE_MD).write_text(f"# Transfer sweeps compared\n\n{markdown}"
-                                  f"\n## Where the rows came from\n\n{provenance(compared.table)}")
+    (out / COMPARE_MD).write_text(text)
     options = {**({"vary": sorted(vary)} if vary else {}), **({"allow_unlike": True} if allow_unlike else {})}
     (out / COMPARE_JSON).write_text(json.dumps({"runs": paths, **options}, indent=2))
     panels_plot({name: _stats(sweep) for name, sweep in compared.sweeps.items()}, pretrained(), references(),
