@@ -36,6 +36,15 @@ def test_weighted_labels_balance_the_classes_and_leave_the_subset_apart():
     assert w[y == 0][:4].sum() == pytest.approx(w[4:6].sum())  # each class weighs the same
     y, w = graph.weighted_labels(scores, labelled, labels, "none")
     assert list(w) == [1, 1, 1, 1, 1, 1, 0, 0]
+    # keep: only the half the scores are surest of weighs (as pseudo keeps them), balanced among them
+    scores = np.array([[1.0, 0], [0.95, 0.05], [0.6, 0.4], [0.55, 0.45], [0, 1.0], [0.05, 0.95],
+                       [1, 0], [0, 1]])
+    y, w = graph.weighted_labels(scores, labelled, labels, "none", keep=0.5)
+    assert list(w) == [1, 1, 0, 0, 1, 1, 0, 0]
+    y, w = graph.weighted_labels(scores, labelled, labels, "certainty", keep=0.5)
+    assert list(w > 0) == [True, True, False, False, True, True, False, False]
+    c = graph.certainty(scores)  # class 0's frequency: the two kept (rows 2, 3 weigh nothing)
+    assert w[0] == pytest.approx(c[0] / 2) and w[5] == pytest.approx(c[5] / 2)
 
 
 def test_the_draw_follows_the_weights_and_repeats_the_subset():
@@ -93,6 +102,36 @@ def test_round_r_of_a_longer_run_is_the_run_of_r_rounds(tmp_path):
     curve = read_rows(Path("two") / ROUNDS_CSV)
     assert float(one[0]["val_acc"]) == pytest.approx(float(curve[0]["val_acc"]), abs=1e-9)
     assert float(read_rows(Path("one") / ROUNDS_CSV)[0]["val_acc"]) == float(curve[0]["val_acc"])
+
+
+@pytest.mark.slow
+def test_round_one_is_pseudo_and_a_tuned_round_r_is_the_run_of_r_rounds(tmp_path):
+    """The rounds start where `pseudo` ends: with weighting none, round 1 trains on pseudo's kept
+    images and tunes on the subset as pseudo does, so it scores what pseudo scores; with tuning,
+    round r of a longer run's curve (tuned) is still what a run of r rounds ends with."""
+    from dataclasses import replace
+
+    from aecls.transfer.sweep import run_sweep
+
+    data = write_dataset(tmp_path / "data", n_train=1200, n_test=200)
+    net = NetConfig(n_channels=4, latent_dim=6).validate()
+    torch.manual_seed(0)
+    encoder = export_encoder("enc.pt", build_encoder(net), net, "cae")
+    cfg = SweepConfig(encoder=str(encoder), labels=[20], seeds=1, methods=("pseudo", "rounds"), epochs=1,
+                      min_steps=2, batch_size=64, val_size=200, data_dir=str(data), out="one", rounds=1,
+                      pseudo_passes=1, pseudo_keep=0.5, pseudo_labelled_share=0.5, pseudo_tune_steps=3,
+                      rounds_weighting="none", score="val")
+    pseudo, rounds = run_sweep(cfg, progress=False)
+    assert float(rounds["val_acc"]) == pytest.approx(float(pseudo["val_acc"]), abs=1e-9)
+    curve = read_rows(Path("one") / ROUNDS_CSV)
+    assert float(curve[0]["val_acc"]) == float(rounds["val_acc"])  # the tuned network
+    assert curve[0]["trained_val_acc"] != ""  # and the round's own, which the next round embeds with
+    certain = replace(cfg, methods=("rounds",), rounds_weighting="certainty")
+    run_sweep(replace(certain, rounds=2, out="two"), progress=False)
+    two = read_rows(Path("two") / ROUNDS_CSV)
+    one = run_sweep(replace(certain, out="c1"), progress=False)
+    assert float(one[0]["val_acc"]) == pytest.approx(float(two[0]["val_acc"]), abs=1e-9)
+    assert [c["round"] for c in two] == ["1", "2"]
 
 
 def test_the_rounds_are_chosen_over_every_round_of_every_point():

@@ -167,15 +167,16 @@ def certainty(scores: np.ndarray) -> np.ndarray:
 
 
 def weighted_labels(scores: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
-                    weighting: str) -> tuple[np.ndarray, np.ndarray]:
+                    weighting: str, keep: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(label, weight) of every node: the subset's own labels at `labelled` (weight 0 here: they
     are drawn apart, `drawn`), elsewhere the class the scores give, weighted by nothing ("none":
     1) or ("certainty") its `certainty` times the inverse frequency of its class among them, so
-    that each class weighs the same in all (Iscen et al.'s class balance)."""
+    that each class weighs the same in all (Iscen et al.'s class balance); only the fraction
+    `keep` the scores are surest of (`kept`, as `pseudo` keeps them) weighs anything."""
     y = scores.argmax(1)
     y[labelled] = labels
     w = np.ones(len(y)) if weighting == "none" else certainty(scores)
-    others = np.ones(len(y), dtype=bool)
+    others = kept(margin(scores), labelled, keep)
     others[labelled] = False
     if weighting != "none":
         counts = np.bincount(y[others], minlength=scores.shape[1]).astype(float)
@@ -185,15 +186,20 @@ def weighted_labels(scores: np.ndarray, labelled: np.ndarray, labels: np.ndarray
 
 
 def drawn(weights: np.ndarray, labelled: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """Positions of the images a round trains on: as many as there are unlabelled images, drawn
-    with replacement in proportion to `weights` (all once where they are equal: no draw), then the
-    `labelled` rows repeated to be `share` of the whole (`copies`). Drawing by weight trains on
-    the weighted loss in expectation, with no weight in the classifier's loss."""
+    """Positions of the images a round trains on: as many as there are unlabelled images of
+    weight > 0, drawn with replacement in proportion to `weights`, then the `labelled` rows
+    repeated to be `share` of the whole (`copies`); where the weights are all equal, no draw:
+    each of them once, as `repeated` gives them (so such a round trains on `pseudo`'s images, in
+    its order). Drawing by weight trains on the weighted loss in expectation, with no weight in the
+    classifier's loss."""
     others = np.flatnonzero(weights > 0)
     if len(others) and not np.allclose(weights[others], weights[others][0]):
         rng = np.random.default_rng(seed)
         others = np.sort(rng.choice(len(weights), size=len(others), p=weights / weights.sum()))
-    return np.concatenate([others, np.tile(labelled, copies(len(others), len(labelled), share))])
+        return np.concatenate([others, np.tile(labelled, copies(len(others), len(labelled), share))])
+    used = weights > 0
+    used[labelled] = True
+    return repeated(used, labelled, share)
 
 
 class Graphs:

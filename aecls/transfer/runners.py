@@ -41,6 +41,15 @@ def scored_on(dm: FashionMNISTDataModule, score: str) -> FashionMNISTDataModule:
     return dm
 
 
+def classifier_spec(cfg: SweepConfig, method: str, net) -> dict:
+    """The sweep's classifier for `method` (scratch: `net` from random weights; frozen, finetune:
+    the sweep's encoder), as build_module reads it."""
+    return {"family": "classifier", "init_args": dict(
+        net=net if method == "scratch" else None, mode=method,
+        encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
+        encoder_lr_scale=cfg.encoder_lr_scale, optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))}
+
+
 def fit_classifier(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, net, seed: int,
                    passes: int | None = None, steps: int | None = None, model=None,
                    test: str | None = "final"):
@@ -49,10 +58,7 @@ def fit_classifier(cfg: SweepConfig, method: str, dm: FashionMNISTDataModule, ne
     least min_steps); returns train()'s result (tested on `dm`'s test split unless `test` is None)."""
     n = len(dm.splits["train"][0])
     steps = steps or max(cfg.min_steps, (passes or cfg.epochs) * max(1, n // cfg.batch_size))
-    given, model = model, {"family": "classifier", "init_args": dict(
-        net=net if method == "scratch" else None, mode=method,
-        encoder_path=None if method == "scratch" else cfg.encoder, head_hidden=cfg.head_hidden,
-        encoder_lr_scale=cfg.encoder_lr_scale, optim=OptimConfig(lr=cfg.lr, scheduler="onecycle"))}
+    given, model = model, classifier_spec(cfg, method, net)
     codes = method == "frozen" and not cfg.augment  # the head trains on codes computed once
     run = TrainConfig(model=model if given is None else given, data=dm, seed=seed, test=test,
                       trainer={"max_epochs": -1, "max_steps": steps, "limit_val_batches": 0},
@@ -177,14 +183,19 @@ def _predicted(model: Classifier, images: torch.Tensor, labels: torch.Tensor) ->
 
 
 def rounds(r: Run) -> Outcome:
-    """Label propagation in rounds (Iscen et al., CVPR 2019): labels propagated from the subset
-    over the graph of the pretext's codes (as `pseudo`), then `rounds` times: the fine-tuned
+    """Label propagation in rounds (Iscen et al., CVPR 2019): `pseudo`'s labels (propagated from
+    the subset over the graph of the pretext's codes), then `rounds` times: the fine-tuned
     classifier trained `pseudo_passes` passes on them (from the last round's weights), each image
     drawn by its label's certainty and class balance (`rounds_weighting`; graph.weighted_labels,
-    graph.drawn), its own encoder's codes of every training image then make a new k-NN graph
-    (`rounds_k`) and the labels are propagated again over it. Returns the last round's accuracy,
-    the last labels' accuracy over the other training images (a diagnostic: nothing trains on
-    it), and per round that and the network's accuracy on the validation images (rounds.csv)."""
+    graph.drawn) among the fraction `pseudo_keep` the labels are surest of, its own encoder's
+    codes of every training image then make a new k-NN graph (`rounds_k`) and the labels are
+    propagated again over it. With `pseudo_tune_steps`, each round's network is then tuned that
+    many steps on the subset alone, as `pseudo` ends, in a copy: the next round embeds with the
+    untuned one. So round 1 is `pseudo` (weighting none: the same images), and round r of a
+    longer run ends as a run of r rounds does. Returns the last round's (tuned) accuracy, the last
+    labels' accuracy over the other training images (a diagnostic: nothing trains on it), and per
+    round that and the network's accuracy on the validation images, tuned (val_acc) and as trained
+    (trained_val_acc) (rounds.csv)."""
     cfg, dm, net, seed = r.cfg, r.dm, r.net, r.seed
     g = r.codes(seed)
     labelled = subset_rows(g.train_y, r.budget, seed)
@@ -195,13 +206,16 @@ def rounds(r: Run) -> Outcome:
     device = subset[0].device
     model, history, right = None, [], 1.0
     for k in range(1, cfg.rounds + 1):
-        y, w = graph.weighted_labels(scores, labelled, labels, cfg.rounds_weighting)
+        y, w = graph.weighted_labels(scores, labelled, labels, cfg.rounds_weighting, cfg.pseudo_keep)
         right = float((y[others] == g.train_y[others]).mean()) if len(others) else 1.0
         rows = torch.from_numpy(graph.drawn(w, labelled, cfg.pseudo_labelled_share, seed * 1000 + k))
         dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
         model = fit_classifier(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes, model=model,
                                test=None).module
-        history.append({"round": k, "pseudo_label_acc": right, "val_acc": _predicted(model, val_x, val_y)})
+        trained = _predicted(model, val_x, val_y)
+        final = _tuned(r, model, subset) if cfg.pseudo_tune_steps else model
+        history.append({"round": k, "pseudo_label_acc": right, "val_acc": _predicted(final, val_x, val_y),
+                        "trained_val_acc": trained})
         if k < cfg.rounds and len(others):
             model.eval()
             codes = _outputs(model.features, images.to(model.device)).numpy()
@@ -209,8 +223,22 @@ def rounds(r: Run) -> Outcome:
                                      g.classes)
         model.train()  # the next round trains on (Lightning leaves the mode as it finds it)
     dm.splits["train"] = subset
-    accuracy = _predicted(model, *dm.splits["test"])
+    accuracy = _predicted(final, *dm.splits["test"])
     return Outcome(accuracy, {"pseudo_label_acc": f"{right:.4f}"}, history)
+
+
+def _tuned(r: Run, model: Classifier, subset: tuple[torch.Tensor, torch.Tensor]) -> Classifier:
+    """A copy of `model` trained `pseudo_tune_steps` steps on the labelled `subset` alone (`model`
+    itself left as it is, for the next round to embed with and train on)."""
+    copy = build_module(classifier_spec(r.cfg, "finetune", r.net))
+    copy.load_state_dict(model.state_dict())  # strict: the same encoder and head, every weight
+    copy.to(model.device)
+    was, r.dm.splits["train"] = r.dm.splits["train"], subset
+    try:
+        return fit_classifier(r.cfg, "finetune", r.dm, r.net, r.seed, steps=r.cfg.pseudo_tune_steps,
+                              model=copy, test=None).module
+    finally:
+        r.dm.splits["train"] = was
 
 
 def logreg(r: Run, pca: bool) -> float:
