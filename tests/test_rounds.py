@@ -132,6 +132,12 @@ def test_round_one_is_pseudo_and_a_tuned_round_r_is_the_run_of_r_rounds(tmp_path
     one = run_sweep(replace(certain, out="c1"), progress=False)
     assert float(one[0]["val_acc"]) == pytest.approx(float(two[0]["val_acc"]), abs=1e-9)
     assert [c["round"] for c in two] == ["1", "2"]
+    # each round from the pretrained encoder: round 1 is the same run, round 2 trains afresh
+    run_sweep(replace(certain, rounds=2, rounds_start="encoder", out="fresh"), progress=False)
+    fresh = read_rows(Path("fresh") / ROUNDS_CSV)
+    assert fresh[0]["val_acc"] == two[0]["val_acc"] and len(fresh) == 2
+    with pytest.raises(Exception, match="rounds_start must be one of"):
+        replace(cfg, rounds_start="first").validate()
 
 
 def test_the_rounds_are_chosen_over_every_round_of_every_point():

@@ -18,6 +18,7 @@ DEFAULT_METHODS = method_names(default=True)  # fixmatch, the pseudo-label and g
 # figure of the sweep uses: a validation score is never called a test score.
 SCORES = {"test": "test accuracy", "val": "validation accuracy"}
 WEIGHTINGS = ("certainty", "none")  # rounds_weighting: graph.weighted_labels
+ROUND_STARTS = ("last", "encoder")  # rounds_start: runners.rounds
 
 
 def score_column(score: str) -> str:
@@ -103,6 +104,9 @@ class SweepConfig:
     rounds_weighting: str = field(default="certainty", metadata=_help(
         "rounds: how each propagated label is drawn: certainty (1 - normalised entropy, times "
         "its class's inverse frequency) or none (each once)"))
+    rounds_start: str = field(default="last", metadata=_help(
+        "rounds: the weights each round trains from: last (the round before's network) or encoder "
+        "(the pretrained encoder and a new head, as round 1: only the labels carry over)"))
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -133,6 +137,8 @@ class SweepConfig:
         check(self.rounds >= 1 and self.rounds_k >= 1, "rounds and rounds_k must be >= 1", "rounds")
         check(self.rounds_weighting in WEIGHTINGS, f"rounds_weighting must be one of {list(WEIGHTINGS)}, "
               f"got {self.rounds_weighting!r}", "rounds_weighting")
+        check(self.rounds_start in ROUND_STARTS, f"rounds_start must be one of {list(ROUND_STARTS)}, "
+              f"got {self.rounds_start!r}", "rounds_start")
         check(self.pseudo_passes >= 1, f"pseudo_passes must be >= 1, got {self.pseudo_passes}",
               "pseudo_passes")
         check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",

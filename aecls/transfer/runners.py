@@ -185,7 +185,8 @@ def _predicted(model: Classifier, images: torch.Tensor, labels: torch.Tensor) ->
 def rounds(r: Run) -> Outcome:
     """Label propagation in rounds (Iscen et al., CVPR 2019): `pseudo`'s labels (propagated from
     the subset over the graph of the pretext's codes), then `rounds` times: the fine-tuned
-    classifier trained `pseudo_passes` passes on them (from the last round's weights), each image
+    classifier trained `pseudo_passes` passes on them (from the last round's weights, or with
+    `rounds_start` "encoder" from the pretrained encoder and a new head each round), each image
     drawn by its label's certainty and class balance (`rounds_weighting`; graph.weighted_labels,
     graph.drawn) among the fraction `pseudo_keep` the labels are surest of, its own encoder's
     codes of every training image then make a new k-NN graph (`rounds_k`) and the labels are
@@ -210,7 +211,8 @@ def rounds(r: Run) -> Outcome:
         right = float((y[others] == g.train_y[others]).mean()) if len(others) else 1.0
         rows = torch.from_numpy(graph.drawn(w, labelled, cfg.pseudo_labelled_share, seed * 1000 + k))
         dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
-        model = fit_classifier(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes, model=model,
+        start = model if cfg.rounds_start == "last" else None  # None: the pretrained encoder again
+        model = fit_classifier(cfg, "finetune", dm, net, seed, passes=cfg.pseudo_passes, model=start,
                                test=None).module
         trained = _predicted(model, val_x, val_y)
         final = _tuned(r, model, subset) if cfg.pseudo_tune_steps else model

@@ -16,5 +16,6 @@ def _run(r: Run) -> Outcome:
 
 
 register(SweepMethod("rounds", "semi-supervised", _run,
-                     (*READS, "augment", "pseudo_tune_steps", "rounds", "rounds_k", "rounds_weighting"),
+                     (*READS, "augment", "pseudo_tune_steps", "rounds", "rounds_k", "rounds_weighting",
+                      "rounds_start"),
                      paired_against=("finetune", "pseudo"), curve=ROUNDS_CSV))
