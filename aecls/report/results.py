@@ -187,10 +187,14 @@ def regenerate(path: str | Path = "RESULTS.md", check_only: bool = False) -> lis
     for folder in folders(path):
         paths, options = read_record(folder)
         table = Path(folder) / COMPARE_MD
-        if not table.is_file() or compare_page(paths, **options)[0] != table.read_text():
+        was = table.read_text() if table.is_file() else None
+        if check_only:
+            now = compare_page(paths, **options)[0]
+        else:  # compare.md rewritten, and the figure too (not compared: a PNG's bytes vary)
+            now = compare_sweeps([(name, p) for name, ps in paths.items() for p in ps], folder,
+                                 **options)[COMPARE_MD].read_text()
+        if now != was:
             changed.append(folder)
-        if not check_only:  # the figure too (not compared: a PNG's bytes vary)
-            compare_sweeps([(name, p) for name, ps in paths.items() for p in ps], folder, **options)
     changed = list(dict.fromkeys(changed))
     if changed and check_only:
         raise OutOfStep(f"{path}: the block(s) or {COMPARE_MD} of {', '.join(changed)} differ from their "

@@ -216,8 +216,8 @@ def rounds(r: Run) -> Outcome:
                                test=None).module
         trained = _predicted(model, val_x, val_y)
         final = _tuned(r, model, subset) if cfg.pseudo_tune_steps else model
-        history.append({"round": k, "pseudo_label_acc": right, "val_acc": _predicted(final, val_x, val_y),
-                        "trained_val_acc": trained})
+        tuned = _predicted(final, val_x, val_y) if final is not model else trained
+        history.append({"round": k, "pseudo_label_acc": right, "val_acc": tuned, "trained_val_acc": trained})
         if k < cfg.rounds and len(others):
             model.eval()
             codes = _outputs(model.features, images.to(model.device)).numpy()
