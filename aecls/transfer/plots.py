@@ -103,28 +103,34 @@ def pseudo_label_plot(curves: list[dict], path: Path, title: str) -> None:
 
 def rounds_plot(curves: list[dict], path: Path, title: str) -> None:
     """Label propagation in rounds, per round: how many of the propagated labels of the images
-    outside the subset are right (a diagnostic) and the network's validation accuracy (tuned on
-    the subset where the run tunes; dashed: as the round trained it); a line per (labels, seed) run."""
+    outside the subset are right (a diagnostic; dashed: of the images the round draws from, where
+    it keeps a share) and the network's validation accuracy (tuned on the subset where the run
+    tunes; dashed: as the round trained it); a line per (labels, seed) run."""
     from aecls.core.plotting import plt, save_figure
 
     runs: dict[tuple[int, int], list[dict]] = {}
     for c in curves:
         runs.setdefault((int(c["labels"]), int(c["seed"])), []).append(c)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    dashed = False
+    dashed = {"kept_label_acc": False, "trained_val_acc": False}
     for i, ((labels, seed), points) in enumerate(sorted(runs.items())):
         x = [int(p["round"]) for p in points]
         for ax, key in zip(axes, ("pseudo_label_acc", "val_acc"), strict=True):
             ax.plot(x, [100 * float(p[key]) for p in points], "o-", color=f"C{i % 10}",
                     label=f"{labels} labels, seed {seed}")
-        untuned = [p.get("trained_val_acc") for p in points]  # older rows have no such column
-        if all(untuned) and untuned != [p["val_acc"] for p in points]:  # a run that tuned
-            dashed = True
-            axes[1].plot(x, [100 * float(p["trained_val_acc"]) for p in points], "--", color=f"C{i % 10}")
-    for ax, name in zip(axes, ("propagated labels right (other training images)",
-                               "network, validation accuracy" + (" (dashed: untuned)" if dashed else "")),
-                              strict=True):
+        for ax, key, base in ((axes[0], "kept_label_acc", "pseudo_label_acc"),
+                              (axes[1], "trained_val_acc", "val_acc")):
+            other = [p.get(key) for p in points]  # older rows have no such column
+            if all(o not in (None, "") for o in other) and [float(o) for o in other] != [
+                    float(p[base]) for p in points]:  # a run that kept a share / tuned
+                dashed[key] = True
+                ax.plot(x, [100 * float(o) for o in other], "--", color=f"C{i % 10}")
+    for ax, name in zip(axes, ("propagated labels right\n(other training images"
+                               + ("; dashed: those drawn from)" if dashed["kept_label_acc"] else ")"),
+                               "network, validation accuracy"
+                               + ("\n(dashed: untuned)" if dashed["trained_val_acc"] else "")), strict=True):
         ax.set(xlabel="round", ylabel="%", title=name)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Label propagation in rounds: {title}")

@@ -195,8 +195,9 @@ def rounds(r: Run) -> Outcome:
     untuned one. So round 1 is `pseudo` (weighting none: the same images), and round r of a
     longer run ends as a run of r rounds does. Returns the last round's (tuned) accuracy, the last
     labels' accuracy over the other training images (a diagnostic: nothing trains on it), and per
-    round that and the network's accuracy on the validation images, tuned (val_acc) and as trained
-    (trained_val_acc) (rounds.csv)."""
+    round that, the same over the images the round draws from (kept_label_acc: with `pseudo_keep`
+    < 1, the surest labels only) and the network's accuracy on the validation images, tuned
+    (val_acc) and as trained (trained_val_acc) (rounds.csv)."""
     cfg, dm, net, seed = r.cfg, r.dm, r.net, r.seed
     g = r.codes(seed)
     labelled = subset_rows(g.train_y, r.budget, seed)
@@ -209,6 +210,8 @@ def rounds(r: Run) -> Outcome:
     for k in range(1, cfg.rounds + 1):
         y, w = graph.weighted_labels(scores, labelled, labels, cfg.rounds_weighting, cfg.pseudo_keep)
         right = float((y[others] == g.train_y[others]).mean()) if len(others) else 1.0
+        used = w > 0  # the images outside the subset this round draws from
+        kept_right = float((y[used] == g.train_y[used]).mean()) if used.any() else 1.0
         rows = torch.from_numpy(graph.drawn(w, labelled, cfg.pseudo_labelled_share, seed * 1000 + k))
         dm.splits["train"] = (images[rows].to(device), torch.from_numpy(y)[rows].to(device))
         start = model if cfg.rounds_start == "last" else None  # None: the pretrained encoder again
@@ -217,7 +220,8 @@ def rounds(r: Run) -> Outcome:
         trained = _predicted(model, val_x, val_y)
         final = _tuned(r, model, subset) if cfg.pseudo_tune_steps else model
         tuned = _predicted(final, val_x, val_y) if final is not model else trained
-        history.append({"round": k, "pseudo_label_acc": right, "val_acc": tuned, "trained_val_acc": trained})
+        history.append({"round": k, "pseudo_label_acc": right, "kept_label_acc": kept_right, "val_acc": tuned,
+                        "trained_val_acc": trained})
         if k < cfg.rounds and len(others):
             model.eval()
             codes = _outputs(model.features, images.to(model.device)).numpy()
