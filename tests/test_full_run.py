@@ -137,6 +137,8 @@ def test_aecls_pipeline_full_from_the_study_to_the_report(tmp_path, monkeypatch,
     assert "pipeline done" in capsys.readouterr().out
     text = report.read_text()
     assert "## Few labels: which pretraining, which method" in text and "(chosen for 20)" in text
+    assert "Label propagation, per round" in text  # the rounds' curves, beside the table
+    assert (report.parent / "test_rounds_20_rounds.png").stat().st_size > 5000
     assert "## Missing" not in text, text.split("## Missing")[1][:500]
     assert Path(fullrun.OUT, "compare.json").is_file()
 

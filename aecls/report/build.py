@@ -24,10 +24,12 @@ from aecls.core.paths import (
     BEST_FILE,
     COMPARE_JSON,
     COMPARE_PNG,
+    CURVES_PNG,
     FIT_BEST_GLOB,
     LOG_DIR,
     PIPELINE_JSON,
     REPORTS,
+    ROUNDS_PNG,
     SWEEP_CSV,
     SWEEP_JSON,
     SWEEP_PNG,
@@ -260,6 +262,11 @@ def study(r: Report) -> None:
                    f"checkpoint `{shown(best.encoder['checkpoint'])}`).")
 
 
+# the curve figures a sweep folder may hold (aecls.transfer.sweep.PLOTS), and what each shows
+CURVE_PLOTS = {ROUNDS_PNG: "Label propagation, per round (labels right; validation accuracy)",
+               CURVES_PNG: "FixMatch's pseudo-labels on validation images, per step"}
+
+
 def transfer(r: Report) -> None:
     r.section("Transfer: accuracy vs. labels")
     folder = r.transfer_dir
@@ -283,6 +290,14 @@ def transfer(r: Report) -> None:
         r.lines.append(body.replace("\n## ", "\n### "))  # its sections sit under this one
         shutil.copy(compared / COMPARE_PNG, r.png("transfer_compare.png"))
         r.image(r.png("transfer_compare.png"), "encoders and methods compared")
+        # the compared sweeps' per-run diagnostics, where they kept one: a table cannot show them
+        for folder in dict.fromkeys(Path(p).parent for ps in paths.values() for p in ps):
+            for png, what in CURVE_PLOTS.items():
+                if (folder / png).is_file():
+                    name = r.png("_".join((*folder.parts[-2:], png)))
+                    shutil.copy(folder / png, name)
+                    r.lines.append(f"\n{what}, `{shown(folder)}`:\n")
+                    r.image(name, what)
     # Every fit whose test wrote a confusion matrix (a classifier family's, from any config: cnn.yaml
     # is the classifier family with a CNN), newest run per config.
     for name in sorted(p.name for p in r.log_dir.glob("*") if p.is_dir()):
