@@ -126,7 +126,9 @@ def test_round_one_is_pseudo_and_a_tuned_round_r_is_the_run_of_r_rounds(tmp_path
     curve = read_rows(Path("one") / ROUNDS_CSV)
     assert float(curve[0]["val_acc"]) == float(rounds["val_acc"])  # the tuned network
     assert curve[0]["trained_val_acc"] != ""  # and the round's own, which the next round embeds with
-    assert 0 <= float(curve[0]["kept_label_acc"]) <= 1  # the labels of the half it drew from
+    # the labels of the half it drew from: pseudo's kept images less the subset (20, all right)
+    n, right = int(pseudo["pseudo_images"]), float(pseudo["pseudo_label_acc"]) * int(pseudo["pseudo_images"])
+    assert float(curve[0]["kept_label_acc"]) == pytest.approx((right - 20) / (n - 20), abs=2e-3)
     certain = replace(cfg, methods=("rounds",), rounds_weighting="certainty")
     run_sweep(replace(certain, rounds=2, out="two"), progress=False)
     two = read_rows(Path("two") / ROUNDS_CSV)

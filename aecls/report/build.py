@@ -47,6 +47,7 @@ from aecls.training.probe import encode
 from aecls.transfer.compare import compare_markdown, read_record
 from aecls.transfer.config import SCORES
 from aecls.transfer.runs import read_rows, score_of
+from aecls.transfer.sweep import PLOTS
 from aecls.transfer.table import markdown_table, summarise
 
 N_SHOW = 10  # images per row: one per class
@@ -262,9 +263,9 @@ def study(r: Report) -> None:
                    f"checkpoint `{shown(best.encoder['checkpoint'])}`).")
 
 
-# the curve figures a sweep folder may hold (aecls.transfer.sweep.PLOTS), and what each shows
-CURVE_PLOTS = {ROUNDS_PNG: "Label propagation, per round (labels right; validation accuracy)",
-               CURVES_PNG: "FixMatch's pseudo-labels on validation images, per step"}
+# what each curve figure a sweep folder may hold (aecls.transfer.sweep.PLOTS) shows
+CURVE_CAPTIONS = {ROUNDS_PNG: "Label propagation, per round (labels right; validation accuracy)",
+                  CURVES_PNG: "FixMatch's pseudo-labels on validation images, per step"}
 
 
 def transfer(r: Report) -> None:
@@ -292,7 +293,8 @@ def transfer(r: Report) -> None:
         r.image(r.png("transfer_compare.png"), "encoders and methods compared")
         # the compared sweeps' per-run diagnostics, where they kept one: a table cannot show them
         for folder in dict.fromkeys(Path(p).parent for ps in paths.values() for p in ps):
-            for png, what in CURVE_PLOTS.items():
+            for png, _ in PLOTS.values():
+                what = CURVE_CAPTIONS.get(png, png)
                 if (folder / png).is_file():
                     name = r.png("_".join((*folder.parts[-2:], png)))
                     shutil.copy(folder / png, name)
