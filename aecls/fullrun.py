@@ -65,7 +65,7 @@ ROUNDS_JSON = "rounds.json"  # the rounds chosen after chosen.json, and the extr
 SEMI = ("fixmatch", "pseudo_fixmatch")  # the expensive methods: on the chosen encoder only
 # what the chosen test sweeps differ in between budgets and from the encoders' own sweeps
 VARIED = ("graph_codes", "pseudo_graph", "pseudo_keep", "pseudo_labelled_share", "pseudo_tune_steps",
-          "rounds", "rounds_k", "rounds_weighting", "rounds_start")
+          "rounds", "rounds_k", "rounds_weighting", "rounds_start", "rounds_keep")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ DEFAULT_METHODS = method_names(default=True)  # fixmatch, the pseudo-label and g
 SCORES = {"test": "test accuracy", "val": "validation accuracy"}
 WEIGHTINGS = ("certainty", "none")  # rounds_weighting: graph.weighted_labels
 ROUND_STARTS = ("last", "encoder")  # rounds_start: runners.rounds
+ROUND_KEEPS = ("each", "first")  # rounds_keep: runners.rounds
 
 
 def score_column(score: str) -> str:
@@ -107,6 +108,9 @@ class SweepConfig:
     rounds_start: str = field(default="last", metadata=_help(
         "rounds: the weights each round trains from: last (the round before's network) or encoder "
         "(the pretrained encoder and a new head, as round 1: only the labels carry over)"))
+    rounds_keep: str = field(default="each", metadata=_help(
+        "rounds: which images the pseudo_keep cut keeps: each (the surest of each round's labels) or "
+        "first (round 1's, the pretext graph's surest, every round; their labels still change)"))
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -139,6 +143,8 @@ class SweepConfig:
               f"got {self.rounds_weighting!r}", "rounds_weighting")
         check(self.rounds_start in ROUND_STARTS, f"rounds_start must be one of {list(ROUND_STARTS)}, "
               f"got {self.rounds_start!r}", "rounds_start")
+        check(self.rounds_keep in ROUND_KEEPS, f"rounds_keep must be one of {list(ROUND_KEEPS)}, "
+              f"got {self.rounds_keep!r}", "rounds_keep")
         check(self.pseudo_passes >= 1, f"pseudo_passes must be >= 1, got {self.pseudo_passes}",
               "pseudo_passes")
         check(self.graph_codes is None or len(self.graph_codes) >= 1, "graph_codes: one encoder or more",

@@ -167,16 +167,18 @@ def certainty(scores: np.ndarray) -> np.ndarray:
 
 
 def weighted_labels(scores: np.ndarray, labelled: np.ndarray, labels: np.ndarray,
-                    weighting: str, keep: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                    weighting: str, keep: float = 1.0, among: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(label, weight) of every node: the subset's own labels at `labelled` (weight 0 here: they
     are drawn apart, `drawn`), elsewhere the class the scores give, weighted by nothing ("none":
     1) or ("certainty") its `certainty` times the inverse frequency of its class among them, so
     that each class weighs the same in all (Iscen et al.'s class balance); only the fraction
-    `keep` the scores are surest of (`kept`, as `pseudo` keeps them) weighs anything."""
+    `keep` the scores are surest of (`kept`, as `pseudo` keeps them), or the nodes `among` where
+    given, weigh anything."""
     y = scores.argmax(1)
     y[labelled] = labels
     w = np.ones(len(y)) if weighting == "none" else certainty(scores)
-    others = kept(margin(scores), labelled, keep)
+    others = kept(margin(scores), labelled, keep) if among is None else among.copy()
     others[labelled] = False
     if weighting != "none":
         counts = np.bincount(y[others], minlength=scores.shape[1]).astype(float)

@@ -188,7 +188,8 @@ def rounds(r: Run) -> Outcome:
     classifier trained `pseudo_passes` passes on them (from the last round's weights, or with
     `rounds_start` "encoder" from the pretrained encoder and a new head each round), each image
     drawn by its label's certainty and class balance (`rounds_weighting`; graph.weighted_labels,
-    graph.drawn) among the fraction `pseudo_keep` the labels are surest of, its own encoder's
+    graph.drawn) among the fraction `pseudo_keep` the labels are surest of (with `rounds_keep`
+    "first": the images round 1 kept, every round), its own encoder's
     codes of every training image then make a new k-NN graph (`rounds_k`) and the labels are
     propagated again over it. With `pseudo_tune_steps`, each round's network is then tuned that
     many steps on the subset alone, as `pseudo` ends, in a copy: the next round embeds with the
@@ -207,8 +208,10 @@ def rounds(r: Run) -> Outcome:
     images, subset, (val_x, val_y) = dm.unlabelled_images(), dm.splits["train"], dm.splits["val"]
     device = subset[0].device
     model, history, right = None, [], 1.0
+    first = cfg.rounds_keep == "first"  # round 1's kept images (the pretext graph's surest), every round
+    among = graph.kept(graph.margin(scores), labelled, cfg.pseudo_keep) if first else None
     for k in range(1, cfg.rounds + 1):
-        y, w = graph.weighted_labels(scores, labelled, labels, cfg.rounds_weighting, cfg.pseudo_keep)
+        y, w = graph.weighted_labels(scores, labelled, labels, cfg.rounds_weighting, cfg.pseudo_keep, among)
         right = float((y[others] == g.train_y[others]).mean()) if len(others) else 1.0
         used = w > 0  # the images outside the subset this round draws from
         kept_right = float((y[used] == g.train_y[used]).mean()) if used.any() else 1.0

@@ -45,7 +45,8 @@ def grid_points(grid: dict[str, tuple] = GRID) -> list[dict]:
 def point_name(point: dict) -> str:
     """A grid point as a folder name: keep0.5_share0.0_tune300, k10_wcertainty."""
     short = {"pseudo_keep": "keep", "pseudo_labelled_share": "share", "pseudo_tune_steps": "tune",
-             "rounds_k": "k", "rounds_weighting": "w", "rounds_start": "start"}
+             "rounds_k": "k", "rounds_weighting": "w", "rounds_start": "start",
+             "rounds_keep": "keep"}
     return "_".join(f"{short.get(k, k)}{v}" for k, v in point.items())
 
 

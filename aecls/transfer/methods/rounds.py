@@ -17,5 +17,5 @@ def _run(r: Run) -> Outcome:
 
 register(SweepMethod("rounds", "semi-supervised", _run,
                      (*READS, "augment", "pseudo_tune_steps", "rounds", "rounds_k", "rounds_weighting",
-                      "rounds_start"),
+                      "rounds_start", "rounds_keep"),
                      paired_against=("finetune", "pseudo"), curve=ROUNDS_CSV))
