@@ -45,6 +45,13 @@ def test_weighted_labels_balance_the_classes_and_leave_the_subset_apart():
     assert list(w > 0) == [True, True, False, False, True, True, False, False]
     c = graph.certainty(scores)  # class 0's frequency: the two kept (rows 2, 3 weigh nothing)
     assert w[0] == pytest.approx(c[0] / 2) and w[5] == pytest.approx(c[5] / 2)
+    # among (rounds_keep first): the given nodes weigh, whatever these scores are surest of; the
+    # labels are still these scores' (row 2 now class 1)
+    among = np.array([False, False, True, True, False, False, True, False])
+    flipped = scores.copy()
+    flipped[2] = [0.1, 0.9]
+    y, w = graph.weighted_labels(flipped, labelled, labels, "none", keep=0.5, among=among)
+    assert list(w) == [0, 0, 1, 1, 0, 0, 0, 0] and y[2] == 1  # the subset (row 6) apart still
 
 
 def test_the_draw_follows_the_weights_and_repeats_the_subset():
@@ -139,8 +146,14 @@ def test_round_one_is_pseudo_and_a_tuned_round_r_is_the_run_of_r_rounds(tmp_path
     run_sweep(replace(certain, rounds=2, rounds_start="encoder", out="fresh"), progress=False)
     fresh = read_rows(Path("fresh") / ROUNDS_CSV)
     assert fresh[0]["val_acc"] == two[0]["val_acc"] and len(fresh) == 2
+    # round 1's kept images every round: round 1 is the same run
+    run_sweep(replace(certain, rounds=2, rounds_keep="first", out="kf"), progress=False)
+    kf = read_rows(Path("kf") / ROUNDS_CSV)
+    assert kf[0]["val_acc"] == two[0]["val_acc"] and kf[0]["kept_label_acc"] == two[0]["kept_label_acc"]
     with pytest.raises(Exception, match="rounds_start must be one of"):
         replace(cfg, rounds_start="first").validate()
+    with pytest.raises(Exception, match="rounds_keep must be one of"):
+        replace(cfg, rounds_keep="last").validate()
 
 
 def test_the_rounds_are_chosen_over_every_round_of_every_point():
