@@ -111,25 +111,23 @@ def rounds_plot(curves: list[dict], path: Path, title: str) -> None:
     runs: dict[tuple[int, int], list[dict]] = {}
     for c in curves:
         runs.setdefault((int(c["labels"]), int(c["seed"])), []).append(c)
+    # per panel: the solid line's column, the dashed one's (drawn where a run's differ), the titles
+    panels = (("pseudo_label_acc", "kept_label_acc", "propagated labels right\n(other training images",
+               "; dashed: those drawn from)", ")"),
+              ("val_acc", "trained_val_acc", "network, validation accuracy", "\n(dashed: untuned)", ""))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    dashed = {"kept_label_acc": False, "trained_val_acc": False}
-    for i, ((labels, seed), points) in enumerate(sorted(runs.items())):
-        x = [int(p["round"]) for p in points]
-        for ax, key in zip(axes, ("pseudo_label_acc", "val_acc"), strict=True):
+    for ax, (key, other_key, name, with_dashed, without) in zip(axes, panels, strict=True):
+        dashed = False
+        for i, ((labels, seed), points) in enumerate(sorted(runs.items())):
+            x = [int(p["round"]) for p in points]
             ax.plot(x, [100 * float(p[key]) for p in points], "o-", color=f"C{i % 10}",
                     label=f"{labels} labels, seed {seed}")
-        for ax, key, base in ((axes[0], "kept_label_acc", "pseudo_label_acc"),
-                              (axes[1], "trained_val_acc", "val_acc")):
-            other = [p.get(key) for p in points]  # older rows have no such column
+            other = [p.get(other_key) for p in points]  # older rows have no such column
             if all(o not in (None, "") for o in other) and [float(o) for o in other] != [
-                    float(p[base]) for p in points]:  # a run that kept a share / tuned
-                dashed[key] = True
+                    float(p[key]) for p in points]:  # a run that kept a share / tuned
+                dashed = True
                 ax.plot(x, [100 * float(o) for o in other], "--", color=f"C{i % 10}")
-    for ax, name in zip(axes, ("propagated labels right\n(other training images"
-                               + ("; dashed: those drawn from)" if dashed["kept_label_acc"] else ")"),
-                               "network, validation accuracy"
-                               + ("\n(dashed: untuned)" if dashed["trained_val_acc"] else "")), strict=True):
-        ax.set(xlabel="round", ylabel="%", title=name)
+        ax.set(xlabel="round", ylabel="%", title=name + (with_dashed if dashed else without))
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
